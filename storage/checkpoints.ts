@@ -260,7 +260,7 @@ export class CheckpointStore {
   async markKeep(id: string): Promise<void> {
     await this.require(id);
     const { campaign, name } = splitId(id);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `marks/${campaign}/${name}.keep`, Body: '' }));
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `marks/${campaign}/${name}.keep`, Body: new Uint8Array(0), ContentLength: 0 }));
   }
 
   async isKept(id: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 /** A checkpoint's manifest: written last, it is what makes a checkpoint exist. */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const CAMPAIGN_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -46,4 +47,21 @@ export function contentIdentity(m: Pick<Manifest, 'id' | 'kind' | 'step' | 'pare
 export function splitId(id: string): { campaign: string; name: string } {
   const [campaign, name] = CheckpointId.parse(id).split('/');
   return { campaign, name };
+}
+
+/** A small reference that crosses Temporal: never the bytes. */
+export interface CheckpointRef {
+  id: string;
+  /** Digest of the checkpoint's content (every object's name and sha256). */
+  sha256: string;
+  step: number;
+}
+
+export function refOf(m: Manifest): CheckpointRef {
+  return { id: m.id, sha256: contentDigest(m), step: m.step };
+}
+
+export function contentDigest(m: Pick<Manifest, 'objects'>): string {
+  const lines = [...m.objects].sort((a, b) => a.name.localeCompare(b.name)).map((o) => `${o.name} ${o.sha256}\n`);
+  return createHash('sha256').update(lines.join('')).digest('hex');
 }

@@ -1,0 +1,13 @@
+/** All activities, built once per worker process around shared clients. */
+import type { CheckpointStore } from '../storage/checkpoints';
+import { proofActivities } from './proof';
+
+export interface ActivityDeps {
+  store: CheckpointStore;
+  backend: string;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return { ...proofActivities(deps.store, deps.backend) };
+}
+export type Activities = ReturnType<typeof createActivities>;

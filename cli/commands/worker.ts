@@ -1,0 +1,21 @@
+import { loadConnection } from '../../config/connection';
+import { startWorkers, type WorkerRole } from '../../workers/worker';
+import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+
+export const workerCommands: Command[] = [
+  {
+    path: ['worker'],
+    summary: 'Run a worker: --role gpu (training, generation), cpu (synthesis, scoring, reports) or all',
+    usage: 'worker [--role gpu|cpu|all]',
+    options: { role: { type: 'string', default: 'all' }, ...connectionOptions },
+    async run(v) {
+      if (!['gpu', 'cpu', 'all'].includes(v.role)) throw new UsageError(`--role: expected gpu, cpu or all, got "${v.role}"`);
+      const running = await startWorkers(loadConnection(overridesFrom(v)), v.role as WorkerRole);
+      console.error(`[worker] role ${v.role}, backend ${running.backend}; Ctrl-C stops it`);
+      const stop = () => void running.shutdown();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await running.done;
+    },
+  },
+];

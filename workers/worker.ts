@@ -1,0 +1,75 @@
+/**
+ * One worker entry point; roles pick task queues. A GPU-queue worker runs one activity at a time,
+ * so one GPU never trains two things at once. In local mode one process serves both queues.
+ */
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { ConnectionConfig } from '../config/connection';
+import { connectWorker } from '../infra/temporal';
+import { initBackend } from '../model/backend';
+import { CheckpointStore } from '../storage/checkpoints';
+import { QUEUES, type Role } from '../workflows/queues';
+
+export type WorkerRole = Role | 'all';
+
+let bundle: Promise<WorkflowBundle> | undefined;
+let runtimeInstalled = false;
+
+/** Workflow code is bundled once per process and shared by every worker in it. */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    logger: new DefaultLogger('WARN'),
+  });
+  return bundle;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  backend: string;
+  /** Resolves when every worker has stopped. */
+  done: Promise<void>;
+  /** Graceful shutdown: in-flight activities finish or are cancelled. */
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Promise<RunningWorkers> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const backend = (await initBackend()).name;
+  const store = new CheckpointStore(conn.s3);
+  const activities = createActivities({ store, backend });
+  const connection = await connectWorker(conn.temporal);
+  const roles: Role[] = role === 'all' ? ['cpu', 'gpu'] : [role];
+  const workflowBundleCode = await workflowBundle();
+  const workers = await Promise.all(
+    roles.map((r) =>
+      Worker.create({
+        connection,
+        namespace: conn.temporal.namespace,
+        taskQueue: QUEUES[r],
+        activities,
+        // Workflows are light; every worker polls its queue for them too.
+        workflowBundle: workflowBundleCode,
+        maxConcurrentActivityTaskExecutions: r === 'gpu' ? 1 : 2,
+        shutdownGraceTime: '10s',
+      }),
+    ),
+  );
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    store.close();
+    await connection.close();
+  });
+  return {
+    workers,
+    backend,
+    done,
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}
