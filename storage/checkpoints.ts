@@ -183,7 +183,7 @@ export class CheckpointStore {
       wanted.map(async (o) => {
         let got;
         try {
-          got = await this.readObject(o.key);
+          got = await this.readObject(o.key, o.size);
         } catch (e: any) {
           if (e?.name === 'NoSuchKey') throw new CheckpointCorruptError(id, o.name, 'object is missing');
           throw e;
@@ -214,15 +214,20 @@ export class CheckpointStore {
     return { id, ok: objects.every((o) => o.ok), objects };
   }
 
-  private async readObject(key: string): Promise<{ bytes: Buffer; sha256: string }> {
+  /** Streams an object once: hashes while copying into one buffer of the expected size. */
+  private async readObject(key: string, expectedSize?: number): Promise<{ bytes: Buffer; sha256: string }> {
     const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
     const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
+    const size = expectedSize ?? r.ContentLength ?? 0;
+    let out = Buffer.allocUnsafe(size);
+    let n = 0;
     for await (const chunk of r.Body as Readable) {
       hash.update(chunk);
-      chunks.push(chunk);
+      if (n + chunk.length > out.length) out = Buffer.concat([out.subarray(0, n), chunk]);
+      else chunk.copy(out, n);
+      n += chunk.length;
     }
-    return { bytes: Buffer.concat(chunks), sha256: hash.digest('hex') };
+    return { bytes: out.subarray(0, n), sha256: hash.digest('hex') };
   }
 
   /** Committed checkpoints, oldest first (by step, then creation time). */

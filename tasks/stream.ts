@@ -1,0 +1,56 @@
+import { Prng } from '../util/prng';
+import { getTask } from './registry';
+import { DEFAULT_SPLITS, poolOf, splitOf, type Pool, type Split, type SplitConfig } from './splits';
+import { ExhaustedError, type Problem, type TaskName } from './types';
+
+export interface StreamOptions {
+  task: TaskName;
+  split: Split;
+  /** Only with split 'train'. */
+  pool?: Pool;
+  seed: number;
+  /** One difficulty, or a range drawn uniformly per problem. */
+  difficulty: number | { min: number; max: number };
+  splits?: SplitConfig;
+}
+
+/**
+ * Problems of the requested split (and pool), each id at most once, in an order fixed by the
+ * seed. Endless: a difficulty whose problems run out is dropped and the others go on; throws
+ * ExhaustedError when none is left.
+ */
+export function* problemStream(opts: StreamOptions): Generator<Problem, never, undefined> {
+  if (opts.pool && opts.split !== 'train') throw new Error(`problemStream: pool ${opts.pool} exists only in split train, not ${opts.split}`);
+  const task = getTask(opts.task);
+  const cfg = opts.splits ?? DEFAULT_SPLITS;
+  const { min, max } = typeof opts.difficulty === 'number' ? { min: opts.difficulty, max: opts.difficulty } : opts.difficulty;
+  const levels = Array.from({ length: max - min + 1 }, (_, i) => min + i);
+  if (!levels.length) throw new RangeError(`problemStream: empty difficulty range ${min}..${max}`);
+  const rng = new Prng(opts.seed).fork(`problems:${opts.task}`);
+  const seen = new Set<string>();
+  const wanted = (p: Problem) =>
+    !seen.has(p.id) && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split);
+  for (;;) {
+    const level = rng.int(levels.length);
+    let problem: Problem;
+    try {
+      problem = task.generate(rng, levels[level], wanted);
+    } catch (e) {
+      if (!(e instanceof ExhaustedError) || levels.length === 1) throw e;
+      levels.splice(level, 1);
+      continue;
+    }
+    seen.add(problem.id);
+    yield problem;
+  }
+}
+
+export function sampleProblems(n: number, opts: StreamOptions): Problem[] {
+  const out: Problem[] = [];
+  if (n <= 0) return out;
+  for (const p of problemStream(opts)) {
+    out.push(p);
+    if (out.length === n) break;
+  }
+  return out;
+}
