@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Runs before `npm start` / `npm test` on any clone: installs the locked npm dependencies when
-// they are missing or stale (plain Node, no dependencies, so it works on a fresh clone).
-import { execSync } from 'node:child_process';
+// Runs before `npm start` / `npm test` / `npm run bench` on any clone: installs the locked npm
+// dependencies when they are missing or stale, then the native TensorFlow backend where it can be
+// built here (plain Node, no dependencies, so it works on a fresh clone).
+import { execSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,3 +19,16 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== want) {
   execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: root, stdio: 'inherit' });
   writeFileSync(stamp, want);
 }
+
+// tfjs-node on the tensorflow-cpu wheel's library (infra/native-tf.md): about 5x wasm. A no-op
+// when in place; on failure t1 falls back to wasm and says so. T1_NATIVE_TF=off skips it.
+const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'infra', 'native-tf.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const result = (() => {
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    return { ok: false, reason: (r.stderr || 'no output').trim().split('\n').slice(-3).join(' | ') };
+  }
+})();
+if (!result.ok) console.error(`[bootstrap] native TensorFlow backend unavailable (${result.reason}); using wasm`);
+else if (!result.alreadyProvisioned) console.error(`[bootstrap] native TensorFlow backend ready (tensorflow ${result.tensorflowVersion})`);
