@@ -1,0 +1,97 @@
+/**
+ * Model throughput on the reference model (4 layers, d_model 256, context 256, batch 16):
+ * SFT tokens/s and MFU, sampling tokens/s, KV-cache speedup over full recompute, SFT peak RSS.
+ * One warm-up then one timed run per metric: numbers for trends, not for decimals.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../model/backend';
+import { modelConfig } from '../model/config';
+import { generate } from '../model/sample';
+import { BOS, EOS, buildExample } from '../model/tokenizer';
+import { Transformer } from '../model/transformer';
+import { SftTrainer } from '../training/sft';
+import { Prng } from '../util/prng';
+import type { Bench } from './metric';
+
+const REF = modelConfig({ nLayers: 4, dModel: 256, nHeads: 4, dFF: 1024, contextLength: 256 });
+const BATCH = 16;
+
+/** Seconds for one call of f, after a warm-up call unless told otherwise. */
+async function timed(f: () => unknown | Promise<unknown>, warmup = true): Promise<number> {
+  if (warmup) await f();
+  const t0 = performance.now();
+  await f();
+  return (performance.now() - t0) / 1000;
+}
+
+function matmulFlops(rng: Prng): Promise<number> {
+  const rand = () => tf.tensor2d(Float32Array.from({ length: 1024 * 1024 }, () => rng.next()), [1024, 1024]);
+  const a = rand();
+  const b = rand();
+  return timed(() => tf.tidy(() => void tf.matMul(a, b).dataSync())).then((s) => {
+    tf.dispose([a, b]);
+    return (2 * 1024 ** 3) / s;
+  });
+}
+
+/** Training FLOPs per step: 6 * (matMul parameters) per token, plus 12 * L * D * T per token for attention scores. */
+function sftFlops(model: Transformer, tokens: number, T: number): number {
+  const { nLayers, dModel, contextLength } = model.config;
+  const matmulParams = model.paramCount() - contextLength * dModel; // position embeddings are an add
+  return tokens * (6 * matmulParams + 12 * nLayers * dModel * T);
+}
+
+/** A model whose EOS logit is 0 (zero embedding row, tied head): greedy decoding never picks it, so runs have a fixed length. */
+function nonStopping(seed: number): Transformer {
+  const model = new Transformer(REF, new Prng(seed));
+  tf.tidy(() => {
+    const wte = model.variables[0];
+    const keep = tf.oneHot([EOS], REF.vocabSize).cast('float32').reshape([REF.vocabSize, 1]).sub(1).neg();
+    wte.assign(wte.mul(keep));
+  });
+  return model;
+}
+
+export const modelBench: Bench = {
+  metrics: ['sft_tokens_per_s', 'sft_mfu', 'sft_peak_rss_mb', 'sample_tokens_per_s', 'kv_cache_speedup'],
+  async run(emit) {
+    const { name: backend } = await initBackend();
+    const ctx = (params: number) => ({ backend, params, model: 'L4 D256 T256', batch: BATCH });
+    const rng = new Prng(1);
+    const peakFlops = await matmulFlops(rng);
+
+    // SFT: full-context sequences, one update per step (no accumulation).
+    const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + rng.int(95))).join('');
+    const examples = Array.from({ length: 4 * BATCH }, () => buildExample({ prompt: text(60), reasoning: text(150), answer: text(10), verification: text(32) }));
+    const trainer = SftTrainer.create(REF, { batchSize: BATCH, microBatchSize: BATCH }, examples, 1);
+    let positions = 0;
+    const stepS = await timed(() => (positions = trainer.trainStep().positions));
+    const params = trainer.model.paramCount();
+    emit({ metric: 'sft_tokens_per_s', value: positions / stepS, unit: 'tokens/s', ...ctx(params), steps_per_s: 1 / stepS });
+    emit({ metric: 'sft_mfu', value: sftFlops(trainer.model, positions, positions / BATCH) / stepS / peakFlops, unit: 'fraction', ...ctx(params), matmul_gflops: peakFlops / 1e9 });
+    emit({ metric: 'sft_peak_rss_mb', value: process.resourceUsage().maxRSS / 1024, unit: 'MB', ...ctx(params) });
+    trainer.dispose();
+
+    // Sampling: batch 16, 16-token prompts, 240 new tokens each (fills the context).
+    const model = nonStopping(2);
+    const prompts = Array.from({ length: BATCH }, () => [BOS, ...Array.from({ length: 15 }, () => 6 + rng.int(95))]);
+    let generated = 0;
+    const sampleS = await timed(async () => {
+      const out = await generate(model, prompts, { maxNewTokens: 240, greedy: true }, new Prng(3));
+      generated = out.reduce((n, s) => n + s.tokens.length, 0);
+    });
+    emit({ metric: 'sample_tokens_per_s', value: generated / sampleS, unit: 'tokens/s', ...ctx(params), new_tokens: generated });
+
+    // KV cache vs recomputing the whole prefix for every new token: batch 1, greedy, 256 new tokens.
+    const cachedS = await timed(() => generate(model, [[BOS]], { maxNewTokens: 256, greedy: true }, new Prng(0)));
+    const recomputeS = await timed(() => {
+      const seq = [BOS];
+      while (seq.length <= REF.contextLength) {
+        const next = tf.tidy(() => model.forward(tf.tensor2d([seq], undefined, 'int32')).slice([0, seq.length - 1, 0], [1, 1, -1]).argMax(-1).dataSync()[0]);
+        seq.push(next);
+      }
+    }, false); // the cached run above already warmed up every kernel
+    emit({ metric: 'kv_cache_speedup', value: recomputeS / cachedS, unit: 'x', ...ctx(params), batch: 1, new_tokens: 256, cached_s: cachedS, recompute_s: recomputeS });
+    model.dispose();
+  },
+};

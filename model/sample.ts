@@ -1,0 +1,206 @@
+/**
+ * Generation with a KV cache, and per-token log-probs / entropies of given sequences.
+ *
+ * Log-probs and entropies reported here are always those of the raw model, pi = softmax(logits)
+ * at temperature 1 with no truncation, whatever temperature / top-p / min-p the sampler used:
+ * that is the policy the RL objective and the KL to the anchor are defined on.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Prng } from '../util/prng';
+import { EOS, PAD } from './tokenizer';
+import { BLOCKED, oneHotFloat, type KVCache, type Transformer } from './transformer';
+
+export interface TokenScores {
+  /** log pi(targets[b,t] | inputs[b,<=t]), [B,T]. */
+  logProbs: tf.Tensor2D;
+  /** Entropy of pi(. | inputs[b,<=t]), [B,T]. */
+  entropies: tf.Tensor2D;
+}
+
+/** log softmax(logits)[target] per position: logits [B,T,V], int32 targets [B,T] -> [B,T]. */
+export function logProbsOf(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => pick(tf.logSoftmax(logits), targets));
+}
+
+function pick(logp: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
+  return logp.mul(oneHotFloat(targets, logp.shape[2])).sum(-1);
+}
+
+/**
+ * One forward pass over int32 inputs [B,T]; differentiable (call it inside tf.variableGrads for
+ * the policy, outside for the anchor). Padded positions get values too: mask them.
+ */
+export function scoreTokens(model: Transformer, inputs: tf.Tensor2D, targets: tf.Tensor2D): TokenScores {
+  return tf.tidy(() => {
+    const logp = tf.logSoftmax(model.forward(inputs)) as tf.Tensor3D;
+    return { logProbs: pick(logp, targets), entropies: logp.exp().mul(logp).sum(-1).neg() as tf.Tensor2D };
+  });
+}
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  /** Softmax temperature of the sampling distribution (> 0). Default 1. */
+  temperature?: number;
+  /** Nucleus: keep the most probable tokens up to cumulative probability topP. Default 1 (off). */
+  topP?: number;
+  /** Keep tokens with probability >= minP * (top probability). Default 0 (off). */
+  minP?: number;
+  /** Argmax of the logits instead of sampling (uses no randomness). */
+  greedy?: boolean;
+}
+
+export interface Sample {
+  /** Generated tokens (after the prompt), ending with EOS when `stopped`. */
+  tokens: number[];
+  /** log pi(token) under the raw model (T = 1, untruncated), one per token. */
+  logProbs: number[];
+  /** Entropy of the raw model's next-token distribution at each step. */
+  entropies: number[];
+  /** True if the sequence ended with EOS; false if cut (maxNewTokens or context full). */
+  stopped: boolean;
+}
+
+/**
+ * The distribution a token is drawn from: softmax(logits / T), then min-p and top-p applied to it
+ * (a token survives if it passes both), renormalised. Top-p keeps the smallest set of most probable
+ * tokens (ties broken by lower id) whose probability sums to >= topP.
+ */
+export function samplingDistribution(logits: ArrayLike<number>, opts: Omit<SampleOptions, 'maxNewTokens' | 'greedy'> = {}): Float64Array {
+  const { temperature = 1, topP = 1, minP = 0 } = opts;
+  if (!(temperature > 0)) throw new Error(`temperature must be > 0, got ${temperature}`);
+  const n = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[i] / temperature);
+  const p = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += p[i] = Math.exp(logits[i] / temperature - max);
+  let top = 0;
+  for (let i = 0; i < n; i++) top = Math.max(top, (p[i] /= sum));
+  const keep = p.map((pi) => (pi >= minP * top ? 1 : 0));
+  if (topP < 1) {
+    const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
+    let cum = 0;
+    for (const i of order) {
+      if (cum >= topP) keep[i] = 0;
+      cum += p[i];
+    }
+  }
+  let kept = 0;
+  for (let i = 0; i < n; i++) kept += p[i] *= keep[i];
+  for (let i = 0; i < n; i++) p[i] /= kept;
+  return p;
+}
+
+/** Draws one token from raw logits as `generate` does (one uniform from rng unless greedy). */
+export function sampleToken(logits: ArrayLike<number>, opts: Omit<SampleOptions, 'maxNewTokens'>, rng: Prng): number {
+  return opts.greedy ? argmax(logits) : draw(samplingDistribution(logits, opts), rng.next());
+}
+
+/** Inverse-CDF draw from a normalised distribution with one uniform. */
+function draw(dist: Float64Array, u: number): number {
+  let cum = 0;
+  let last = 0;
+  for (let i = 0; i < dist.length; i++) {
+    if (dist[i] === 0) continue;
+    last = i;
+    cum += dist[i];
+    if (u < cum) return i;
+  }
+  return last; // u within rounding of 1
+}
+
+/** log softmax at the chosen token, and entropy, of raw logits (float64). */
+function rawStats(logits: Float32Array, token: number): { logProb: number; entropy: number } {
+  let max = -Infinity;
+  for (const z of logits) max = Math.max(max, z);
+  let sum = 0;
+  for (const z of logits) sum += Math.exp(z - max);
+  const lse = max + Math.log(sum);
+  let entropy = 0;
+  for (const z of logits) {
+    const lp = z - lse;
+    entropy -= Math.exp(lp) * lp;
+  }
+  return { logProb: logits[token] - lse, entropy };
+}
+
+function argmax(xs: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+  return best;
+}
+
+/**
+ * Continues each prompt (token ids, e.g. encodePrompt(...)) until EOS, maxNewTokens, or the
+ * context is full. Prompts of different lengths are left-padded; padding is masked out of
+ * attention and positions count from each prompt's first token. One uniform from `rng` per
+ * sampled token, in batch order.
+ */
+export async function generate(model: Transformer, prompts: number[][], opts: SampleOptions, rng: Prng): Promise<Sample[]> {
+  const { contextLength: C, vocabSize: V } = model.config;
+  const B = prompts.length;
+  prompts.forEach((p, b) => {
+    if (p.length === 0 || p.length > C) throw new Error(`generate: prompt ${b} has ${p.length} tokens (need 1..${C})`);
+  });
+  const out: Sample[] = prompts.map(() => ({ tokens: [], logProbs: [], entropies: [], stopped: false }));
+  if (B === 0 || opts.maxNewTokens <= 0) return out;
+  const L = Math.max(...prompts.map((p) => p.length));
+  const pad = prompts.map((p) => L - p.length);
+
+  // Prefill: causal attention that also skips each row's left padding.
+  const tokens = new Int32Array(B * L).fill(PAD);
+  const positions = new Int32Array(B * L);
+  const bias = new Float32Array(B * L * L);
+  for (let b = 0; b < B; b++) {
+    tokens.set(prompts[b], b * L + pad[b]);
+    for (let i = 0; i < L; i++) {
+      positions[b * L + i] = Math.max(0, i - pad[b]);
+      for (let j = 0; j < L; j++) if (j > i || j < pad[b]) bias[(b * L + i) * L + j] = BLOCKED;
+    }
+  }
+  let { logits, cache } = tf.tidy(() => {
+    const r = model.forwardCached(tf.tensor2d(tokens, [B, L], 'int32'), tf.tensor2d(positions, [B, L], 'int32'), tf.tensor4d(bias, [B, 1, L, L]), null);
+    return { logits: r.logits.slice([0, L - 1, 0], [B, 1, V]), cache: r.cache };
+  });
+
+  const done = new Array<boolean>(B).fill(false);
+  try {
+    for (let Tk = L; ; Tk++) {
+      const data = (await logits.data()) as Float32Array;
+      logits.dispose();
+      const next = new Int32Array(B).fill(PAD);
+      const nextPos = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        if (done[b]) continue;
+        const row = data.subarray(b * V, (b + 1) * V);
+        const token = sampleToken(row, opts, rng);
+        const { logProb, entropy } = rawStats(row, token);
+        const s = out[b];
+        s.tokens.push(token);
+        s.logProbs.push(logProb);
+        s.entropies.push(entropy);
+        const length = prompts[b].length + s.tokens.length;
+        s.stopped = token === EOS;
+        done[b] = s.stopped || s.tokens.length >= opts.maxNewTokens || length > C;
+        if (done[b]) continue; // finished rows ride along on PAD at position 0
+        next[b] = token;
+        nextPos[b] = length - 1;
+      }
+      if (done.every(Boolean)) return out;
+      const keyBias = new Float32Array(B * (Tk + 1));
+      for (let b = 0; b < B; b++) keyBias.fill(BLOCKED, b * (Tk + 1), b * (Tk + 1) + pad[b]);
+      const step: { logits: tf.Tensor3D; cache: KVCache } = tf.tidy(() =>
+        model.forwardCached(tf.tensor2d(next, [B, 1], 'int32'), tf.tensor2d(nextPos, [B, 1], 'int32'), tf.tensor4d(keyBias, [B, 1, 1, Tk + 1]), cache),
+      );
+      disposeCache(cache);
+      ({ logits, cache } = step);
+    }
+  } finally {
+    logits.dispose();
+    disposeCache(cache);
+  }
+}
+
+function disposeCache(cache: KVCache): void {
+  for (const { k, v } of cache) tf.dispose([k, v]);
+}

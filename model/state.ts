@@ -1,0 +1,108 @@
+/**
+ * Training state <-> one Uint8Array:
+ *
+ *   "T1ST" | u32 LE header length | header JSON (UTF-8) | zero pad to 4 bytes | float32 LE buffers
+ *
+ * The header holds the JSON parts (config, step, Prng state, data cursor, optimizer step count,
+ * caller extras) and, per array, its group, name, shape and byte offset into the data section.
+ * Float32 values round-trip bit for bit, so a resumed run continues exactly.
+ */
+import { endianness } from 'node:os';
+import type { PrngState } from '../util/prng';
+import { ModelConfigSchema, type ModelConfig } from './config';
+import { paramShapes, type NamedArrays } from './transformer';
+
+export interface TrainingState {
+  config: ModelConfig;
+  /** Optimizer updates done. */
+  step: number;
+  prng: PrngState;
+  /** Where the data order stands (JSON). */
+  cursor: unknown;
+  weights: NamedArrays;
+  optimizer: { t: number; m: NamedArrays; v: NamedArrays };
+  /** Further named arrays a trainer keeps (e.g. an RL anchor's weights), by group. */
+  arrays?: Record<string, NamedArrays>;
+  /** Further JSON a trainer keeps (e.g. its hyperparameters). */
+  extra?: unknown;
+}
+
+const MAGIC = 'T1ST';
+const FORMAT = 1;
+
+interface Entry {
+  group: string;
+  name: string;
+  shape: number[];
+  offset: number;
+}
+
+if (endianness() !== 'LE') throw new Error('model/state: little-endian platform required');
+
+export function encodeState(s: TrainingState): Uint8Array {
+  const shapes = new Map(paramShapes(s.config));
+  const groups: [string, NamedArrays][] = [
+    ['weights', s.weights],
+    ['adam.m', s.optimizer.m],
+    ['adam.v', s.optimizer.v],
+    ...Object.entries(s.arrays ?? {}).map(([g, a]) => [`extra.${g}`, a] as [string, NamedArrays]),
+  ];
+  const entries: Entry[] = [];
+  const buffers: Float32Array[] = [];
+  let offset = 0;
+  for (const [group, arrays] of groups) {
+    for (const [name, values] of Object.entries(arrays)) {
+      const shape = shapes.get(name) ?? [values.length];
+      entries.push({ group, name, shape, offset });
+      buffers.push(values);
+      offset += values.byteLength;
+    }
+  }
+  const header = new TextEncoder().encode(
+    JSON.stringify({ format: FORMAT, config: s.config, step: s.step, prng: s.prng, cursor: s.cursor, adamT: s.optimizer.t, extra: s.extra, entries }),
+  );
+  const dataStart = align4(8 + header.length);
+  const bytes = new Uint8Array(dataStart + offset);
+  bytes.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(bytes.buffer).setUint32(4, header.length, true);
+  bytes.set(header, 8);
+  entries.forEach((e, i) => bytes.set(new Uint8Array(buffers[i].buffer, buffers[i].byteOffset, buffers[i].byteLength), dataStart + e.offset));
+  return bytes;
+}
+
+export function decodeState(bytes: Uint8Array): TrainingState {
+  if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) throw new Error('state: not a T1 training state (bad magic)');
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  if (header.format !== FORMAT) throw new Error(`state: unsupported format ${header.format}`);
+  const dataStart = align4(8 + headerLength);
+  const groups: Record<string, NamedArrays> = {};
+  for (const e of header.entries as Entry[]) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const start = dataStart + e.offset;
+    if (start + 4 * n > bytes.length) throw new Error(`state: truncated at "${e.group}/${e.name}"`);
+    // Copy out: the source may be unaligned, and callers may keep the arrays after dropping the bytes.
+    const values = new Float32Array(n);
+    new Uint8Array(values.buffer).set(bytes.subarray(start, start + 4 * n));
+    (groups[e.group] ??= {})[e.name] = values;
+  }
+  const arrays = Object.fromEntries(
+    Object.entries(groups)
+      .filter(([g]) => g.startsWith('extra.'))
+      .map(([g, a]) => [g.slice('extra.'.length), a]),
+  );
+  return {
+    config: ModelConfigSchema.parse(header.config),
+    step: header.step,
+    prng: header.prng,
+    cursor: header.cursor,
+    weights: groups.weights ?? {},
+    optimizer: { t: header.adamT, m: groups['adam.m'] ?? {}, v: groups['adam.v'] ?? {} },
+    ...(Object.keys(arrays).length ? { arrays } : {}),
+    ...(header.extra !== undefined ? { extra: header.extra } : {}),
+  };
+}
+
+function align4(n: number): number {
+  return (n + 3) & ~3;
+}

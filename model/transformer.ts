@@ -1,0 +1,244 @@
+/**
+ * A GPT-style decoder-only transformer on raw tf variables (no tf.layers): token + learned
+ * position embeddings, pre-norm blocks (causal multi-head attention, GELU MLP), a final layer norm
+ * and an output head that may share the token embedding matrix. Linear layers have no bias
+ * (nanoGPT's bias=False: as good, and the bias gradients are slow column sums on wasm).
+ *
+ * Shapes: B batch, T sequence, N = B*T rows, D dModel, H heads, K = D/H head size, F dFF, V vocab.
+ * The residual stream is kept as [N, D] so every projection is one plain 2-D matMul.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Prng } from '../util/prng';
+import type { ModelConfig } from './config';
+
+/** Named weight values: what init, checkpoints and clones exchange. */
+export type NamedArrays = Record<string, Float32Array>;
+
+/** Per-layer attention keys and values [B,H,Tk,K] of the tokens seen so far. */
+export type KVCache = { k: tf.Tensor4D; v: tf.Tensor4D }[];
+
+/** Additive attention bias for blocked positions: large but finite, so a fully blocked row stays finite. */
+export const BLOCKED = -1e9;
+
+/** Every parameter's name and shape, in a fixed order (the order of `variables`). */
+export function paramShapes(c: ModelConfig): [string, number[]][] {
+  const { vocabSize: V, contextLength: T, dModel: D, dFF: F } = c;
+  const shapes: [string, number[]][] = [['wte', [V, D]], ['wpe', [T, D]]];
+  for (let l = 0; l < c.nLayers; l++) {
+    shapes.push(
+      [`h${l}.ln1.g`, [D]], [`h${l}.ln1.b`, [D]],
+      [`h${l}.attn.wq`, [D, D]], [`h${l}.attn.wk`, [D, D]], [`h${l}.attn.wv`, [D, D]], [`h${l}.attn.wo`, [D, D]],
+      [`h${l}.ln2.g`, [D]], [`h${l}.ln2.b`, [D]],
+      [`h${l}.mlp.w1`, [D, F]], [`h${l}.mlp.w2`, [F, D]],
+    );
+  }
+  shapes.push(['lnf.g', [D]], ['lnf.b', [D]]);
+  if (!c.tieEmbeddings) shapes.push(['head', [D, V]]);
+  return shapes;
+}
+
+/** GPT-2 init: N(0, initStd) matrices, residual output projections shrunk by 1/sqrt(2 nLayers); unit gains, zero shifts. */
+function initValue(c: ModelConfig, name: string, size: number, rng: Prng): Float32Array {
+  const out = new Float32Array(size);
+  if (name.endsWith('.g')) return out.fill(1);
+  if (name.endsWith('.b')) return out;
+  const residual = name.endsWith('.wo') || name.endsWith('.w2');
+  const std = residual ? c.initStd / Math.sqrt(2 * c.nLayers) : c.initStd;
+  for (let i = 0; i < size; i++) out[i] = std * rng.normal();
+  return out;
+}
+
+/** Float one-hot rows. Built as int32 then cast: wasm's OneHot kernel writes int bits into a float32 output. */
+export function oneHotFloat(indices: tf.Tensor, depth: number): tf.Tensor {
+  return tf.tidy(() => tf.oneHot(indices, depth).cast('float32'));
+}
+
+/**
+ * Exact GELU, x * Phi(x), with its backward written out (Phi(x) + x * phi(x)): half the kernels
+ * of autodiff through the composite, on the widest activation in the model. (Forward temporaries
+ * are tidied: inside a custom gradient they would otherwise live until the whole backward ends.)
+ */
+const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const cdf = tf.tidy(() => tf.erf(x.mul(Math.SQRT1_2)).add(1).mul(0.5));
+  save([x, cdf]);
+  return {
+    value: x.mul(cdf),
+    gradFunc: (dy: tf.Tensor, [xs, cdfs]: tf.Tensor[]) => {
+      const pdf = xs.square().mul(-0.5).exp().mul(1 / Math.sqrt(2 * Math.PI));
+      return dy.mul(xs.mul(pdf).add(cdfs));
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * Layer norm over the last axis of x [N, D], built from broadcasting ops (tf.layers' version
+ * trains pathologically), with the textbook backward
+ *   dx = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)),  dxh = dy * g,
+ * and the gain/shift gradients as ones[1,N] @ (.) products: a column sum is slow on wasm.
+ */
+function makeLayerNorm(eps: number) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [xh, rstd] = tf.tidy(() => {
+      const xc = x.sub(x.mean(-1, true));
+      const r = xc.square().mean(-1, true).add(eps).rsqrt();
+      return [xc.mul(r), r];
+    });
+    save([xh, rstd, g]);
+    return {
+      value: xh.mul(g).add(b),
+      gradFunc: (dy: tf.Tensor, [xhs, rstds, gs]: tf.Tensor[]) => {
+        const dxh = dy.mul(gs);
+        const dx = dxh.sub(dxh.mean(-1, true)).sub(xhs.mul(dxh.mul(xhs).mean(-1, true))).mul(rstds);
+        const ones = tf.ones([1, dy.shape[0]]);
+        return [dx, tf.matMul(ones, dy.mul(xhs)).reshape(gs.shape), tf.matMul(ones, dy).reshape(gs.shape)];
+      },
+    };
+  }) as (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+}
+
+export class Transformer {
+  readonly config: ModelConfig;
+  /** Trainable variables, in `paramShapes` order (names in `names`). */
+  readonly variables: tf.Variable[];
+  readonly names: string[];
+  private readonly p: Record<string, tf.Variable> = {};
+  private readonly layerNorm: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+  private causal: tf.Tensor2D | null = null;
+
+  /** Random init from a Prng, or exact values by name (a checkpoint, a clone). */
+  constructor(config: ModelConfig, init: Prng | NamedArrays) {
+    this.config = config;
+    this.layerNorm = makeLayerNorm(config.layerNormEps);
+    const shapes = paramShapes(config);
+    this.names = shapes.map(([n]) => n);
+    this.variables = shapes.map(([name, shape]) => {
+      const size = tf.util.sizeFromShape(shape);
+      const value = init instanceof Prng ? initValue(config, name, size, init) : init[name];
+      if (!value || value.length !== size) throw new Error(`weights: "${name}" missing or not of shape [${shape}]`);
+      // Unnamed: tfjs variable names are process-global, and policy and anchor coexist.
+      return (this.p[name] = tf.tidy(() => tf.variable(tf.tensor(value, shape, 'float32'))));
+    });
+  }
+
+  paramCount(): number {
+    return this.variables.reduce((n, v) => n + v.size, 0);
+  }
+
+  /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. */
+  forward(tokens: tf.Tensor2D): tf.Tensor3D {
+    const T = tokens.shape[1];
+    if (T > this.config.contextLength) throw new Error(`sequence length ${T} exceeds contextLength ${this.config.contextLength}`);
+    return tf.tidy(() => {
+      const pos = this.p.wpe.slice([0, 0], [T, this.config.dModel]).expandDims(0);
+      return this.run(tokens, pos, this.causalBias(T), null, false).logits;
+    });
+  }
+
+  /**
+   * Incremental pass for generation (not differentiable through positions): new tokens [B,Tq]
+   * at int32 positions [B,Tq], attending to `cache` and to themselves under an additive `bias`
+   * broadcastable to [B,H,Tq,Tk]. Returns logits [B,Tq,V] and the extended cache; the caller
+   * owns both and disposes the old cache.
+   */
+  forwardCached(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor, cache: KVCache | null): { logits: tf.Tensor3D; cache: KVCache } {
+    const [B, T] = tokens.shape;
+    return tf.tidy(() => this.run(tokens, tf.gather(this.p.wpe, positions.flatten()).reshape([B, T, this.config.dModel]), bias, cache, true));
+  }
+
+  /** pos: position embeddings for the tokens, [B,T,D] or [1,T,D]. */
+  private run(tokens: tf.Tensor2D, pos: tf.Tensor, bias: tf.Tensor, past: KVCache | null, keepCache: boolean): { logits: tf.Tensor3D; cache: KVCache } {
+    const { vocabSize: V, dModel: D, nLayers } = this.config;
+    const [B, T] = tokens.shape;
+    const p = this.p;
+    // Embedding lookup as one-hot @ wte: its gradient is a matMul (wasm has no kernel for gather's gradient).
+    const onehot = oneHotFloat(tokens.flatten(), V);
+    let x = tf.matMul(onehot, p.wte).reshape([B, T, D]).add(pos).reshape([B * T, D]);
+    const newCache: KVCache = [];
+    for (let l = 0; l < nLayers; l++) {
+      const a = this.attention(this.norm(x, `h${l}.ln1`), l, B, T, bias, past?.[l] ?? null, keepCache);
+      if (a.kv) newCache.push(a.kv);
+      x = x.add(a.y);
+      const h = gelu(tf.matMul(this.norm(x, `h${l}.ln2`), p[`h${l}.mlp.w1`]));
+      x = x.add(tf.matMul(h, p[`h${l}.mlp.w2`]));
+    }
+    const head = this.config.tieEmbeddings ? p.wte.transpose() : p.head;
+    return { logits: tf.matMul(this.norm(x, 'lnf'), head).reshape([B, T, V]), cache: newCache };
+  }
+
+  private norm(x: tf.Tensor, prefix: string): tf.Tensor {
+    return this.layerNorm(x, this.p[`${prefix}.g`], this.p[`${prefix}.b`]);
+  }
+
+  private attention(x: tf.Tensor, l: number, B: number, T: number, bias: tf.Tensor, past: KVCache[number] | null, keepCache: boolean) {
+    const { dModel: D, nHeads: H } = this.config;
+    const K = D / H;
+    const proj = (w: string) => tf.matMul(x, this.p[`h${l}.attn.${w}`]).reshape([B, T, H, K]);
+    const q = proj('wq').transpose([0, 2, 1, 3]).mul(1 / Math.sqrt(K)); // [B,H,T,K], scaled here: smaller than the scores
+    let v = proj('wv').transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B,H,T,K]
+    let scores: tf.Tensor; // [B,H,T,Tk]
+    let kv: KVCache[number] | null = null;
+    if (keepCache) {
+      // Generation: keys stay [B,H,Tk,K] so the cache grows by a cheap concat along the sequence.
+      let k = proj('wk').transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      if (past) {
+        k = tf.concat([past.k, k], 2);
+        v = tf.concat([past.v, v], 2);
+      }
+      kv = { k, v };
+      scores = tf.matMul(q, k, false, true);
+    } else {
+      // Training: keys transposed once to [B,H,K,T], so q k^T and both its gradients are cheap on wasm.
+      scores = tf.matMul(q, proj('wk').transpose([0, 2, 3, 1]));
+    }
+    const att = tf.softmax(scores.add(bias));
+    const y = tf.matMul(att, v).transpose([0, 2, 1, 3]).reshape([B * T, D]);
+    return { y: tf.matMul(y, this.p[`h${l}.attn.wo`]), kv };
+  }
+
+  /** [T,T] additive causal mask: a slice of one [C,C] mask built on first use and kept until dispose(). */
+  private causalBias(T: number): tf.Tensor2D {
+    const C = this.config.contextLength;
+    if (!this.causal) {
+      const data = new Float32Array(C * C);
+      for (let i = 0; i < C; i++) data.fill(BLOCKED, i * C + i + 1, (i + 1) * C);
+      this.causal = tf.keep(tf.tensor2d(data, [C, C]));
+    }
+    return T === C ? this.causal : this.causal.slice([0, 0], [T, T]);
+  }
+
+  /** Weight values by name (downloaded from the backend). */
+  getWeights(): NamedArrays {
+    const out: NamedArrays = {};
+    this.names.forEach((n, i) => (out[n] = (this.variables[i].dataSync() as Float32Array).slice())); // copies: cpu hands out its own buffer
+    return out;
+  }
+
+  /** Overwrites this model's weights with `other`'s (same config): e.g. an anchor refresh. */
+  copyFrom(other: Transformer): void {
+    this.checkCompatible(other);
+    this.variables.forEach((v, i) => v.assign(other.variables[i]));
+  }
+
+  /** this := lam * this + (1 - lam) * other, weight by weight (an EMA anchor). */
+  emaFrom(other: Transformer, lam: number): void {
+    this.checkCompatible(other);
+    tf.tidy(() => this.variables.forEach((v, i) => v.assign(v.mul(lam).add(other.variables[i].mul(1 - lam)))));
+  }
+
+  /** An independent copy (own variables) with the same config and weights. */
+  clone(): Transformer {
+    return new Transformer(this.config, this.getWeights());
+  }
+
+  dispose(): void {
+    this.variables.forEach((v) => v.dispose());
+    this.causal?.dispose();
+    this.causal = null;
+  }
+
+  private checkCompatible(other: Transformer): void {
+    if (JSON.stringify(other.config) !== JSON.stringify(this.config)) throw new Error('models have different configs');
+  }
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { decodeState, encodeState, type TrainingState } from '../../../model/state';
+import { Transformer } from '../../../model/transformer';
+import { Prng } from '../../../util/prng';
+import { tinyConfig, useWasm } from './helpers';
+
+useWasm();
+
+function sampleState(): TrainingState {
+  const model = new Transformer(tinyConfig(), new Prng(1));
+  const weights = model.getWeights();
+  model.dispose();
+  const odd = (w: Float32Array) => w.map((x, i) => (i % 3 === 0 ? -x : x * 1e-38)); // signs, subnormals
+  return {
+    config: tinyConfig(),
+    step: 42,
+    prng: new Prng(9).state(),
+    cursor: { epoch: 3, index: 17 },
+    weights,
+    optimizer: {
+      t: 42,
+      m: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, odd(w)])),
+      v: Object.fromEntries(Object.entries(weights).map(([k, w]) => [k, w.map((x) => x * x)])),
+    },
+    arrays: { anchor: { wte: weights.wte.map((x) => x + 1) } },
+    extra: { note: 'sft', lr: 3e-4 },
+  };
+}
+
+describe('training state bytes', () => {
+  it('round-trips every field bit for bit', () => {
+    const s = sampleState();
+    const bytes = encodeState(s);
+    const back = decodeState(bytes);
+    expect(back).toEqual(s);
+    for (const [k, w] of Object.entries(s.optimizer.m)) {
+      expect(new Uint32Array(back.optimizer.m[k].buffer)).toEqual(new Uint32Array(w.buffer)); // bitwise, incl. -0 and subnormals
+    }
+    expect(encodeState(back)).toEqual(bytes);
+  });
+
+  it('decodes from an unaligned view', () => {
+    const bytes = encodeState(sampleState());
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    expect(decodeState(shifted.subarray(1))).toEqual(decodeState(bytes));
+  });
+
+  it('rejects foreign and truncated bytes', () => {
+    const bytes = encodeState(sampleState());
+    expect(() => decodeState(new TextEncoder().encode('{"json": true}'))).toThrow(/bad magic/);
+    expect(() => decodeState(bytes.subarray(0, bytes.length - 4))).toThrow(/truncated/);
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * Supervised fine-tuning: next-token cross-entropy on response tokens only, AdamW, warmup +
+ * cosine learning rate, global-norm clipping, gradient accumulation over micro-batches, and a
+ * deterministic data order. Everything needed to resume exactly is in `state()`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { Prng } from '../util/prng';
+import { collate, disposeBatch } from '../model/batch';
+import type { ModelConfig } from '../model/config';
+import { generate } from '../model/sample';
+import type { TrainingState } from '../model/state';
+import { encodePrompt, parseResponse, type Example } from '../model/tokenizer';
+import { Transformer } from '../model/transformer';
+import { AdamW, AdamWConfigSchema } from './adamw';
+import { clipByGlobalNorm } from './clip';
+import { DataOrder, type DataCursor } from './data';
+import { maskedNllSum } from './loss';
+import { LrScheduleSchema, lrAt } from './schedule';
+
+export const SftConfigSchema = z.object({
+  /** Sequences per optimizer update. */
+  batchSize: z.number().int().positive().default(16),
+  /** Sequences per forward/backward pass; batchSize / microBatchSize passes are accumulated. */
+  microBatchSize: z.number().int().positive().default(16),
+  gradClip: z.number().positive().default(1),
+  schedule: LrScheduleSchema.prefault({}),
+  optimizer: AdamWConfigSchema.prefault({}),
+});
+export type SftConfig = z.infer<typeof SftConfigSchema>;
+/** What callers pass: any field may be left out (defaults above). */
+export type SftConfigInput = z.input<typeof SftConfigSchema>;
+
+export interface SftStepResult {
+  /** Updates done after this one. */
+  step: number;
+  /** Mean cross-entropy (nats) per response token of the batch. */
+  loss: number;
+  /** Response (loss) tokens in the batch. */
+  tokens: number;
+  /** Positions processed (batch x padded length): what the compute scales with. */
+  positions: number;
+  gradNorm: number;
+  lr: number;
+}
+
+/** A held-out prompt and the caller's verifier for the decoded answer text (text after ANS, null if none). */
+export interface EvalItem {
+  prompt: string;
+  verify(answer: string | null): boolean;
+}
+
+export interface EvalResult {
+  step: number;
+  valLoss: number;
+  /** Greedy exact-match accuracy over the eval items (NaN if none). */
+  accuracy: number;
+  /** The first few greedy answers, for logs. */
+  samples: { prompt: string; answer: string | null; correct: boolean }[];
+}
+
+export interface TrainOptions {
+  steps: number;
+  evalEvery?: number;
+  valExamples?: Example[];
+  evalItems?: EvalItem[];
+  maxNewTokens?: number;
+  onStep?: (r: SftStepResult) => void;
+  onEval?: (r: EvalResult) => void;
+}
+
+export class SftTrainer {
+  private readonly optimizer: AdamW;
+  private readonly data: DataOrder;
+
+  private constructor(
+    readonly model: Transformer,
+    readonly config: SftConfig,
+    private readonly train: readonly Example[],
+    private readonly rng: Prng,
+    private stepCount: number,
+    cursor: DataCursor,
+    optimizerState?: TrainingState['optimizer'],
+  ) {
+    if (config.batchSize % config.microBatchSize !== 0) throw new Error('sft: batchSize must be a multiple of microBatchSize');
+    this.optimizer = new AdamW(model.variables, model.names, config.optimizer, optimizerState);
+    this.data = new DataOrder(train.length, rng, cursor);
+  }
+
+  /** Fresh model from `seed` (init and data order use separate forks of it). */
+  static create(modelConfig: ModelConfig, config: SftConfigInput, train: readonly Example[], seed: number): SftTrainer {
+    const root = new Prng(seed);
+    const model = new Transformer(modelConfig, root.fork('init'));
+    return new SftTrainer(model, SftConfigSchema.parse(config), train, root.fork('data'), 0, { epoch: 0, index: 0 });
+  }
+
+  /** Continues exactly where `state` was taken; `train` must be the same dataset. */
+  static fromState(state: TrainingState, config: SftConfigInput, train: readonly Example[]): SftTrainer {
+    const extra = state.extra as { datasetSize?: number } | undefined;
+    if (extra?.datasetSize !== undefined && extra.datasetSize !== train.length) {
+      throw new Error(`sft resume: dataset has ${train.length} examples, the state was trained on ${extra.datasetSize}`);
+    }
+    const model = new Transformer(state.config, state.weights);
+    return new SftTrainer(model, SftConfigSchema.parse(config), train, new Prng(state.prng), state.step, state.cursor as DataCursor, state.optimizer);
+  }
+
+  get step(): number {
+    return this.stepCount;
+  }
+
+  /** The next batchSize examples of the data order (advances the cursor). */
+  nextBatch(): Example[] {
+    return this.data.take(this.config.batchSize).map((i) => this.train[i]);
+  }
+
+  /** One optimizer update on `batch` (default: the next batch of the data order). */
+  trainStep(batch: readonly Example[] = this.nextBatch()): SftStepResult {
+    const { microBatchSize, gradClip, schedule } = this.config;
+    const C = this.model.config.contextLength;
+    const micro = [];
+    for (let i = 0; i < batch.length; i += microBatchSize) micro.push(collate(batch.slice(i, i + microBatchSize), C));
+    const tokens = micro.reduce((n, b) => n + b.count, 0);
+    if (tokens === 0) throw new Error('sft: batch has no response tokens');
+    let loss = 0;
+    let positions = 0;
+    let acc: tf.Tensor[] | null = null;
+    for (const b of micro) {
+      positions += b.inputs.size;
+      // Each micro-batch contributes its NLL sum over the whole batch's token count: exact accumulation.
+      const { value, grads } = tf.variableGrads(() => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).div(tokens) as tf.Scalar, this.model.variables);
+      loss += value.dataSync()[0];
+      value.dispose();
+      const gs = this.model.variables.map((v) => grads[v.name]);
+      const sum: tf.Tensor[] = acc === null ? gs : gs.map((g, i) => g.add(acc![i]));
+      if (acc !== null) tf.dispose([...acc, ...gs]);
+      acc = sum;
+      disposeBatch(b);
+    }
+    const clipped = clipByGlobalNorm(acc!, gradClip);
+    tf.dispose(acc!);
+    const lr = lrAt(this.stepCount, schedule);
+    this.optimizer.step(clipped.grads, lr);
+    tf.dispose(clipped.grads);
+    this.stepCount += 1;
+    return { step: this.stepCount, loss, tokens, positions, gradNorm: clipped.norm, lr };
+  }
+
+  /** Mean response-token cross-entropy over `examples`. */
+  validationLoss(examples: readonly Example[]): number {
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < examples.length; i += this.config.microBatchSize) {
+      const b = collate(examples.slice(i, i + this.config.microBatchSize), this.model.config.contextLength);
+      sum += tf.tidy(() => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).dataSync()[0]);
+      count += b.count;
+      disposeBatch(b);
+    }
+    return sum / count;
+  }
+
+  /** Greedy decoding of every prompt; the item's verifier judges the text after ANS. */
+  async greedyEval(items: readonly EvalItem[], maxNewTokens: number): Promise<{ accuracy: number; samples: EvalResult['samples'] }> {
+    const samples: EvalResult['samples'] = [];
+    let correct = 0;
+    for (let i = 0; i < items.length; i += this.config.microBatchSize) {
+      const chunk = items.slice(i, i + this.config.microBatchSize);
+      const outs = await generate(this.model, chunk.map((it) => encodePrompt(it.prompt)), { maxNewTokens, greedy: true }, this.rng);
+      outs.forEach((o, j) => {
+        const { answer } = parseResponse(o.tokens);
+        const ok = chunk[j].verify(answer);
+        correct += ok ? 1 : 0;
+        samples.push({ prompt: chunk[j].prompt, answer, correct: ok });
+      });
+    }
+    return { accuracy: items.length ? correct / items.length : NaN, samples: samples.slice(0, 8) };
+  }
+
+  /** `steps` updates; every `evalEvery` (and after the last) validation loss and greedy accuracy. */
+  async run(opts: TrainOptions): Promise<void> {
+    const { steps, evalEvery = 0, valExamples = [], evalItems = [], maxNewTokens = this.model.config.contextLength } = opts;
+    for (let s = 0; s < steps; s++) {
+      const result = this.trainStep();
+      opts.onStep?.(result);
+      const last = s === steps - 1;
+      if (evalEvery > 0 && (this.stepCount % evalEvery === 0 || last)) {
+        const valLoss = valExamples.length ? this.validationLoss(valExamples) : NaN;
+        const { accuracy, samples } = await this.greedyEval(evalItems, maxNewTokens);
+        opts.onEval?.({ step: this.stepCount, valLoss, accuracy, samples });
+      }
+      await new Promise((r) => setImmediate(r)); // let timers (heartbeats) run between steps
+    }
+  }
+
+  /** Everything needed to continue exactly: weights, moments, step, Prng, data cursor. */
+  state(): TrainingState {
+    return {
+      config: this.model.config,
+      step: this.stepCount,
+      prng: this.rng.state(),
+      cursor: this.data.cursor,
+      weights: this.model.getWeights(),
+      optimizer: this.optimizer.getState(),
+      extra: { datasetSize: this.train.length, sft: this.config },
+    };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+}
