@@ -26,6 +26,7 @@ async function load(name: BackendName): Promise<void> {
     case 'tfjs-node': {
       // A non-literal specifier keeps TypeScript and bundlers from resolving the optional package.
       const pkg: string = `@tensorflow/${name}`;
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '2'; // TensorFlow's own info lines would flood every log
       await import(pkg);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('backend "tensorflow" did not initialise');
       return;

@@ -5,16 +5,10 @@
  * Weight decay applies to matrices and embeddings (rank >= 2), not to layer-norm gains/shifts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import type { NamedArrays } from '../model/transformer';
+import { AdamWConfigSchema, type AdamWConfig } from './adamw-config';
 
-export const AdamWConfigSchema = z.object({
-  beta1: z.number().min(0).lt(1).default(0.9),
-  beta2: z.number().min(0).lt(1).default(0.95),
-  eps: z.number().positive().default(1e-8),
-  weightDecay: z.number().min(0).default(0.1),
-});
-export type AdamWConfig = z.infer<typeof AdamWConfigSchema>;
+export { AdamWConfigSchema, type AdamWConfig };
 
 export interface AdamWState {
   /** Updates applied so far (the bias-correction step count). */

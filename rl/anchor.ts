@@ -1,0 +1,45 @@
+/**
+ * The KL anchor (T1 section 3, step 9). refresh: anchor := policy at the end of every E RL epochs
+ * (the orchestrator asks `refreshDue` and records each refresh); ema: anchor := lambda * anchor +
+ * (1 - lambda) * policy after every step; frozen: never moves. An anchor serialises like any
+ * checkpoint (model/state) and is named by the sha256 of those bytes.
+ */
+import { createHash } from 'node:crypto';
+import { decodeState, encodeState } from '../model/state';
+import { Transformer } from '../model/transformer';
+import type { RlConfig } from './config';
+
+type AnchorConfig = RlConfig['anchor'];
+
+/** anchor := policy (a copy: later policy updates do not reach it). */
+export function refreshAnchor(anchor: Transformer, policy: Transformer): void {
+  anchor.copyFrom(policy);
+}
+
+/** Whether a refresh anchor moves after `epochsDone` RL epochs. */
+export function refreshDue(cfg: AnchorConfig, epochsDone: number): boolean {
+  return cfg.mode === 'refresh' && epochsDone > 0 && epochsDone % cfg.refreshEveryEpochs === 0;
+}
+
+/** Per-step anchor update: the EMA blend in ema mode, nothing otherwise. */
+export function anchorAfterStep(anchor: Transformer, policy: Transformer, cfg: AnchorConfig): void {
+  if (cfg.mode === 'ema') anchor.emaFrom(policy, cfg.emaLambda);
+}
+
+/** The anchor as checkpoint bytes (weights only: no optimizer, step or Prng) and their sha256. */
+export function encodeAnchor(anchor: Transformer): { bytes: Uint8Array; sha256: string } {
+  const bytes = encodeState({
+    config: anchor.config,
+    step: 0,
+    prng: [0, 0, 0, 0],
+    cursor: null,
+    weights: anchor.getWeights(),
+    optimizer: { t: 0, m: {}, v: {} },
+  });
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+export function decodeAnchor(bytes: Uint8Array): Transformer {
+  const s = decodeState(bytes);
+  return new Transformer(s.config, s.weights);
+}

@@ -1,0 +1,109 @@
+/**
+ * RL hyperparameters (T1 section 3). Defaults follow the paper where it pins a value (K = 64,
+ * temperature 1.2, beta_kl 2e-4, B = 32); the rest are our choices, and presets shrink them.
+ */
+import { z } from 'zod';
+import { AdamWConfigSchema } from '../training/adamw-config';
+
+export const GarbageConfigSchema = z.object({
+  /** Length in tokens of the n-grams whose repetition is measured (the tokenizer is per character). */
+  ngram: z.number().int().min(2).default(8),
+  /**
+   * Repetition is heavy when more than this share of the response's n-grams repeat an earlier one.
+   * Teacher traces stay below 0.43 at n = 8 (max over 6000 traces of both tasks); a line looped
+   * eight times scores 0.86.
+   */
+  maxRepeatFraction: z.number().min(0).max(1).default(0.5),
+});
+
+export const PpoConfigSchema = z.object({
+  /** Clipped-ratio passes over minibatches instead of one plain policy-gradient step. */
+  enabled: z.boolean().default(false),
+  /** Ratio clip epsilon: pi / pi_old is kept in [1 - clip, 1 + clip]. */
+  clip: z.number().positive().default(0.2),
+  /** Passes over the selected samples. */
+  epochs: z.number().int().positive().default(2),
+  /** Sequences per optimizer step. */
+  minibatch: z.number().int().positive().default(64),
+});
+
+export const AnchorConfigSchema = z.object({
+  /** refresh: anchor := policy every E RL epochs; ema: blend after every step; frozen: never moves. */
+  mode: z.enum(['refresh', 'ema', 'frozen']).default('refresh'),
+  /** E for refresh mode. */
+  refreshEveryEpochs: z.number().int().positive().default(1),
+  /** lambda for ema mode: anchor := lambda * anchor + (1 - lambda) * policy after each step. */
+  emaLambda: z.number().min(0).max(1).default(0.99),
+});
+
+export const FilterConfigSchema = z.object({
+  /** Drop too-easy prompts before RL (the paper's optional filter). */
+  enabled: z.boolean().default(false),
+  /** Samples per prompt drawn from the SFT model to estimate its pass rate. */
+  samples: z.number().int().positive().default(16),
+  /** Keep prompts whose pass rate is at most this. */
+  maxPassRate: z.number().min(0).max(1).default(0.3),
+  /** Candidate prompts examined from the start of the RL pool's stream. */
+  candidates: z.number().int().positive().default(1024),
+});
+
+/** The fields without the cross-field check, for callers that extend them (zod refuses to extend a refined object). */
+export const RlConfigObject = z.object({
+  /** RL epochs in a campaign. */
+  epochs: z.number().int().positive().default(4),
+  /** RL steps per epoch. */
+  stepsPerEpoch: z.number().int().positive().default(50),
+  /** B: prompts per step. */
+  promptsPerStep: z.number().int().positive().default(32),
+  /** K: responses sampled per prompt. */
+  samplesPerPrompt: z.number().int().min(2).default(64),
+  temperature: z.number().positive().default(1.2),
+  /** Nucleus sampling; 1 disables. */
+  topP: z.number().gt(0).max(1).default(1),
+  /** Min-p sampling; 0 disables. */
+  minP: z.number().min(0).max(1).default(0),
+  /** Response length limit (the context length also cuts); a response cut before a complete answer line is garbage. */
+  maxNewTokens: z.number().int().positive().default(224),
+  /** M: samples per prompt that enter the update (advantages still come from all K); default all K. */
+  updateSamples: z.number().int().positive().optional(),
+  /**
+   * How the M are chosen. balanced: alternate between right (r = 1, not garbage) and other
+   * samples, each class in random order, topping up from the larger class; random: uniform.
+   */
+  updateSelection: z.enum(['balanced', 'random']).default('balanced'),
+  /** Skip groups whose K task rewards r + p are all equal: every advantage is then KL noise only. */
+  dropZeroVariance: z.boolean().default(true),
+  betaKl: z.number().min(0).default(2e-4),
+  /** Entropy bonus weight (auxiliary loss, mean over response tokens). */
+  alphaEnt: z.number().min(0).default(1e-3),
+  /** Constant learning rate of the RL updates. */
+  lr: z.number().positive().default(1e-4),
+  /** AdamW moments and decoupled decay; no decay by default: the KL term already holds the policy near the anchor. */
+  optimizer: AdamWConfigSchema.prefault({ weightDecay: 0 }),
+  /** Global gradient-norm clip; 0 disables. */
+  gradClip: z.number().min(0).default(1),
+  /**
+   * Normalisation of the policy-gradient term. sequence: -mean_i [A_i * sum_t log pi] (the
+   * paper's formula); token: -sum_i [A_i * sum_t log pi] / (response tokens of all samples).
+   */
+  normalisation: z.enum(['sequence', 'token']).default('sequence'),
+  garbage: GarbageConfigSchema.prefault({}),
+  ppo: PpoConfigSchema.prefault({}),
+  anchor: AnchorConfigSchema.prefault({}),
+  filter: FilterConfigSchema.prefault({}),
+  /** Sequences per forward/backward pass in scoring and update (gradients accumulate across them). */
+  microBatch: z.number().int().positive().default(16),
+  /** Sequences per sampler call. */
+  sampleBatch: z.number().int().positive().default(128),
+});
+
+export const RlConfigSchema = RlConfigObject.refine((c) => c.updateSamples === undefined || c.updateSamples <= c.samplesPerPrompt, {
+  message: 'updateSamples (M) must not exceed samplesPerPrompt (K)',
+  path: ['updateSamples'],
+});
+
+export type RlConfig = z.infer<typeof RlConfigSchema>;
+
+export function rlConfig(partial: z.input<typeof RlConfigSchema> = {}): RlConfig {
+  return RlConfigSchema.parse(partial);
+}

@@ -1,0 +1,145 @@
+/**
+ * RL epochs: `stepsPerEpoch` steps over the RL prompt pool, B prompts per step taken at a durable
+ * cursor. Everything a resumed run needs (policy, anchor, AdamW moments, Prng, cursor) is in
+ * `state()`, so training resumed from any step boundary computes exactly what an uninterrupted
+ * run would (bit for bit on a deterministic backend).
+ */
+import type { TrainingState } from '../model/state';
+import { Transformer } from '../model/transformer';
+import { AdamW } from '../training/adamw';
+import { Prng } from '../util/prng';
+import { anchorAfterStep } from './anchor';
+import type { RlConfig } from './config';
+import { PromptPool, type PromptSource } from './prompts';
+import { rlStep, type RlStepMetrics } from './step';
+
+/** Where an RL run stands: JSON, stored as the training state's cursor. */
+export interface RlCursor {
+  /** RL epochs completed. */
+  epoch: number;
+  /** Steps done in the current epoch. */
+  stepInEpoch: number;
+  /** Next prompt position in the pool. */
+  prompt: number;
+}
+
+export interface RlEpochResult {
+  /** Epochs completed (this one included). */
+  epoch: number;
+  steps: RlStepMetrics[];
+  /** Means over the epoch's steps (tokens/s: totals over total seconds). */
+  summary: RlStepMetrics;
+}
+
+export class RlTrainer {
+  readonly pool: PromptPool;
+  private readonly optimizer: AdamW;
+
+  private constructor(
+    readonly policy: Transformer,
+    readonly anchor: Transformer,
+    public config: RlConfig,
+    source: PromptSource,
+    private readonly rng: Prng,
+    private steps: number,
+    private position: RlCursor,
+    optimizerState?: TrainingState['optimizer'],
+  ) {
+    this.pool = new PromptPool(source);
+    this.optimizer = new AdamW(policy.variables, policy.names, config.optimizer, optimizerState);
+  }
+
+  /**
+   * A fresh run: takes ownership of `policy` and `anchor` (e.g. both loaded from the SFT
+   * checkpoint) and starts a new optimizer and the prompt cursor at 0.
+   */
+  static create(policy: Transformer, anchor: Transformer, config: RlConfig, source: PromptSource, seed: number): RlTrainer {
+    return new RlTrainer(policy, anchor, config, source, new Prng(seed).fork('rl'), 0, { epoch: 0, stepInEpoch: 0, prompt: 0 });
+  }
+
+  /** Continues exactly where `state` was taken. `config` may differ (hyperparameters changed between epochs). */
+  static fromState(state: TrainingState, config: RlConfig, source: PromptSource): RlTrainer {
+    const anchor = state.arrays?.anchor;
+    if (!anchor) throw new Error('rl resume: the state holds no anchor weights');
+    return new RlTrainer(
+      new Transformer(state.config, state.weights),
+      new Transformer(state.config, anchor),
+      config,
+      source,
+      new Prng(state.prng),
+      state.step,
+      state.cursor as RlCursor,
+      state.optimizer,
+    );
+  }
+
+  get cursor(): RlCursor {
+    return { ...this.position };
+  }
+
+  /** One RL step on the next B prompts; in ema mode the anchor follows afterwards. */
+  async step(): Promise<RlStepMetrics> {
+    const B = this.config.promptsPerStep;
+    const problems = this.pool.take(this.position.prompt, B);
+    const metrics = await rlStep({ policy: this.policy, anchor: this.anchor, optimizer: this.optimizer, problems, config: this.config, rng: this.rng });
+    anchorAfterStep(this.anchor, this.policy, this.config.anchor);
+    this.steps += 1;
+    const { epoch, stepInEpoch, prompt } = this.position;
+    const ends = stepInEpoch + 1 >= this.config.stepsPerEpoch;
+    this.position = { epoch: ends ? epoch + 1 : epoch, stepInEpoch: ends ? 0 : stepInEpoch + 1, prompt: prompt + B };
+    return metrics;
+  }
+
+  /**
+   * Steps until the current epoch ends (a whole epoch from a boundary, the remainder after a
+   * mid-epoch resume). `onStep` sees each step's metrics with the trainer in its post-step state,
+   * so it may checkpoint `state()`; it is awaited, which also lets heartbeats through.
+   */
+  async runEpoch(onStep?: (metrics: RlStepMetrics, trainer: RlTrainer) => void | Promise<void>): Promise<RlEpochResult> {
+    const epoch = this.position.epoch;
+    const steps: RlStepMetrics[] = [];
+    while (this.position.epoch === epoch) {
+      const m = await this.step();
+      steps.push(m);
+      await onStep?.(m, this);
+    }
+    return { epoch: epoch + 1, steps, summary: summarise(steps) };
+  }
+
+  /** Policy, anchor (as extra arrays), AdamW moments, Prng and cursor; `step` counts RL steps. */
+  state(): TrainingState {
+    return {
+      config: this.policy.config,
+      step: this.steps,
+      prng: this.rng.state(),
+      cursor: this.cursor,
+      weights: this.policy.getWeights(),
+      optimizer: this.optimizer.getState(),
+      arrays: { anchor: this.anchor.getWeights() },
+      extra: { rl: this.config, source: this.pool.source },
+    };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.policy.dispose();
+    this.anchor.dispose();
+  }
+}
+
+/**
+ * Per-step means, skipping NaN (loss and gradNorm of steps without an update); rates are
+ * recomputed from totals so slow steps weigh by their time.
+ */
+export function summarise(steps: readonly RlStepMetrics[]): RlStepMetrics {
+  if (!steps.length) throw new Error('summarise: no steps');
+  const avg = (k: keyof RlStepMetrics) => {
+    const xs = steps.map((m) => m[k]).filter((x) => !Number.isNaN(x));
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  };
+  const out = Object.fromEntries(Object.keys(steps[0]).map((k) => [k, avg(k as keyof RlStepMetrics)])) as unknown as RlStepMetrics;
+  const total = (k: keyof RlStepMetrics) => steps.reduce((s, m) => s + m[k], 0);
+  out.samplingTokensPerS = total('sampledTokens') / total('samplingSeconds');
+  out.updateTokensPerS = total('updatePositions') / total('updateSeconds');
+  return out;
+}

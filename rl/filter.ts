@@ -1,0 +1,46 @@
+/**
+ * The paper's optional difficulty filter, run once before RL: sample `samples` responses per
+ * candidate prompt with the SFT model and keep the prompts whose pass rate is at most
+ * `maxPassRate` (too-easy prompts teach nothing). Run on the first `candidates` problems of the
+ * RL pool's stream, the kept indices are stream positions: the pool's `kept` list, which the
+ * orchestrator stores with the campaign.
+ */
+import { generate } from '../model/sample';
+import { encodePrompt } from '../model/tokenizer';
+import type { Transformer } from '../model/transformer';
+import type { Problem } from '../tasks/types';
+import type { Prng } from '../util/prng';
+import type { RlConfig } from './config';
+import { PromptPool, type PromptSource } from './prompts';
+import { judge } from './reward';
+
+export interface FilterResult {
+  /** Indices into the candidates, ascending. */
+  kept: number[];
+  /** Pass rate of every candidate. */
+  passRates: number[];
+}
+
+/** Samples with the RL step's sampling settings (temperature, top-p, min-p, length limit). */
+export async function difficultyFilter(model: Transformer, candidates: readonly Problem[], cfg: RlConfig, rng: Prng): Promise<FilterResult> {
+  const { samples: n, maxPassRate } = cfg.filter;
+  const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
+  const perCall = Math.max(1, Math.floor(cfg.sampleBatch / n));
+  const passRates: number[] = [];
+  for (let start = 0; start < candidates.length; start += perCall) {
+    const chunk = candidates.slice(start, start + perCall);
+    const outs = await generate(model, chunk.flatMap((p) => Array.from({ length: n }, () => encodePrompt(p.prompt))), opts, rng);
+    chunk.forEach((p, i) => {
+      const right = outs.slice(i * n, (i + 1) * n).filter((o) => judge(p, o.tokens, cfg.garbage).correct).length;
+      passRates.push(right / n);
+    });
+  }
+  return { kept: passRates.flatMap((r, i) => (r <= maxPassRate ? [i] : [])), passRates };
+}
+
+/** The RL pool restricted to the prompts kept among its first `filter.candidates` stream positions. */
+export async function filterSource(model: Transformer, source: PromptSource, cfg: RlConfig, rng: Prng): Promise<PromptSource> {
+  const pool = new PromptPool({ ...source, kept: undefined });
+  const candidates = Array.from({ length: cfg.filter.candidates }, (_, i) => pool.atStream(i));
+  return { ...source, kept: (await difficultyFilter(model, candidates, cfg, rng)).kept };
+}

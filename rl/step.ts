@@ -1,0 +1,149 @@
+/**
+ * One RL step (T1 section 3) in pure tfjs: sample K responses per prompt with the policy, judge
+ * them, shape rewards with the group-centred KL to the anchor, RLOO advantages, then one policy
+ * update (or PPO passes) on the selected samples. Updates `policy` and `optimizer` in place.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { generate, type Sample } from '../model/sample';
+import { encodePrompt } from '../model/tokenizer';
+import type { Transformer } from '../model/transformer';
+import type { Problem } from '../tasks/types';
+import type { AdamW } from '../training/adamw';
+import { clipByGlobalNorm } from '../training/clip';
+import type { Prng } from '../util/prng';
+import { rlooAdvantages, shapeRewards, zeroVarianceGroups } from './advantage';
+import type { RlConfig } from './config';
+import { responseLogProbs, rlGradients, type UpdateSample } from './loss';
+import { judge, type Judgement } from './reward';
+import { selectForUpdate } from './select';
+
+/** Per-step metrics: flat numbers, ready for heartbeats and logs. Means are over all B*K samples. */
+export interface RlStepMetrics {
+  /** Mean task reward r + p (the KL term is centred, so shaped rewards have the same mean). */
+  reward: number;
+  /** Share of samples the verifier accepts. */
+  accuracy: number;
+  garbageRate: number;
+  garbageTruncated: number;
+  garbageRepetition: number;
+  garbageUnparseable: number;
+  /** Mean d_i = sum_t [log pi - log pi_anchor] over the response: a sampled estimate of KL(pi || anchor). */
+  kl: number;
+  /** Mean per-token entropy of the policy (temperature 1) along the sampled responses. */
+  entropy: number;
+  /** Mean response length in tokens. */
+  responseLength: number;
+  /** Mean reasoning lines (attempts and reflections). */
+  reasoningSteps: number;
+  /** Share of groups whose K task rewards are all equal. */
+  zeroVarianceGroups: number;
+  /** Samples the update trained on. */
+  updateSamples: number;
+  /** Optimizer steps taken (0 when every group was dropped). */
+  optimizerSteps: number;
+  /** Mean loss and pre-clip gradient norm over the optimizer steps (NaN without any). */
+  loss: number;
+  gradNorm: number;
+  sampledTokens: number;
+  /** Padded positions through forward + backward in the update. */
+  updatePositions: number;
+  samplingTokensPerS: number;
+  /** Padded positions per second through forward + backward. */
+  updateTokensPerS: number;
+  samplingSeconds: number;
+  scoringSeconds: number;
+  updateSeconds: number;
+}
+
+export interface RlStepInput {
+  policy: Transformer;
+  anchor: Transformer;
+  optimizer: AdamW;
+  /** The B prompts of this step. */
+  problems: readonly Problem[];
+  config: RlConfig;
+  /** Sampling and update selection draw from it, in that order. */
+  rng: Prng;
+}
+
+const now = () => performance.now() / 1000;
+const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, rng }: RlStepInput): Promise<RlStepMetrics> {
+  const K = cfg.samplesPerPrompt;
+  const t0 = now();
+  const promptIds = problems.map((p) => encodePrompt(p.prompt));
+  const prompts = promptIds.flatMap((ids) => Array.from({ length: K }, () => ids));
+  const samples: Sample[] = [];
+  const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
+  for (let i = 0; i < prompts.length; i += cfg.sampleBatch) samples.push(...(await generate(policy, prompts.slice(i, i + cfg.sampleBatch), opts, rng)));
+  const sampledTokens = samples.reduce((n, s) => n + s.tokens.length, 0);
+
+  const t1 = now();
+  const judged: Judgement[] = samples.map((s, i) => judge(problems[Math.floor(i / K)], s.tokens, cfg.garbage));
+  const r = judged.map((j) => (j.correct ? 1 : 0));
+  const p = judged.map((j) => (j.garbage ? -1 : 0));
+  const seqs = samples.map((s, i) => ({ tokens: [...prompts[i], ...s.tokens], promptLength: prompts[i].length }));
+  // The sampler's log-probs are the policy's own at temperature 1; the anchor scores the same tokens.
+  const anchorLp = responseLogProbs(anchor, seqs, cfg.microBatch);
+  const d = samples.map((s, i) => s.logProbs.reduce((a, b) => a + b, 0) - anchorLp[i]);
+  const A = rlooAdvantages(shapeRewards(r, p, d, K, cfg.betaKl), K);
+  const flat = zeroVarianceGroups(r.map((x, i) => x + p[i]), K);
+  const right = judged.map((j) => j.correct && !j.garbage);
+  const chosen = selectForUpdate(right, cfg.dropZeroVariance ? flat : flat.map(() => false), K, cfg, rng);
+  const batch: UpdateSample[] = chosen.map((i) => ({ ...seqs[i], advantage: A[i], oldLogProbs: samples[i].logProbs }));
+
+  const t2 = now();
+  const update = batch.length ? updatePolicy(policy, optimizer, batch, cfg, rng) : { losses: [], norms: [], positions: 0 };
+  const t3 = now();
+
+  const share = (f: (j: Judgement) => boolean) => judged.filter(f).length / judged.length;
+  return {
+    reward: mean(r.map((x, i) => x + p[i])),
+    accuracy: mean(r),
+    garbageRate: share((j) => j.garbage !== null),
+    garbageTruncated: share((j) => j.garbage === 'truncated'),
+    garbageRepetition: share((j) => j.garbage === 'repetition'),
+    garbageUnparseable: share((j) => j.garbage === 'unparseable'),
+    kl: mean(d),
+    entropy: samples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / sampledTokens,
+    responseLength: sampledTokens / samples.length,
+    reasoningSteps: mean(judged.map((j) => j.steps)),
+    zeroVarianceGroups: mean(flat.map(Number)),
+    updateSamples: batch.length,
+    optimizerSteps: update.losses.length,
+    loss: update.losses.length ? mean(update.losses) : NaN,
+    gradNorm: update.norms.length ? mean(update.norms) : NaN,
+    sampledTokens,
+    updatePositions: update.positions,
+    samplingTokensPerS: sampledTokens / (t1 - t0),
+    updateTokensPerS: update.positions / (t3 - t2 || Infinity),
+    samplingSeconds: t1 - t0,
+    scoringSeconds: t2 - t1,
+    updateSeconds: t3 - t2,
+  };
+}
+
+/** One plain policy-gradient step on the whole batch, or PPO epochs over shuffled minibatches. */
+function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample[], cfg: RlConfig, rng: Prng) {
+  const losses: number[] = [];
+  const norms: number[] = [];
+  let positions = 0;
+  const apply = (part: UpdateSample[], clip?: number) => {
+    const g = rlGradients(policy, part, { normalisation: cfg.normalisation, alphaEnt: cfg.alphaEnt, clip, microBatch: cfg.microBatch });
+    const clipped = clipByGlobalNorm(g.grads, cfg.gradClip > 0 ? cfg.gradClip : Infinity);
+    optimizer.step(clipped.grads, cfg.lr);
+    tf.dispose([...g.grads, ...clipped.grads]);
+    losses.push(g.loss);
+    norms.push(clipped.norm);
+    positions += g.positions;
+  };
+  if (!cfg.ppo.enabled) apply(batch);
+  else {
+    for (let e = 0; e < cfg.ppo.epochs; e++) {
+      const order = rng.shuffle(batch.slice());
+      for (let i = 0; i < order.length; i += cfg.ppo.minibatch) apply(order.slice(i, i + cfg.ppo.minibatch), cfg.ppo.clip);
+    }
+  }
+  return { losses, norms, positions };
+}
