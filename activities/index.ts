@@ -1,5 +1,7 @@
 /** All activities, built once per worker process around shared clients. */
 import type { CheckpointStore } from '../storage/checkpoints';
+import { campaignActivities } from './campaign';
+import { promotionActivities } from './promotion';
 import { proofActivities } from './proof';
 
 export interface ActivityDeps {
@@ -8,6 +10,10 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...proofActivities(deps.store, deps.backend) };
+  return {
+    ...proofActivities(deps.store, deps.backend),
+    ...campaignActivities(deps.store, deps.backend),
+    ...promotionActivities(deps.store),
+  };
 }
 export type Activities = ReturnType<typeof createActivities>;

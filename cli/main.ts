@@ -1,6 +1,8 @@
 /** The `t1` command. */
 import { dispatch, type Command } from './args';
+import { campaignCommands } from './commands/campaign';
 import { checkpointCommands } from './commands/checkpoints';
+import { scheduleCommands } from './commands/schedule';
 import { stackCommands } from './commands/stack';
 import { startCommands } from './commands/start';
 import { workerCommands } from './commands/worker';
@@ -16,6 +18,6 @@ const benchCommand: Command = {
   },
 };
 
-const commands: Command[] = [...startCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
+const commands: Command[] = [...startCommands, ...campaignCommands, ...scheduleCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
 
 process.exitCode = await dispatch(commands, process.argv.slice(2));

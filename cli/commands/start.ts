@@ -1,32 +1,38 @@
-import { randomBytes } from 'node:crypto';
 import { loadConnection, loadStack } from '../../config/connection';
+import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
+import type { CampaignResult } from '../../workflows/campaign-types';
 import { startWorkers } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
-import { connectionOptions, overridesFrom, type Command } from '../args';
+import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { follow, newCampaignId, resultTable, uiUrl } from './campaign';
 
 export const startCommands: Command[] = [
   {
     path: ['start'],
-    summary: 'The main job: bring the local stack up, run a worker in this process and run the proof workflow end to end',
-    usage: 'start [--json]',
-    options: { json: { type: 'boolean' }, ...connectionOptions },
+    summary: 'The main job: bring the local stack up, run a worker in this process and run a campaign (quick preset) end to end',
+    usage: 'start [--preset quick|smoke|full] [--seed N] [--json]',
+    options: { preset: { type: 'string', default: 'quick' }, seed: { type: 'string' }, json: { type: 'boolean' }, ...connectionOptions },
     async run(v) {
+      if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
+      const config = resolveConfig({ preset: v.preset, overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined });
       const overrides = overridesFrom(v);
       const log = (l: string) => console.error(l);
       const st = await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
-      log(`[stack] Temporal ${st.temporal.address}, S3 ${st.s3.endpoint}`);
+      log(`[stack] Temporal ${st.temporal.address} (UI ${st.temporal.uiUrl}), S3 ${st.s3.endpoint}`);
       const conn = loadConnection(overrides);
       const workers = await startWorkers(conn, 'all');
       const client = await connectClient(conn.temporal);
       try {
-        const id = `proof-${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
-        log(`[start] running ${id} (CPU activity writes a checkpoint, GPU activity verifies it)`);
-        const result = await client.workflow.execute('proofWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaign: id, seed: 1 }] });
-        const url = `${conn.temporal.uiUrl}/namespaces/${conn.temporal.namespace}/workflows/${id}`;
-        if (v.json) console.log(JSON.stringify({ workflowId: id, ...result, uiUrl: url }));
-        else console.log(`checkpoint ${result.ref.id} sha256 ${result.ref.sha256.slice(0, 16)}… verified on the GPU queue\nTemporal UI: ${url}`);
+        const id = newCampaignId();
+        log(`[start] campaign ${id}, preset ${v.preset}, backend ${workers.backend}: synthesize -> SFT -> ${config.rl.epochs} RL epochs -> evaluation`);
+        log(`[start] Temporal UI: ${uiUrl(conn, id)}`);
+        const handle = await client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: v.preset }] });
+        await follow(handle, { quiet: v.json });
+        const result = (await handle.result()) as CampaignResult;
+        if (v.json) console.log(JSON.stringify({ ...result, uiUrl: uiUrl(conn, id), backend: workers.backend }));
+        else console.log(`${resultTable(result)}\n\nfinal checkpoint ${result.checkpoints.final.id} (sha256 ${result.checkpoints.final.sha256.slice(0, 16)}…)\nTemporal UI: ${uiUrl(conn, id)}\nThe stack keeps running; \`npx t1 stack down\` stops it.`);
       } finally {
         await client.connection.close();
         await workers.shutdown();

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { loadConnection, loadStack, type ConnectionConfig, type StackConfig } from '../../config/connection';
@@ -14,4 +15,42 @@ export function testStack(): StackConfig {
 /** A campaign name no other test run uses, so tests never see each other's checkpoints. */
 export function uniqueCampaign(label: string): string {
   return `${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** The test stack's settings as T1_* variables, for child processes (CLI, workers). */
+export function testEnv(): NodeJS.ProcessEnv {
+  const o = inject('stackOverrides');
+  return {
+    ...process.env,
+    T1_STATE_DIR: o['stack.stateDir'],
+    T1_TEMPORAL_PORT: o['stack.temporalPort'],
+    T1_TEMPORAL_UI_PORT: o['stack.temporalUiPort'],
+    T1_S3_PORT: o['stack.s3Port'],
+  };
+}
+
+/** A worker in its own process (so a test can kill -9 it), started with the `t1 worker` command. */
+export function spawnWorker(role: 'all' | 'gpu' | 'cpu' = 'all'): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], { cwd: process.cwd(), env: testEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return Object.assign(child, { output: () => out });
+}
+
+export async function killHard(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined | false>, timeoutMs = 120_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }

@@ -1,0 +1,277 @@
+/**
+ * Campaign activities: thin adapters that resolve checkpoint references, call the training and
+ * evaluation layers, heartbeat progress and commit results. Every one is safe to repeat: inputs
+ * and seeds fix the content, and a repeated commit of identical content is a no-op.
+ */
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import type { CampaignConfig } from '../config/campaign';
+import { heldOutAccuracy } from '../evaluation/accuracy';
+import { decodeState, encodeState, type TrainingState } from '../model/state';
+import { buildExample } from '../model/tokenizer';
+import { Transformer } from '../model/transformer';
+import { encodeAnchor } from '../rl/anchor';
+import { RlTrainer, summarise } from '../rl/epoch';
+import type { PromptSource } from '../rl/prompts';
+import type { RlStepMetrics } from '../rl/step';
+import type { CheckpointStore } from '../storage/checkpoints';
+import { refOf, type CheckpointRef } from '../storage/manifest';
+import { heldOut, synthesizeSft, type DatasetSpec, type SftExample } from '../tasks/dataset';
+import { getTask } from '../tasks/registry';
+import { writeTrace } from '../tasks/teacher';
+import { SftTrainer, type SftConfig } from '../training/sft';
+import { Prng } from '../util/prng';
+import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
+import { CheckpointCache } from './cache';
+import { runResumable } from './resumable';
+
+/** sha256 of canonical JSON: names a configuration in manifests and matches intra checkpoints. */
+export function hashOf(value: unknown): string {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canon) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as any)[k])])) : v;
+  return createHash('sha256').update(JSON.stringify(canon(value))).digest('hex');
+}
+
+export function datasetSpec(config: CampaignConfig): DatasetSpec {
+  return {
+    task: config.task.name,
+    difficulty: config.task.difficulty,
+    splits: config.task.splits,
+    seed: config.seed,
+    examples: config.data.sftExamples,
+    style: config.data.style,
+    // BOS, RESP, ANS and EOS take four positions of the context.
+    teacher: { ...config.data.teacher, maxChars: Math.min(config.data.teacher.maxChars, config.model.contextLength - 4) },
+  };
+}
+
+export function sftConfigOf(config: CampaignConfig): SftConfig {
+  const s = config.sft;
+  return {
+    batchSize: s.batchSize,
+    microBatchSize: s.microBatchSize ?? s.batchSize,
+    gradClip: s.gradClip,
+    schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps },
+    optimizer: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: s.weightDecay },
+  };
+}
+
+const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits });
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const heartbeat = (details: unknown) => Context.current().heartbeat(details);
+
+export function campaignActivities(store: CheckpointStore, backend: string) {
+  const cache = new CheckpointCache(store, 4);
+
+  /** The training state in a checkpoint (SFT, RL, or anchor weights). */
+  async function stateOf(ref: CheckpointRef): Promise<TrainingState> {
+    const objects = await cache.get(ref);
+    const bytes = objects.state ?? objects.anchor;
+    if (!bytes) throw new Error(`checkpoint ${ref.id} holds no training state`);
+    return decodeState(bytes);
+  }
+
+  async function readDataset(ref: CheckpointRef): Promise<SftExample[]> {
+    const objects = await cache.get(ref);
+    return Buffer.from(objects['sft.jsonl'])
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as SftExample);
+  }
+
+  return {
+    async synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef> {
+      const spec = datasetSpec(input.config);
+      const { examples, stats } = synthesizeSft(spec);
+      heartbeat({ step: examples.length, total: spec.examples });
+      const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
+      const { manifest } = await store.commit(
+        { id: `${input.campaignId}/dataset`, kind: 'dataset', configHash: hashOf(spec), backend: 'none', meta: { ...stats } },
+        { 'sft.jsonl': utf8(body) },
+      );
+      return refOf(manifest);
+    },
+
+    async sftTrain(input: { campaignId: string; config: CampaignConfig; dataset: CheckpointRef; init: CheckpointRef | null }): Promise<SftSummary> {
+      const { config } = input;
+      const sftCfg = sftConfigOf(config);
+      const train = (await readDataset(input.dataset)).map(buildExample);
+      // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
+      const valProblems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'val', config.data.valProblems);
+      const rng = new Prng(config.seed).fork('val-traces');
+      const spec = datasetSpec(config);
+      const valExamples = valProblems.flatMap((p) => {
+        const t = writeTrace(p, rng, spec.teacher);
+        return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
+      });
+      const evalItems = valProblems.map((p) => ({ prompt: p.prompt, verify: (a: string | null) => a !== null && getTask(p.task).verify(p, a.split('\n')[0]) }));
+      const initWeights = input.init ? (await stateOf(input.init)).weights : null;
+      const t0 = performance.now();
+      let tokens = 0;
+      let last = { loss: NaN, valLoss: NaN, valAccuracy: NaN };
+      const configHash = hashOf({ model: config.model, sft: config.sft, seed: config.seed, dataset: input.dataset.sha256, init: input.init?.sha256 ?? null });
+      const { state: trainer, resumedFromStep } = await runResumable<SftTrainer>({
+        store,
+        campaignId: input.campaignId,
+        run: 'sft',
+        parent: input.init ?? input.dataset,
+        configHash,
+        backend,
+        totalSteps: config.sft.steps,
+        checkpointEvery: config.checkpoints.sftEvery,
+        async fresh() {
+          const t = SftTrainer.create(config.model, sftCfg, train, config.seed);
+          if (initWeights) copyWeights(t.model, initWeights);
+          return t;
+        },
+        restore: async (objects) => SftTrainer.fromState(decodeState(objects.state), sftCfg, train),
+        serialize: async (t) => ({ state: encodeState(t.state()) }),
+        async step(t, i) {
+          const r = t.trainStep();
+          tokens += r.tokens;
+          last.loss = r.loss;
+          const done = i + 1;
+          if (done % config.sft.evalEvery === 0 || done === config.sft.steps) {
+            last.valLoss = valExamples.length ? t.validationLoss(valExamples) : NaN;
+            last.valAccuracy = (await t.greedyEval(evalItems, config.eval.maxNewTokens)).accuracy;
+          }
+          await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
+          return { loss: r.loss, lr: r.lr, tokensPerS: tokens / ((performance.now() - t0) / 1000), ...(Number.isNaN(last.valLoss) ? {} : { valLoss: last.valLoss, valAccuracy: last.valAccuracy }) };
+        },
+      });
+      try {
+        const seconds = (performance.now() - t0) / 1000;
+        const { manifest } = await store.commit(
+          {
+            id: `${input.campaignId}/sft`,
+            kind: 'sft',
+            step: trainer.step,
+            parent: input.init?.id ?? input.dataset.id,
+            configHash,
+            backend,
+            meta: { trainLoss: last.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy, params: trainer.model.paramCount() },
+          },
+          { state: encodeState(trainer.state()) },
+        );
+        return { checkpoint: refOf(manifest), steps: trainer.step, trainLoss: last.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy, tokensPerS: tokens / seconds, seconds, resumedFromStep };
+      } finally {
+        trainer.model.dispose();
+      }
+    },
+
+    async rlEpoch(input: { campaignId: string; config: CampaignConfig; epoch: number; policy: CheckpointRef; anchor: CheckpointRef }): Promise<RlEpochSummary> {
+      const { config, epoch } = input;
+      const rl = config.rl;
+      const source = promptSource(config);
+      const run = `rl-e${String(epoch).padStart(4, '0')}`;
+      const configHash = hashOf({ rl, seed: config.seed, task: config.task, policy: input.policy.sha256, anchor: input.anchor.sha256 });
+      const policyState = await stateOf(input.policy);
+      const anchorWeights = rl.anchor.mode === 'ema' && policyState.arrays?.anchor ? null : (await stateOf(input.anchor)).weights;
+      let metrics: RlStepMetrics[] = [];
+      const t0 = performance.now();
+      const { state: trainer, resumedFromStep } = await runResumable<RlTrainer>({
+        store,
+        campaignId: input.campaignId,
+        run,
+        parent: input.policy,
+        configHash,
+        backend,
+        totalSteps: rl.stepsPerEpoch,
+        checkpointEvery: config.checkpoints.rlEvery,
+        async fresh() {
+          // From SFT: a new optimizer and cursor. From an RL epoch: its optimizer, Prng and cursor.
+          const t = policyState.arrays?.anchor
+            ? RlTrainer.fromState(policyState, rl, source)
+            : RlTrainer.create(new Transformer(policyState.config, policyState.weights), new Transformer(policyState.config, policyState.weights), rl, source, config.seed);
+          if (anchorWeights) copyWeights(t.anchor, anchorWeights);
+          return t;
+        },
+        async restore(objects) {
+          metrics = JSON.parse(Buffer.from(objects['metrics.json']).toString('utf8'));
+          return RlTrainer.fromState(decodeState(objects.state), rl, source);
+        },
+        serialize: async (t) => ({ state: encodeState(t.state()), 'metrics.json': utf8(JSON.stringify(metrics)) }),
+        async step(t) {
+          const m = await t.step();
+          metrics.push(m);
+          return { reward: m.reward, accuracy: m.accuracy, kl: m.kl, entropy: m.entropy, garbage: m.garbageRate, tokensPerS: m.samplingTokensPerS };
+        },
+      });
+      try {
+        const s = summarise(metrics);
+        const seconds = (performance.now() - t0) / 1000;
+        const { manifest } = await store.commit(
+          { id: `${input.campaignId}/${run}`, kind: 'rl', step: epoch, parent: input.policy.id, configHash, backend, meta: { ...s } },
+          { state: encodeState(trainer.state()) },
+        );
+        let anchor: CheckpointRef | undefined;
+        if (rl.anchor.mode === 'ema') anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, trainer.anchor, input.policy.id, backend);
+        return {
+          epoch,
+          checkpoint: refOf(manifest),
+          steps: metrics.length,
+          reward: s.reward,
+          accuracy: s.accuracy,
+          kl: s.kl,
+          entropy: s.entropy,
+          garbageRate: s.garbageRate,
+          responseLength: s.responseLength,
+          zeroVarianceGroups: s.zeroVarianceGroups,
+          tokensPerS: s.samplingTokensPerS,
+          seconds,
+          resumedFromStep,
+          ...(anchor ? { anchor } : {}),
+        };
+      } finally {
+        trainer.dispose();
+      }
+    },
+
+    /** anchor := policy, as its own checkpoint named by the hash of its weights. */
+    async refreshAnchor(input: { campaignId: string; epoch: number; policy: CheckpointRef }): Promise<CheckpointRef> {
+      const s = await stateOf(input.policy);
+      const model = new Transformer(s.config, s.weights);
+      try {
+        return await commitAnchor(store, input.campaignId, `e${input.epoch}`, model, input.policy.id, backend);
+      } finally {
+        model.dispose();
+      }
+    },
+
+    async evaluate(input: { campaignId: string; config: CampaignConfig; checkpoint: CheckpointRef; label: string }): Promise<EvalSummary> {
+      const { config } = input;
+      const s = await stateOf(input.checkpoint);
+      const model = new Transformer(s.config, s.weights);
+      try {
+        const problems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'test', config.eval.problems);
+        const r = await heldOutAccuracy(model, problems, {
+          maxNewTokens: config.eval.maxNewTokens,
+          batchSize: config.eval.batchSize,
+          garbage: config.rl.garbage,
+          onBatch: (done, total) => heartbeat({ step: done, total }),
+        });
+        return { label: input.label, checkpoint: input.checkpoint, ...r };
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}
+export type CampaignActivities = ReturnType<typeof campaignActivities>;
+
+function copyWeights(target: Transformer, weights: TrainingState['weights']): void {
+  const source = new Transformer(target.config, weights);
+  target.copyFrom(source);
+  source.dispose();
+}
+
+async function commitAnchor(store: CheckpointStore, campaignId: string, label: string, model: Transformer, parent: string, backend: string): Promise<CheckpointRef> {
+  const { bytes, sha256 } = encodeAnchor(model);
+  const { manifest } = await store.commit(
+    { id: `${campaignId}/anchor-${label}-${sha256.slice(0, 12)}`, kind: 'anchor', parent, configHash: sha256, backend, meta: { weightsSha256: sha256 } },
+    { anchor: bytes },
+  );
+  return refOf(manifest);
+}

@@ -1,0 +1,97 @@
+/**
+ * The step loop of a long training activity: heartbeats every step (the heartbeat timeout then
+ * spots a dead worker), commits an intra-activity checkpoint every N steps and heartbeats its id,
+ * and on a retry resumes from that checkpoint instead of starting over. After a pause (the
+ * workflow cancels the activity) the next execution finds the newest intra checkpoint of the same
+ * run in storage. Training state includes every PRNG and data cursor, so a resumed run computes
+ * exactly what an uninterrupted one would.
+ */
+import { Context, CancelledFailure } from '@temporalio/activity';
+import type { CheckpointStore } from '../storage/checkpoints';
+import { refOf, type CheckpointRef, type Manifest } from '../storage/manifest';
+
+export interface Resumable<S> {
+  store: CheckpointStore;
+  campaignId: string;
+  /** Names this run within the campaign, e.g. "sft" or "rl-e3"; intra checkpoints are `<run>-s<step>`. */
+  run: string;
+  /** What the run starts from (its intra checkpoints name it as parent). */
+  parent: CheckpointRef | null;
+  configHash: string;
+  backend: string;
+  totalSteps: number;
+  checkpointEvery: number;
+  fresh(): Promise<S>;
+  restore(objects: Record<string, Buffer>): Promise<S>;
+  serialize(state: S): Promise<Record<string, Uint8Array>>;
+  /** One step; returns metrics for the heartbeat. `step` is 0-based. */
+  step(state: S, step: number): Promise<Record<string, number>>;
+}
+
+export interface ResumeResult<S> {
+  state: S;
+  /** The step the run resumed at (0 = from scratch). */
+  resumedFromStep: number;
+}
+
+interface Details {
+  step: number;
+  total: number;
+  checkpoint?: string;
+  progress?: Record<string, number>;
+}
+
+export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>> {
+  const ctx = Context.current();
+  const resumeFrom = await findResumePoint(r, ctx.info.heartbeatDetails as Details | undefined);
+  let state: S;
+  let start = 0;
+  if (resumeFrom) {
+    const { objects } = await r.store.load(resumeFrom.id);
+    state = await r.restore(objects);
+    start = resumeFrom.step;
+    ctx.log.info(`resuming ${r.run} from ${resumeFrom.id} at step ${start}`);
+  } else {
+    state = await r.fresh();
+  }
+  let checkpoint = resumeFrom?.id;
+  ctx.heartbeat({ step: start, total: r.totalSteps, checkpoint } satisfies Details);
+  for (let i = start; i < r.totalSteps; i++) {
+    const progress = await r.step(state, i);
+    const done = i + 1;
+    if (done % r.checkpointEvery === 0 && done < r.totalSteps) {
+      checkpoint = (await commitIntra(r, state, done)).id;
+    }
+    ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);
+    if (ctx.cancellationSignal.aborted) {
+      // Paused or cancelled: keep the work done so far, then stop at this step boundary.
+      if (done < r.totalSteps && checkpoint !== intraId(r, done)) checkpoint = (await commitIntra(r, state, done)).id;
+      ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);
+      throw new CancelledFailure(`stopped at step ${done}/${r.totalSteps}; resumes from ${checkpoint}`);
+    }
+  }
+  return { state, resumedFromStep: start };
+}
+
+const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) => `${r.campaignId}/${r.run}-s${String(step).padStart(6, '0')}`;
+
+async function commitIntra<S>(r: Resumable<S>, state: S, step: number): Promise<Manifest> {
+  const { manifest } = await r.store.commit(
+    { id: intraId(r, step), kind: 'partial', step, parent: r.parent?.id ?? null, configHash: r.configHash, backend: r.backend, meta: { run: r.run } },
+    await r.serialize(state),
+  );
+  return manifest;
+}
+
+/** The heartbeated checkpoint of a retried attempt, else the newest intra checkpoint of this run. */
+async function findResumePoint<S>(r: Resumable<S>, details: Details | undefined): Promise<CheckpointRef | undefined> {
+  if (details?.checkpoint) {
+    const m = await r.store.manifest(details.checkpoint);
+    if (m) return refOf(m);
+  }
+  const partials = (await r.store.list({ campaign: r.campaignId, kind: 'partial' })).filter(
+    (m) => m.meta.run === r.run && m.configHash === r.configHash && m.parent === (r.parent?.id ?? null) && m.step < r.totalSteps,
+  );
+  const newest = partials.sort((a, b) => b.step - a.step)[0];
+  return newest ? refOf(newest) : undefined;
+}

@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { loadConnection, type ConnectionConfig } from '../../config/connection';
+import { parseAssignments } from '../../config/campaign';
+import { resolveConfig } from '../../config/presets';
+import { connectClient } from '../../infra/temporal';
+import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignStatus } from '../../workflows/campaign';
+import { QUEUES } from '../../workflows/queues';
+import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { renderStatus, progressOf } from '../progress';
+
+export class CampaignError extends Error {
+  override name = 'CampaignError';
+}
+
+async function withClient<T>(v: Record<string, any>, fn: (c: Client, conn: ConnectionConfig) => Promise<T>): Promise<T> {
+  const conn = loadConnection(overridesFrom(v));
+  const client = await connectClient(conn.temporal);
+  try {
+    return await fn(client, conn);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export function newCampaignId(): string {
+  return `c-${new Date().toISOString().replace(/[-:TZ]/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
+}
+
+export function uiUrl(conn: ConnectionConfig, id: string): string {
+  return `${conn.temporal.uiUrl}/namespaces/${conn.temporal.namespace}/workflows/${encodeURIComponent(id)}`;
+}
+
+/** Status = the workflow's own query plus the running activity's last heartbeat (live progress). */
+export async function fetchStatus(handle: WorkflowHandle): Promise<{ status: CampaignStatus; workflow: string; progress?: ReturnType<typeof progressOf> }> {
+  const [status, desc] = await Promise.all([handle.query<CampaignStatus>('status'), handle.describe()]);
+  return { status, workflow: desc.status.name, progress: progressOf(desc.raw.pendingActivities ?? []) };
+}
+
+/** Polls until the workflow closes, rendering progress on stderr when it is a terminal. */
+export async function follow(handle: WorkflowHandle, opts: { quiet?: boolean } = {}): Promise<void> {
+  const tty = process.stderr.isTTY;
+  let last = '';
+  for (;;) {
+    let line = '';
+    try {
+      const s = await fetchStatus(handle);
+      if (s.workflow !== 'RUNNING') break;
+      line = renderStatus(s.status, s.progress);
+    } catch (e) {
+      if ((await handle.describe()).status.name !== 'RUNNING') break;
+      throw e;
+    }
+    if (!opts.quiet && line !== last) {
+      if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+      else process.stderr.write(`${line}\n`);
+      last = line;
+    }
+    await new Promise((r) => setTimeout(r, tty ? 500 : 5000));
+  }
+  if (tty && !opts.quiet) process.stderr.write('\r\x1b[2K');
+}
+
+function oneId(pos: string[]): string {
+  if (pos.length !== 1) throw new UsageError('expected exactly one campaign ID');
+  return pos[0];
+}
+
+async function handleFor(client: Client, id: string): Promise<WorkflowHandle> {
+  const h = client.workflow.getHandle(id);
+  try {
+    await h.describe();
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) throw new CampaignError(`no campaign "${id}"`);
+    throw e;
+  }
+  return h;
+}
+
+export function resultTable(r: CampaignResult): string {
+  const lines = ['checkpoint            accuracy   n'];
+  for (const e of r.evals) lines.push(`${e.label.padEnd(20)}  ${(100 * e.accuracy).toFixed(1).padStart(7)}%  ${e.n}`);
+  lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length');
+  for (const e of r.epochs)
+    lines.push(
+      `${String(e.epoch).padStart(5)}  ${e.reward.toFixed(3)}   ${(100 * e.accuracy).toFixed(1).padStart(6)}%  ${e.kl.toExponential(2).padEnd(8)}  ${e.entropy.toFixed(3)}    ${(100 * e.garbageRate).toFixed(1).padStart(5)}%  ${e.responseLength.toFixed(1)}`,
+    );
+  return lines.join('\n');
+}
+
+export const campaignCommands: Command[] = [
+  {
+    path: ['campaign', 'start'],
+    summary: 'Start a campaign workflow (workers run it: `t1 worker`)',
+    usage: 'campaign start [--preset P | --config FILE] [--id ID] [--seed N] [--wait] [--json]',
+    options: { preset: { type: 'string' }, config: { type: 'string' }, id: { type: 'string' }, seed: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, ...connectionOptions },
+    run: (v) =>
+      withClient(v, async (client, conn) => {
+        if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
+        const config = resolveConfig({ preset: v.preset ?? (v.config ? undefined : 'quick'), file: v.config, overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined });
+        const id = v.id ?? newCampaignId();
+        const handle = await client.workflow.start('campaignWorkflow', {
+          taskQueue: QUEUES.cpu,
+          workflowId: id,
+          args: [{ campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') }],
+        });
+        if (!v.wait) {
+          console.log(v.json ? JSON.stringify({ id, runId: handle.firstExecutionRunId, uiUrl: uiUrl(conn, id) }) : `started ${id}\n${uiUrl(conn, id)}`);
+          return;
+        }
+        if (!v.json) console.error(`started ${id}  ${uiUrl(conn, id)}`);
+        await follow(handle, { quiet: v.json });
+        const result = (await handle.result()) as CampaignResult;
+        console.log(v.json ? JSON.stringify(result) : `${resultTable(result)}\n\nTemporal UI: ${uiUrl(conn, id)}`);
+      }),
+  },
+  {
+    path: ['campaign', 'status'],
+    summary: "A campaign's stage, epoch, step, latest metrics, checkpoints and anchor",
+    usage: 'campaign status ID [--json]',
+    options: { json: { type: 'boolean' }, ...connectionOptions },
+    run: (v, pos) =>
+      withClient(v, async (client) => {
+        const s = await fetchStatus(await handleFor(client, oneId(pos)));
+        console.log(v.json ? JSON.stringify({ ...s.status, workflowStatus: s.workflow, progress: s.progress }) : `${s.workflow}  ${renderStatus(s.status, s.progress)}`);
+      }),
+  },
+  {
+    path: ['campaign', 'list'],
+    summary: 'Campaigns with their stage, epoch and best accuracy',
+    usage: 'campaign list [--json]',
+    options: { json: { type: 'boolean' }, ...connectionOptions },
+    run: (v) =>
+      withClient(v, async (client) => {
+        const rows = [];
+        for await (const w of client.workflow.list({ query: "WorkflowType = 'campaignWorkflow'" })) {
+          const sa = w.searchAttributes as Record<string, unknown[]>;
+          rows.push({ id: w.workflowId, status: w.status.name, started: w.startTime.toISOString(), stage: sa.T1Stage?.[0], epoch: sa.T1Epoch?.[0], bestAccuracy: sa.T1BestAccuracy?.[0], preset: sa.T1Preset?.[0] });
+        }
+        if (v.json) return void console.log(JSON.stringify(rows));
+        for (const r of rows) console.log(`${r.id.padEnd(30)} ${r.status.padEnd(11)} ${String(r.stage ?? '').padEnd(13)} epoch ${String(r.epoch ?? 0).padStart(3)}  best ${r.bestAccuracy === undefined ? '   -' : `${(100 * Number(r.bestAccuracy)).toFixed(1)}%`}  ${r.preset ?? ''}`);
+      }),
+  },
+  ...(['pause', 'resume'] as const).map(
+    (sig): Command => ({
+      path: ['campaign', sig],
+      summary: sig === 'pause' ? 'Pause at the next step boundary (an intra-activity checkpoint is committed)' : 'Resume a paused campaign',
+      usage: `campaign ${sig} ID`,
+      options: connectionOptions,
+      run: (v, pos) =>
+        withClient(v, async (client) => {
+          await (await handleFor(client, oneId(pos))).signal(sig);
+          console.log(`${sig === 'pause' ? 'pause' : 'resume'} sent to ${pos[0]}`);
+        }),
+    }),
+  ),
+  {
+    path: ['campaign', 'cancel'],
+    summary: 'Cancel a campaign (running activities stop at their next step)',
+    usage: 'campaign cancel ID',
+    options: connectionOptions,
+    run: (v, pos) =>
+      withClient(v, async (client) => {
+        await (await handleFor(client, oneId(pos))).cancel();
+        console.log(`cancel requested for ${pos[0]}`);
+      }),
+  },
+  {
+    path: ['campaign', 'set'],
+    summary: 'Change RL hyper-parameters at the next epoch boundary; prints the effective config',
+    usage: 'campaign set ID key=value [key=value ...] [--json]   e.g. rl.lr=1e-4 rl.temperature=1.0',
+    options: { json: { type: 'boolean' }, ...connectionOptions },
+    run: (v, pos) =>
+      withClient(v, async (client) => {
+        const [id, ...words] = pos;
+        if (!id || !words.length) throw new UsageError('expected a campaign ID and at least one key=value');
+        const changes = parseAssignments(words);
+        let effective;
+        try {
+          effective = await (await handleFor(client, id)).executeUpdate('setHyperparameters', { args: [changes] });
+        } catch (e: any) {
+          throw new CampaignError(`rejected: ${e?.cause?.message ?? e.message}`);
+        }
+        console.log(v.json ? JSON.stringify(effective) : `accepted for the next epoch; effective rl config:\n${JSON.stringify((effective as any).rl, null, 2)}`);
+      }),
+  },
+  {
+    path: ['campaign', 'watch'],
+    summary: 'Live progress of a campaign until it ends',
+    usage: 'campaign watch ID',
+    options: connectionOptions,
+    run: (v, pos) =>
+      withClient(v, async (client, conn) => {
+        const h = await handleFor(client, oneId(pos));
+        await follow(h);
+        const d = await h.describe();
+        console.log(`${pos[0]} ${d.status.name}`);
+        if (d.status.name === 'COMPLETED') console.log(resultTable((await h.result()) as CampaignResult));
+        console.log(`Temporal UI: ${uiUrl(conn, pos[0])}`);
+      }),
+  },
+];

@@ -1,0 +1,138 @@
+/**
+ * A campaign's configuration: one zod schema for the CLI, presets, the workflow and activities.
+ * Presets in presets/*.json are partial configs validated by this same schema.
+ */
+import { z } from 'zod';
+import { ModelConfigSchema } from '../model/config';
+import { RlConfigSchema } from '../rl/config';
+import { SplitConfig } from '../tasks/splits';
+import { TeacherConfig } from '../tasks/teacher';
+import { TASK_NAMES } from '../tasks/types';
+
+const int = (min = 0) => z.number().int().min(min);
+const range = z.object({ min: int(1), max: int(1) }).refine((r) => r.min <= r.max, { message: 'min must be <= max' });
+
+export const CampaignConfigSchema = z.object({
+  /** Every seed in the campaign derives from this one. */
+  seed: int().default(1),
+  task: z
+    .object({
+      name: z.enum(TASK_NAMES).default('countdown'),
+      /** Countdown: how many numbers; arithmetic: how many operations. */
+      difficulty: range.default({ min: 3, max: 3 }),
+      splits: SplitConfig.default(SplitConfig.parse({})),
+    })
+    .prefault({}),
+  data: z
+    .object({
+      /** Teacher traces for SFT, drawn from the SFT pool of the train split. */
+      sftExamples: int(1).default(2000),
+      /** Held-out validation problems scored during SFT. */
+      valProblems: int(1).default(64),
+      teacher: TeacherConfig.prefault({}),
+      /** 'trace' = trial and error + self-verification (T1); 'direct' = answer only (ablation). */
+      style: z.enum(['trace', 'direct']).default('trace'),
+    })
+    .prefault({}),
+  model: ModelConfigSchema.prefault({}),
+  sft: z
+    .object({
+      steps: int(1).default(300),
+      batchSize: int(1).default(16),
+      lr: z.number().positive().default(3e-3),
+      minLr: z.number().min(0).default(1e-4),
+      warmupSteps: int().default(20),
+      weightDecay: z.number().min(0).default(0.01),
+      gradClip: z.number().positive().default(1),
+      /** Sequences per forward/backward pass (default: batchSize); gradients accumulate over the passes. */
+      microBatchSize: int(1).optional(),
+      evalEvery: int(1).default(100),
+    })
+    .refine((s) => s.microBatchSize === undefined || s.batchSize % s.microBatchSize === 0, { message: 'batchSize must be a multiple of microBatchSize', path: ['microBatchSize'] })
+    .prefault({}),
+  /** RL hyper-parameters (T1 section 3): the RL layer's own schema. */
+  rl: RlConfigSchema.prefault({}),
+  /** Intra-activity checkpoints (the resume points after a crash or pause). */
+  checkpoints: z
+    .object({
+      sftEvery: int(1).default(50),
+      rlEvery: int(1).default(5),
+    })
+    .prefault({}),
+  eval: z
+    .object({
+      /** Held-out test problems for accuracy. */
+      problems: int(1).default(500),
+      /** Fixed apart from the training seed, so campaigns with different seeds are compared on the same problems. */
+      seed: int().default(2025),
+      maxNewTokens: int(1).default(200),
+      /** Prompts decoded together. */
+      batchSize: int(1).default(64),
+    })
+    .prefault({}),
+  /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */
+  promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
+});
+export type CampaignConfig = z.infer<typeof CampaignConfigSchema>;
+export type CampaignConfigInput = z.input<typeof CampaignConfigSchema>;
+
+/**
+ * Hyper-parameters a running campaign may change (applied at the next RL epoch boundary).
+ * Keys are dotted paths into the config, e.g. `rl.lr`, `rl.temperature`, `rl.epochs`.
+ */
+export const TUNABLE = [
+  'rl.epochs',
+  'rl.stepsPerEpoch',
+  'rl.promptsPerStep',
+  'rl.samplesPerPrompt',
+  'rl.updateSamples',
+  'rl.temperature',
+  'rl.topP',
+  'rl.minP',
+  'rl.maxNewTokens',
+  'rl.lr',
+  'rl.betaKl',
+  'rl.alphaEnt',
+  'rl.normalisation',
+  'rl.updateSelection',
+  'rl.dropZeroVariance',
+  'rl.gradClip',
+  'rl.anchor.mode',
+  'rl.anchor.refreshEveryEpochs',
+  'rl.anchor.emaLambda',
+] as const;
+
+export class HyperparameterError extends Error {
+  override name = 'HyperparameterError';
+}
+
+/** The config with `changes` applied, validated by the schema; throws naming the bad key. */
+export function applyHyperparameters(config: CampaignConfig, changes: Record<string, unknown>): CampaignConfig {
+  const next: any = JSON.parse(JSON.stringify(config)); // structuredClone is not in the workflow sandbox
+  for (const [path, value] of Object.entries(changes)) {
+    if (!(TUNABLE as readonly string[]).includes(path)) {
+      throw new HyperparameterError(`"${path}" cannot be changed while a campaign runs; tunable: ${TUNABLE.join(', ')}`);
+    }
+    const keys = path.split('.');
+    let o = next;
+    for (const k of keys.slice(0, -1)) o = o[k];
+    o[keys[keys.length - 1]] = value;
+  }
+  const r = CampaignConfigSchema.safeParse(next);
+  if (!r.success) {
+    throw new HyperparameterError(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return r.data;
+}
+
+/** Parses `key=value` words from the CLI: numbers and booleans are typed, the rest stay strings. */
+export function parseAssignments(words: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq <= 0) throw new HyperparameterError(`expected key=value, got "${w}"`);
+    const raw = w.slice(eq + 1);
+    out[w.slice(0, eq)] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+  }
+  return out;
+}

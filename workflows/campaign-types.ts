@@ -1,0 +1,78 @@
+/** What crosses between the campaign workflow, its activities and its clients: small values only. */
+import type { CheckpointRef } from '../storage/manifest';
+
+export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
+
+export interface EvalSummary {
+  label: string;
+  checkpoint: CheckpointRef;
+  accuracy: number;
+  n: number;
+  garbageRate: number;
+  meanLength: number;
+}
+
+export interface SftSummary {
+  checkpoint: CheckpointRef;
+  steps: number;
+  trainLoss: number;
+  valLoss: number;
+  valAccuracy: number;
+  tokensPerS: number;
+  seconds: number;
+  /** Steps this execution redid after resuming from an intra-activity checkpoint. */
+  resumedFromStep: number;
+}
+
+export interface RlEpochSummary {
+  epoch: number;
+  checkpoint: CheckpointRef;
+  steps: number;
+  reward: number;
+  accuracy: number;
+  kl: number;
+  entropy: number;
+  garbageRate: number;
+  responseLength: number;
+  zeroVarianceGroups: number;
+  tokensPerS: number;
+  seconds: number;
+  resumedFromStep: number;
+  /** EMA mode: the anchor as blended during this epoch. */
+  anchor?: CheckpointRef;
+}
+
+export interface ConfigChange {
+  /** Applied at the start of this RL epoch. */
+  epoch: number;
+  changes: Record<string, unknown>;
+}
+
+/** Everything the workflow knows; carried across continue-as-new. */
+export interface CampaignState {
+  stage: Stage;
+  epoch: number;
+  paused: boolean;
+  dataset?: CheckpointRef;
+  sft?: SftSummary;
+  policy?: CheckpointRef;
+  anchor?: CheckpointRef;
+  anchorRefreshes: { epoch: number; anchor: CheckpointRef }[];
+  epochs: RlEpochSummary[];
+  evals: EvalSummary[];
+  configTimeline: ConfigChange[];
+  pendingChanges: Record<string, unknown>;
+}
+
+export interface CampaignResult {
+  id: string;
+  status: 'completed';
+  preset?: string;
+  results: { sft: { accuracy: number }; final: { accuracy: number } };
+  checkpoints: { sft: CheckpointRef; final: CheckpointRef };
+  evals: EvalSummary[];
+  epochs: RlEpochSummary[];
+  anchorRefreshes: CampaignState['anchorRefreshes'];
+  configTimeline: ConfigChange[];
+  promoted?: boolean;
+}

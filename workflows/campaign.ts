@@ -1,0 +1,228 @@
+/**
+ * The campaign: synthesize CoT data (CPU) -> SFT (GPU) -> RL epochs 1..N (GPU), the anchor
+ * refreshed every E epochs as its own recorded step -> evaluation. Deterministic orchestration
+ * only; payloads are checkpoint references and small metrics. Continues as new at epoch
+ * boundaries when the server suggests it, so hundreds of epochs keep history small.
+ */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CampaignActivities } from '../activities/campaign';
+import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
+import { SA } from '../config/search-attributes';
+import type { CheckpointRef } from '../storage/manifest';
+import type { CampaignResult, CampaignState, EvalSummary } from './campaign-types';
+import { QUEUES } from './queues';
+
+const retry = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  maximumAttempts: 30,
+  nonRetryableErrorTypes: ['ConfigError', 'CheckpointConflictError', 'ZodError'],
+};
+// A dead worker stops heartbeating: the 20 s heartbeat timeout hands the activity to another worker,
+// which resumes from the last intra-activity checkpoint. Start-to-close is generous on purpose.
+const gpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '12h', heartbeatTimeout: '20s', retry });
+const cpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry });
+
+export interface CampaignInput {
+  campaignId: string;
+  config: CampaignConfig;
+  preset?: string;
+  /** Start SFT from this checkpoint's weights (nightly retraining). */
+  warmStart?: CheckpointRef | null;
+  /** Set only by continue-as-new. */
+  carried?: CampaignState;
+  run?: number;
+}
+
+export interface CampaignStatus extends CampaignState {
+  campaignId: string;
+  preset?: string;
+  config: CampaignConfig;
+  /** The config the next epoch will use (pending changes applied). */
+  nextConfig: CampaignConfig;
+  runs: number;
+}
+
+export const statusQuery = defineQuery<CampaignStatus>('status');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const setHyperparametersUpdate = defineUpdate<CampaignConfig, [Record<string, unknown>]>('setHyperparameters');
+
+export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
+  let config = CampaignConfigSchema.parse(input.config);
+  const id = input.campaignId;
+  const state: CampaignState = input.carried ?? {
+    stage: 'synthesize',
+    epoch: 0,
+    paused: false,
+    anchorRefreshes: [],
+    epochs: [],
+    evals: [],
+    configTimeline: [],
+    pendingChanges: {},
+  };
+  const runs = input.run ?? 1;
+
+  setHandler(statusQuery, () => ({
+    ...state,
+    campaignId: id,
+    preset: input.preset,
+    config,
+    nextConfig: applyHyperparameters(config, state.pendingChanges),
+    runs,
+  }));
+  setHandler(pauseSignal, () => {
+    state.paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    state.paused = false;
+  });
+  setHandler(
+    setHyperparametersUpdate,
+    (changes) => {
+      state.pendingChanges = { ...state.pendingChanges, ...changes };
+      return applyHyperparameters(config, state.pendingChanges);
+    },
+    // Rejected updates never enter history: the validator throws, naming the field.
+    { validator: (changes) => void applyHyperparameters(config, { ...state.pendingChanges, ...changes }) },
+  );
+
+  const setStage = (stage: CampaignState['stage']) => {
+    state.stage = stage;
+    upsertSearchAttributes([
+      { key: SA.stage, value: stage },
+      { key: SA.epoch, value: state.epoch },
+    ]);
+  };
+  const recordBest = (e: EvalSummary) => {
+    const best = Math.max(...state.evals.map((x) => x.accuracy), e.accuracy);
+    upsertSearchAttributes([{ key: SA.bestAccuracy, value: best }]);
+  };
+  const boundary = async () => {
+    if (state.paused) log.info('paused; waiting for resume');
+    await condition(() => !state.paused);
+  };
+  const root = CancellationScope.current();
+  /**
+   * Runs a training activity that a pause interrupts at its next step boundary: the activity
+   * commits an intra-activity checkpoint and stops; after resume it runs again from there.
+   */
+  const pausable = async <T>(fn: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      await boundary();
+      const scope = new CancellationScope();
+      const watcher = new CancellationScope();
+      watcher.run(() => condition(() => state.paused)).then(() => scope.cancel(), () => undefined);
+      try {
+        return await scope.run(fn);
+      } catch (e) {
+        if (!(isCancellation(e) && state.paused && !root.consideredCancelled)) throw e;
+      } finally {
+        watcher.cancel();
+      }
+    }
+  };
+
+  upsertSearchAttributes([
+    { key: SA.campaignId, value: id },
+    { key: SA.preset, value: input.preset ?? 'custom' },
+  ]);
+  upsertMemo({ runs, task: config.task.name, model: `${config.model.nLayers}x${config.model.dModel}`, seed: config.seed });
+
+  try {
+    if (!state.dataset) {
+      setStage('synthesize');
+      state.dataset = await cpu.synthesize.executeWithOptions({ summary: `synthesize ${config.data.sftExamples} ${config.task.name} traces` }, [{ campaignId: id, config }]);
+      await boundary();
+    }
+    if (!state.sft) {
+      setStage('sft');
+      const dataset = state.dataset;
+      state.sft = await pausable(() =>
+        gpu.sftTrain.executeWithOptions({ summary: `SFT ${config.sft.steps} steps` }, [{ campaignId: id, config, dataset, init: input.warmStart ?? null }]),
+      );
+      state.policy = state.sft.checkpoint;
+      state.anchor = state.sft.checkpoint;
+      await boundary();
+    }
+    if (!state.evals.some((e) => e.label === 'sft')) {
+      setStage('evaluate-sft');
+      const e = await gpu.evaluate.executeWithOptions({ summary: 'evaluate SFT checkpoint' }, [{ campaignId: id, config, checkpoint: state.sft.checkpoint, label: 'sft' }]);
+      recordBest(e);
+      state.evals.push(e);
+    }
+
+    setStage('rl');
+    while (state.epoch < config.rl.epochs) {
+      await boundary();
+      if (Object.keys(state.pendingChanges).length) {
+        config = applyHyperparameters(config, state.pendingChanges);
+        state.configTimeline.push({ epoch: state.epoch + 1, changes: state.pendingChanges });
+        state.pendingChanges = {};
+        if (state.epoch >= config.rl.epochs) break; // epochs were lowered
+      }
+      const epoch = state.epoch + 1;
+      const args = { campaignId: id, config, epoch, policy: state.policy!, anchor: state.anchor! };
+      const summary = await pausable(() => gpu.rlEpoch.executeWithOptions({ summary: `RL epoch ${epoch}/${config.rl.epochs}` }, [args]));
+      state.epochs.push(summary);
+      state.policy = summary.checkpoint;
+      state.epoch = epoch;
+      upsertSearchAttributes([{ key: SA.epoch, value: epoch }]);
+      if (config.rl.anchor.mode === 'ema') state.anchor = summary.anchor ?? state.anchor;
+      if (config.rl.anchor.mode === 'refresh' && epoch % config.rl.anchor.refreshEveryEpochs === 0 && epoch < config.rl.epochs) {
+        // The refresh is its own step in history: anchor := current policy.
+        state.anchor = await cpu.refreshAnchor.executeWithOptions({ summary: `anchor := policy after epoch ${epoch}` }, [
+          { campaignId: id, epoch, policy: state.policy },
+        ]);
+        state.anchorRefreshes.push({ epoch, anchor: state.anchor });
+      }
+      if (workflowInfo().continueAsNewSuggested && state.epoch < config.rl.epochs) {
+        await condition(allHandlersFinished);
+        await continueAsNew<typeof campaignWorkflow>({ ...input, config, carried: state, run: runs + 1 });
+      }
+    }
+
+    setStage('evaluate');
+    const final = await gpu.evaluate.executeWithOptions({ summary: 'evaluate final checkpoint' }, [{ campaignId: id, config, checkpoint: state.policy!, label: 'final' }]);
+    recordBest(final);
+    state.evals.push(final);
+    setStage('done');
+    const sftEval = state.evals.find((e) => e.label === 'sft')!;
+    return {
+      id,
+      status: 'completed',
+      preset: input.preset,
+      results: { sft: { accuracy: sftEval.accuracy }, final: { accuracy: final.accuracy } },
+      checkpoints: { sft: state.sft.checkpoint, final: state.policy! },
+      evals: state.evals,
+      epochs: state.epochs,
+      anchorRefreshes: state.anchorRefreshes,
+      configTimeline: state.configTimeline,
+    };
+  } catch (e) {
+    if (isCancellation(e)) {
+      // Record the end in the UI even though the workflow is cancelled.
+      await CancellationScope.nonCancellable(async () => setStage('cancelled'));
+    } else if (!(e instanceof ApplicationFailure)) {
+      setStage('failed');
+    }
+    throw e;
+  }
+}

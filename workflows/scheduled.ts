@@ -1,0 +1,38 @@
+/**
+ * Nightly retraining: a Schedule starts this workflow; it warm-starts a campaign from the
+ * schedule's promoted checkpoint and promotes the new final checkpoint only if it beats the
+ * promoted one on held-out evaluation by the configured gate.
+ */
+import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { PromotionActivities } from '../activities/promotion';
+import type { CampaignConfig } from '../config/campaign';
+import { campaignWorkflow } from './campaign';
+import { QUEUES } from './queues';
+
+const cpu = proxyActivities<PromotionActivities>({
+  taskQueue: QUEUES.cpu,
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 30 },
+});
+
+export interface ScheduledInput {
+  schedule: string;
+  config: CampaignConfig;
+  preset?: string;
+}
+
+export async function scheduledCampaignWorkflow(input: ScheduledInput) {
+  const promoted = await cpu.getPromoted({ schedule: input.schedule });
+  // Schedules append the scheduled time to the workflow id, which makes the campaign id unique.
+  const campaignId = workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  const result = await executeChild(campaignWorkflow, {
+    workflowId: `${campaignId}-campaign`,
+    taskQueue: QUEUES.cpu,
+    args: [{ campaignId, config: input.config, preset: input.preset, warmStart: promoted?.checkpoint ?? null }],
+  });
+  const accuracy = result.results.final.accuracy;
+  const gate = (promoted?.accuracy ?? -Infinity) + input.config.promotion.minImprovement;
+  const better = !promoted || accuracy > gate;
+  if (better) await cpu.promote({ schedule: input.schedule, checkpoint: result.checkpoints.final, accuracy, campaignId });
+  return { ...result, promoted: better, previous: promoted ? { checkpoint: promoted.checkpoint, accuracy: promoted.accuracy } : null };
+}
