@@ -1,0 +1,125 @@
+import { Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../config/presets';
+import { startService, stopService } from '../../infra/stack';
+import { connectClient } from '../../infra/temporal';
+import { CheckpointStore } from '../../storage/checkpoints';
+import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignStatus } from '../../workflows/campaign';
+import { startWorkers, workflowBundle, type RunningWorkers } from '../../workers/worker';
+import { QUEUES } from '../../workflows/queues';
+import { testConnection, testStack, uniqueCampaign, waitFor } from './helpers';
+
+const conn = testConnection();
+let workers: RunningWorkers;
+let client: Client;
+const store = new CheckpointStore(conn.s3);
+beforeAll(async () => {
+  workers = await startWorkers(conn, 'all');
+  client = await connectClient(conn.temporal);
+});
+afterAll(async () => {
+  await client?.connection.close();
+  await workers?.shutdown();
+  store.close();
+});
+
+function start(id: string, overrides: Record<string, unknown> = {}) {
+  const config = resolveConfig({ preset: 'smoke', overrides });
+  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke' }] });
+}
+const status = (id: string) => client.workflow.getHandle(id).query<CampaignStatus>('status');
+
+describe('campaign workflow (real Temporal + S3)', () => {
+  it('the smoke campaign completes, records its stages, and its history replays deterministically', async () => {
+    const id = uniqueCampaign('smoke');
+    const t0 = Date.now();
+    const handle = await start(id);
+    const result = (await handle.result()) as CampaignResult;
+    const seconds = (Date.now() - t0) / 1000;
+    expect(seconds).toBeLessThan(60);
+    expect(result).toMatchObject({ id, status: 'completed', preset: 'smoke' });
+    expect(result.results.sft.accuracy).toBeGreaterThanOrEqual(0);
+    expect(result.results.final.accuracy).toBeLessThanOrEqual(1);
+    expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2]);
+    expect(result.anchorRefreshes.map((r) => r.epoch)).toEqual([1]);
+    expect(result.checkpoints.final.id).toBe(`${id}/rl-e0002`);
+
+    // Every referenced checkpoint is committed and verifies; lineage runs final -> SFT -> dataset.
+    const lineage = await store.lineage(result.checkpoints.final.id);
+    expect(lineage.map((m) => m.kind)).toEqual(['rl', 'rl', 'sft', 'dataset']);
+    expect((await store.verify(result.checkpoints.final.id)).ok).toBe(true);
+
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+    // References and metrics only: the whole history stays small.
+    expect(JSON.stringify(history).length).toBeLessThan(200_000);
+    const activities = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    expect(activities).toEqual(['synthesize', 'sftTrain', 'evaluate', 'rlEpoch', 'refreshAnchor', 'rlEpoch', 'evaluate']);
+
+    const desc = await handle.describe();
+    expect(desc.searchAttributes).toMatchObject({ T1CampaignId: [id], T1Stage: ['done'], T1Epoch: [2], T1Preset: ['smoke'] });
+    const s = await status(id);
+    expect(s).toMatchObject({ stage: 'done', epoch: 2, campaignId: id });
+  });
+
+  it('pause holds the campaign at a step boundary, resume continues; setHyperparameters validates and applies at the next epoch', async () => {
+    const id = uniqueCampaign('ctl');
+    // Long enough SFT to pause it in the middle.
+    const handle = await start(id, { sft: { steps: 400 }, checkpoints: { sftEvery: 1000 }, rl: { epochs: 3 } });
+    await waitFor('SFT to run', async () => (await status(id)).stage === 'sft');
+    await handle.signal('pause');
+    await waitFor('the paused SFT activity to stop', async () => (await handle.describe()).raw.pendingActivities?.length === 0, 60_000);
+    const paused = await status(id);
+    expect(paused).toMatchObject({ stage: 'sft', paused: true });
+    // The pause left an intra-activity checkpoint to resume from.
+    const partials = await store.list({ campaign: id, kind: 'partial' });
+    expect(partials.length).toBe(1);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await handle.describe()).raw.pendingActivities?.length ?? 0).toBe(0);
+
+    const effective = await handle.executeUpdate('setHyperparameters', { args: [{ 'rl.temperature': 0.9, 'rl.epochs': 2 }] });
+    expect((effective as any).rl).toMatchObject({ temperature: 0.9, epochs: 2 });
+    const reason = (p: Promise<unknown>) => p.then(() => 'accepted', (e) => String(e?.cause?.message ?? e));
+    expect(await reason(handle.executeUpdate('setHyperparameters', { args: [{ 'rl.lr': -1 }] }))).toMatch(/^rl\.lr: Too small/);
+    expect(await reason(handle.executeUpdate('setHyperparameters', { args: [{ 'model.dModel': 8 }] }))).toMatch(/"model\.dModel" cannot be changed while a campaign runs/);
+
+    await handle.signal('resume');
+    const result = (await handle.result()) as CampaignResult;
+    expect(result.epochs.length).toBe(2);
+    expect(result.configTimeline).toEqual([{ epoch: 1, changes: { 'rl.temperature': 0.9, 'rl.epochs': 2 } }]);
+    const history = await handle.fetchHistory();
+    const sft = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sftTrain');
+    expect(sft.length).toBe(2); // interrupted by the pause, then run again from the checkpoint
+    const rejected = JSON.stringify(history).includes('model.dModel');
+    expect(rejected).toBe(false); // rejected updates never enter history
+  });
+
+  it('cancel stops a running campaign', async () => {
+    const id = uniqueCampaign('cancel');
+    const handle = await start(id, { sft: { steps: 2000 } });
+    await waitFor('SFT to run', async () => (await status(id)).stage === 'sft');
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect((await handle.describe()).searchAttributes.T1Stage).toEqual(['cancelled']);
+  });
+
+  it('continues through a restart of the Temporal server mid-campaign', async () => {
+    const id = uniqueCampaign('restart');
+    const handle = await start(id, { rl: { epochs: 3, stepsPerEpoch: 4 } });
+    await waitFor('RL to run', async () => (await status(id)).stage === 'rl', 120_000, 100);
+    await stopService(testStack(), 'temporal');
+    await new Promise((r) => setTimeout(r, 2000));
+    await startService(testStack(), 'temporal');
+    const fresh = await connectClient(conn.temporal);
+    try {
+      const result = (await fresh.workflow.getHandle(id).result()) as CampaignResult;
+      expect(result.epochs.length).toBe(3);
+    } finally {
+      await fresh.connection.close();
+    }
+    void handle;
+  });
+});
