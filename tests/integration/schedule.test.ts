@@ -1,0 +1,62 @@
+import type { Client } from '@temporalio/client';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../config/presets';
+import { promotionActivities } from '../../activities/promotion';
+import { connectClient } from '../../infra/temporal';
+import { CheckpointStore } from '../../storage/checkpoints';
+import { startWorkers, type RunningWorkers } from '../../workers/worker';
+import { QUEUES } from '../../workflows/queues';
+import { testConnection, uniqueCampaign, waitFor } from './helpers';
+
+const conn = testConnection();
+const store = new CheckpointStore(conn.s3);
+let workers: RunningWorkers;
+let client: Client;
+beforeAll(async () => {
+  workers = await startWorkers(conn, 'all');
+  client = await connectClient(conn.temporal);
+});
+afterAll(async () => {
+  await client?.connection.close();
+  await workers?.shutdown();
+  store.close();
+});
+
+describe('nightly retraining schedule', () => {
+  it('a trigger warm-starts from the promoted checkpoint; a result that does not beat it is not promoted', async () => {
+    const name = uniqueCampaign('nightly');
+    // The gate (+1.0 accuracy) cannot be met once something is promoted: the second run must not replace it.
+    const config = resolveConfig({ preset: 'smoke', overrides: { promotion: { minImprovement: 1 } } });
+    const schedule = await client.schedule.create({
+      scheduleId: name,
+      spec: { cronExpressions: ['0 3 1 1 *'] },
+      action: { type: 'startWorkflow', workflowType: 'scheduledCampaignWorkflow', workflowId: name, taskQueue: QUEUES.cpu, args: [{ schedule: name, config, preset: 'smoke' }] },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    });
+    const promoted = () => promotionActivities(store).getPromoted({ schedule: name });
+    const runOnce = async (n: number) => {
+      await schedule.trigger();
+      const run = await waitFor(`scheduled run ${n}`, async () => (await schedule.describe()).info.recentActions[n - 1]?.action.workflow.workflowId, 60_000);
+      return client.workflow.getHandle(run).result();
+    };
+    try {
+      expect(await promoted()).toBeNull();
+      const first = await runOnce(1);
+      expect(first.promoted).toBe(true);
+      const p1 = await promoted();
+      expect(p1?.checkpoint).toEqual(first.checkpoints.final);
+      expect(await store.isKept(first.checkpoints.final.id)).toBe(true);
+
+      const second = await runOnce(2);
+      // Warm start: the second campaign's SFT began from the promoted checkpoint.
+      const sft = await store.manifest(second.checkpoints.sft.id);
+      expect(sft?.parent).toBe(p1!.checkpoint.id);
+      expect(second.promoted).toBe(false);
+      expect(second.previous?.checkpoint).toEqual(p1!.checkpoint);
+      expect((await promoted())?.checkpoint).toEqual(p1!.checkpoint);
+    } finally {
+      await schedule.delete();
+    }
+  });
+});
