@@ -56,7 +56,7 @@ export async function dispatch(commands: Command[], argv: string[]): Promise<num
     const prefix = words.length ? commands.filter((c) => c.path[0] === words[0]) : [];
     const shown = prefix.length ? prefix : commands;
     const text = `usage: t1 <command> [options]\n\ncommands:\n${shown.map((c) => `  ${c.path.join(' ').padEnd(22)} ${c.summary}`).join('\n')}\n\nRun \`t1 <command> --help\` for a command's options.`;
-    if (wantsHelp || prefix.length) {
+    if (wantsHelp || (prefix.length && words.length === 1)) {
       console.log(text);
       return wantsHelp ? 0 : 2;
     }

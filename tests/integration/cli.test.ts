@@ -1,0 +1,71 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killHard, spawnWorker, testEnv } from './helpers';
+
+const run = promisify(execFile);
+/** Runs the t1 command against the test stack; never throws, returns exit code and output. */
+async function t1(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/t1.js', ...args], { env: testEnv(), timeout: 180_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+let worker: ReturnType<typeof spawnWorker>;
+beforeAll(() => {
+  worker = spawnWorker();
+});
+afterAll(async () => {
+  await killHard(worker);
+});
+
+describe('the t1 command (against the real stack)', () => {
+  it('stack status --json reports both servers healthy', async () => {
+    const r = await t1('stack', 'status', '--json');
+    expect(r.code).toBe(0);
+    const st = JSON.parse(r.stdout);
+    expect(st.temporal).toMatchObject({ healthy: true, address: expect.stringMatching(/^127\.0\.0\.1:\d+$/), uiUrl: expect.stringMatching(/^http:/) });
+    expect(st.s3).toMatchObject({ healthy: true, endpoint: expect.stringMatching(/^http:\/\/127\.0\.0\.1:/) });
+    expect(r.stdout).not.toMatch(/secret/i);
+  });
+
+  it('campaign start --wait --json prints the result contract; status and checkpoints ls agree', async () => {
+    const r = await t1('campaign', 'start', '--preset', 'smoke', '--seed', '3', '--wait', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({
+      status: 'completed',
+      results: { sft: { accuracy: expect.any(Number) }, final: { accuracy: expect.any(Number) } },
+      checkpoints: { final: { id: expect.any(String), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } },
+    });
+    const status = JSON.parse((await t1('campaign', 'status', result.id, '--json')).stdout);
+    expect(status).toMatchObject({ campaignId: result.id, stage: 'done', epoch: 2 });
+    expect(status.config.seed).toBe(3);
+    const ls = JSON.parse((await t1('checkpoints', 'ls', '--campaign', result.id, '--json')).stdout);
+    expect(ls.map((m: any) => m.id)).toContain(result.checkpoints.final.id);
+    const verify = await t1('checkpoints', 'verify', result.checkpoints.final.id);
+    expect(verify.code).toBe(0);
+    const list = await t1('campaign', 'list', '--json');
+    expect(JSON.parse(list.stdout).some((c: any) => c.id === result.id && c.status === 'COMPLETED')).toBe(true);
+  });
+
+  it('user mistakes get one clear message naming the problem, no stack trace', async () => {
+    const cases: [string[], RegExp][] = [
+      [['campaign', 'start', '--preset', 'nope'], /unknown preset "nope"; presets: full, quick, smoke/],
+      [['campaign', 'start', '--seed', 'x'], /--seed: expected a non-negative integer/],
+      [['campaign', 'status', 'no-such-campaign'], /no campaign "no-such-campaign"/],
+      [['checkpoints', 'verify', 'bad id'], /expected a checkpoint id <campaign>\/<name>/],
+      [['checkpoints', 'verify', 'c/missing'], /checkpoint c\/missing does not exist/],
+      [['campaign', 'frobnicate'], /unknown command "campaign frobnicate"/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await t1(...args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+});
