@@ -1,0 +1,91 @@
+/**
+ * Campaign-level numbers on the local stack:
+ * - orchestration_overhead_fraction: (campaign wall time - the activities' own run time) / wall,
+ *   from the workflow history of a quick-preset campaign (T1_BENCH_PRESET overrides the preset);
+ * - crash_detect_seconds / crash_steps_redone: a worker process killed with SIGKILL mid-RL (right
+ *   after an intra-activity checkpoint), time until a new worker has the activity again, and the
+ *   steps the retry computed a second time.
+ */
+import { spawn } from 'node:child_process';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { loadConnection, loadStack } from '../config/connection';
+import { resolveConfig } from '../config/presets';
+import { stackUp } from '../infra/stack';
+import { connectClient } from '../infra/temporal';
+import { CheckpointStore } from '../storage/checkpoints';
+import type { CampaignResult } from '../workflows/campaign-types';
+import { QUEUES } from '../workflows/queues';
+import type { Bench } from './metric';
+
+const tsOf = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+
+/** A worker process, resolved once it polls (its start is not orchestration overhead). */
+async function spawnWorker() {
+  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', 'all'], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (d) => {
+      process.stderr.write(d);
+      if (String(d).includes('[worker] role')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+  return child;
+}
+
+async function runCampaign(client: Client, id: string, preset: string, overrides?: Record<string, unknown>): Promise<WorkflowHandle> {
+  const config = resolveConfig({ preset, overrides });
+  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset }] });
+}
+
+export const campaignBench: Bench = {
+  metrics: ['orchestration_overhead_fraction', 'crash_detect_seconds', 'crash_steps_redone'],
+  async run(emit) {
+    await stackUp(loadStack(), (l) => console.error(`[stack] ${l}`));
+    const conn = loadConnection();
+    const client = await connectClient(conn.temporal);
+    const store = new CheckpointStore(conn.s3);
+    let worker = await spawnWorker();
+    try {
+      const preset = process.env.T1_BENCH_PRESET ?? 'quick';
+      const id = `bench-${Date.now().toString(36)}`;
+      console.error(`[bench] ${preset} campaign ${id} …`);
+      const h = await runCampaign(client, id, preset);
+      const result = (await h.result()) as CampaignResult;
+      const history = await h.fetchHistory();
+      const events = history.events!;
+      const wall = tsOf(events[events.length - 1].eventTime) - tsOf(events[0].eventTime);
+      const started = new Map<string, number>();
+      let busy = 0;
+      for (const e of events) {
+        if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), tsOf(e.eventTime));
+        const done = e.activityTaskCompletedEventAttributes;
+        if (done) busy += tsOf(e.eventTime) - started.get(String(done.scheduledEventId))!;
+      }
+      emit({ metric: 'orchestration_overhead_fraction', value: Math.round(((wall - busy) / wall) * 1e4) / 1e4, unit: 'fraction', target: 0.02, preset, wall_s: wall / 1000, activities_s: busy / 1000, sft_accuracy: result.results.sft.accuracy, final_accuracy: result.results.final.accuracy });
+
+      // Crash: kill the worker right after the first RL intra checkpoint of epoch 1 is committed.
+      const cid = `bench-crash-${Date.now().toString(36)}`;
+      const ch = await runCampaign(client, cid, 'smoke', { sft: { steps: 40 }, rl: { epochs: 1, stepsPerEpoch: 12 }, checkpoints: { rlEvery: 4 } });
+      const intra = `${cid}/rl-e0001-s000004`;
+      while (!(await store.manifest(intra))) await new Promise((r) => setTimeout(r, 50));
+      worker.kill('SIGKILL');
+      const killedAt = Date.now();
+      worker = await spawnWorker();
+      // Detected when the activity runs again (attempt 2 started on the new worker).
+      for (;;) {
+        const pending = (await ch.describe()).raw.pendingActivities ?? [];
+        if (pending.some((p) => p.activityType?.name === 'rlEpoch' && (p.attempt ?? 1) > 1 && p.state === 2 /* STARTED */)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const detect = (Date.now() - killedAt) / 1000;
+      const crashed = (await ch.result()) as CampaignResult;
+      const epoch = crashed.epochs[0];
+      emit({ metric: 'crash_detect_seconds', value: Math.round(detect * 100) / 100, unit: 's', heartbeat_timeout_s: 20 });
+      emit({ metric: 'crash_steps_redone', value: 4 - epoch.resumedFromStep, unit: 'steps', killed_after_step: 4, resumed_from_step: epoch.resumedFromStep, checkpoint_every: 4 });
+    } finally {
+      worker.kill('SIGKILL');
+      store.close();
+      await client.connection.close();
+    }
+  },
+};
