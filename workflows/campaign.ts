@@ -46,6 +46,8 @@ export interface CampaignInput {
   preset?: string;
   /** Start SFT from this checkpoint's weights (nightly retraining). */
   warmStart?: CheckpointRef | null;
+  /** Continue as new after this many RL epochs in one run (default: only when the server suggests it). */
+  epochsPerRun?: number;
   /** Set only by continue-as-new. */
   carried?: CampaignState;
   run?: number;
@@ -170,6 +172,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
 
     setStage('rl');
+    const firstEpochThisRun = state.epoch;
     while (state.epoch < config.rl.epochs) {
       await boundary();
       if (Object.keys(state.pendingChanges).length) {
@@ -193,7 +196,8 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         ]);
         state.anchorRefreshes.push({ epoch, anchor: state.anchor });
       }
-      if (workflowInfo().continueAsNewSuggested && state.epoch < config.rl.epochs) {
+      const runFull = input.epochsPerRun !== undefined && state.epoch - firstEpochThisRun >= input.epochsPerRun;
+      if ((workflowInfo().continueAsNewSuggested || runFull) && state.epoch < config.rl.epochs) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof campaignWorkflow>({ ...input, config, carried: state, run: runs + 1 });
       }

@@ -25,9 +25,9 @@ afterAll(async () => {
   store.close();
 });
 
-function start(id: string, overrides: Record<string, unknown> = {}) {
+function start(id: string, overrides: Record<string, unknown> = {}, epochsPerRun?: number) {
   const config = resolveConfig({ preset: 'smoke', overrides });
-  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke' }] });
+  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke', epochsPerRun }] });
 }
 const status = (id: string) => client.workflow.getHandle(id).query<CampaignStatus>('status');
 
@@ -94,6 +94,20 @@ describe('campaign workflow (real Temporal + S3)', () => {
     expect(sft.length).toBe(2); // interrupted by the pause, then run again from the checkpoint
     const rejected = JSON.stringify(history).includes('model.dModel');
     expect(rejected).toBe(false); // rejected updates never enter history
+  });
+
+  it('continues as new between RL epochs, carrying its state: one short history per run', async () => {
+    const id = uniqueCampaign('can');
+    const handle = await start(id, { rl: { epochs: 3 } }, 1);
+    const result = (await handle.result()) as CampaignResult;
+    expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
+    expect(result.evals.map((e) => e.label)).toEqual(['sft', 'final']);
+    expect((await status(id)).runs).toBe(3);
+    // The last run's history holds only its own epoch.
+    const history = await handle.fetchHistory();
+    const names = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    expect(names).toEqual(['rlEpoch', 'evaluate']);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
   });
 
   it('cancel stops a running campaign', async () => {
