@@ -111,6 +111,9 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
       const t0 = performance.now();
       let tokens = 0;
       let last = { loss: NaN, valLoss: NaN, valAccuracy: NaN };
+      // About 60 points of the loss curve, kept in intra checkpoints so a resumed run has them all.
+      let curve: SftCurvePoint[] = [];
+      const stride = Math.max(1, Math.floor(config.sft.steps / 60));
       const configHash = hashOf({ model: config.model, sft: config.sft, seed: config.seed, dataset: input.dataset.sha256, init: input.init?.sha256 ?? null });
       const { state: trainer, resumedFromStep } = await runResumable<SftTrainer>({
         store,
@@ -126,8 +129,11 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
           if (initWeights) copyWeights(t.model, initWeights);
           return t;
         },
-        restore: async (objects) => SftTrainer.fromState(decodeState(objects.state), sftCfg, train),
-        serialize: async (t) => ({ state: encodeState(t.state()) }),
+        async restore(objects) {
+          curve = JSON.parse(Buffer.from(objects['curve.json']).toString('utf8'));
+          return SftTrainer.fromState(decodeState(objects.state), sftCfg, train);
+        },
+        serialize: async (t) => ({ state: encodeState(t.state()), 'curve.json': utf8(JSON.stringify(curve)) }),
         async step(t, i) {
           const r = t.trainStep();
           tokens += r.tokens;
@@ -136,7 +142,8 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
           if (done % config.sft.evalEvery === 0 || done === config.sft.steps) {
             last.valLoss = valExamples.length ? t.validationLoss(valExamples) : NaN;
             last.valAccuracy = (await t.greedyEval(evalItems, config.eval.maxNewTokens)).accuracy;
-          }
+            curve.push({ step: done, loss: r.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy });
+          } else if (done % stride === 0) curve.push({ step: done, loss: r.loss });
           await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
           return { loss: r.loss, lr: r.lr, tokensPerS: tokens / ((performance.now() - t0) / 1000), ...(Number.isNaN(last.valLoss) ? {} : { valLoss: last.valLoss, valAccuracy: last.valAccuracy }) };
         },
@@ -151,7 +158,7 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
             parent: input.init?.id ?? input.dataset.id,
             configHash,
             backend,
-            meta: { trainLoss: last.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy, params: trainer.model.paramCount() },
+            meta: { trainLoss: last.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy, params: trainer.model.paramCount(), curve },
           },
           { state: encodeState(trainer.state()) },
         );
@@ -203,7 +210,7 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
         const s = summarise(metrics);
         const seconds = (performance.now() - t0) / 1000;
         const { manifest } = await store.commit(
-          { id: `${input.campaignId}/${run}`, kind: 'rl', step: epoch, parent: input.policy.id, configHash, backend, meta: { ...s } },
+          { id: `${input.campaignId}/${run}`, kind: 'rl', step: epoch, parent: input.policy.id, configHash, backend, meta: { ...s, curve: metrics.map(curvePoint) } },
           { state: encodeState(trainer.state()) },
         );
         let anchor: CheckpointRef | undefined;
@@ -260,6 +267,18 @@ export function campaignActivities(store: CheckpointStore, backend: string) {
   };
 }
 export type CampaignActivities = ReturnType<typeof campaignActivities>;
+
+export interface SftCurvePoint {
+  step: number;
+  loss: number;
+  valLoss?: number;
+  valAccuracy?: number;
+}
+
+/** The per-step RL numbers a report plots. */
+function curvePoint(m: RlStepMetrics) {
+  return { reward: m.reward, accuracy: m.accuracy, kl: m.kl, entropy: m.entropy, responseLength: m.responseLength, garbageRate: m.garbageRate };
+}
 
 function copyWeights(target: Transformer, weights: TrainingState['weights']): void {
   const source = new Transformer(target.config, weights);

@@ -1,4 +1,5 @@
 /** What crosses between the campaign workflow, its activities and its clients: small values only. */
+import type { CampaignConfig } from '../config/campaign';
 import type { CheckpointRef } from '../storage/manifest';
 
 export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
@@ -68,6 +69,8 @@ export interface CampaignResult {
   id: string;
   status: 'completed';
   preset?: string;
+  /** The effective config at the end (hyper-parameter changes applied). */
+  config: CampaignConfig;
   results: { sft: { accuracy: number }; final: { accuracy: number } };
   checkpoints: { sft: CheckpointRef; final: CheckpointRef };
   evals: EvalSummary[];

@@ -213,6 +213,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       id,
       status: 'completed',
       preset: input.preset,
+      config,
       results: { sft: { accuracy: sftEval.accuracy }, final: { accuracy: final.accuracy } },
       checkpoints: { sft: state.sft.checkpoint, final: state.policy! },
       evals: state.evals,

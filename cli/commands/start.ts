@@ -7,6 +7,7 @@ import { startWorkers } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { follow, newCampaignId, resultTable, uiUrl } from './campaign';
+import { writeCampaignReport } from './report';
 
 export const startCommands: Command[] = [
   {
@@ -31,8 +32,9 @@ export const startCommands: Command[] = [
         const handle = await client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: v.preset }] });
         await follow(handle, { quiet: v.json });
         const result = (await handle.result()) as CampaignResult;
-        if (v.json) console.log(JSON.stringify({ ...result, uiUrl: uiUrl(conn, id), backend: workers.backend }));
-        else console.log(`${resultTable(result)}\n\nfinal checkpoint ${result.checkpoints.final.id} (sha256 ${result.checkpoints.final.sha256.slice(0, 16)}…)\nTemporal UI: ${uiUrl(conn, id)}\nThe stack keeps running; \`npx t1 stack down\` stops it.`);
+        const report = await writeCampaignReport(conn, client, id);
+        if (v.json) console.log(JSON.stringify({ ...result, uiUrl: uiUrl(conn, id), report, backend: workers.backend }));
+        else console.log(`${resultTable(result)}\n\nfinal checkpoint ${result.checkpoints.final.id} (sha256 ${result.checkpoints.final.sha256.slice(0, 16)}…)\nreport: ${report}\nTemporal UI: ${uiUrl(conn, id)}\nThe stack keeps running; \`npx t1 stack down\` stops it.`);
       } finally {
         await client.connection.close();
         await workers.shutdown();
