@@ -1,7 +1,12 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureChromium, screenshot } from '../../infra/chromium';
 import { killHard, spawnWorker, testEnv } from './helpers';
+import { decodePng, inkFraction } from './png';
 
 const run = promisify(execFile);
 /** Runs the t1 command against the test stack; never throws, returns exit code and output. */
@@ -50,6 +55,26 @@ describe('the t1 command (against the real stack)', () => {
     expect(verify.code).toBe(0);
     const list = await t1('campaign', 'list', '--json');
     expect(JSON.parse(list.stdout).some((c: any) => c.id === result.id && c.status === 'COMPLETED')).toBe(true);
+
+    // The report renders: the page parses in a browser, the charts exist, and a screenshot shows content.
+    const out = mkdtempSync(join(tmpdir(), 't1-report-'));
+    try {
+      const rep = await t1('report', result.id, '--out', out);
+      expect(rep.code, rep.stderr).toBe(0);
+      expect(rep.stdout.trim()).toBe(join(out, 'index.html'));
+      const charts = readdirSync(out).filter((f) => f.endsWith('.svg')).sort();
+      expect(charts).toEqual(['rl-entropy.svg', 'rl-kl.svg', 'rl-length.svg', 'rl-reward.svg', 'sft-loss.svg']);
+      for (const c of charts) expect(readFileSync(join(out, c), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
+      const dom = execFileSync(ensureChromium(), ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--user-data-dir=${join(out, 'profile')}`, '--dump-dom', `file://${join(out, 'index.html')}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      expect(dom).toContain(`Campaign ${result.id}`);
+      expect((dom.match(/<svg/g) ?? []).length).toBe(5);
+      expect(dom).toContain(result.checkpoints.final.id);
+      const png = join(out, 'page.png');
+      screenshot(`file://${join(out, 'index.html')}`, png);
+      expect(inkFraction(decodePng(png))).toBeGreaterThan(0.01);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('user mistakes get one clear message naming the problem, no stack trace', async () => {
