@@ -2,6 +2,7 @@
 import { dispatch, type Command } from './args';
 import { campaignCommands } from './commands/campaign';
 import { checkpointCommands } from './commands/checkpoints';
+import { externalCommands } from './commands/external';
 import { reportCommands } from './commands/report';
 import { scheduleCommands } from './commands/schedule';
 import { stackCommands } from './commands/stack';
@@ -19,6 +20,6 @@ const benchCommand: Command = {
   },
 };
 
-const commands: Command[] = [...startCommands, ...campaignCommands, ...scheduleCommands, ...reportCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
+const commands: Command[] = [...startCommands, ...campaignCommands, ...scheduleCommands, ...reportCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
 
 process.exitCode = await dispatch(commands, process.argv.slice(2));

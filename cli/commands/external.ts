@@ -1,0 +1,106 @@
+import { loadConnection } from '../../config/connection';
+import { evaluateEndpoint, loadBenchmark } from '../../external/benchmark';
+import { CompletionClient } from '../../external/openai';
+import { serveCheckpoint } from '../../external/serve';
+import { initBackend } from '../../model/backend';
+import { decodeState } from '../../model/state';
+import { Transformer } from '../../model/transformer';
+import { CheckpointStore } from '../../storage/checkpoints';
+import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+
+function numberFlag(v: Record<string, any>, name: string, fallback: number, check: (x: number) => boolean, expected: string): number {
+  if (v[name] === undefined) return fallback;
+  const x = Number(v[name]);
+  if (!check(x)) throw new UsageError(`--${name}: expected ${expected}, got "${v[name]}"`);
+  return x;
+}
+const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
+
+/** A progress bar redrawn in place on a terminal; on a pipe, a line every 10%. */
+function progressBar(label: string): (p: { done: number; total: number; correct: number }) => void {
+  let lastTenth = -1;
+  return ({ done, total, correct }) => {
+    const width = 24;
+    const filled = Math.round((done / total) * width);
+    const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}  acc ${((100 * correct) / done).toFixed(1)}%`;
+    if (process.stderr.isTTY) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
+    else if (Math.floor((10 * done) / total) > lastTenth) {
+      lastTenth = Math.floor((10 * done) / total);
+      process.stderr.write(`${line}\n`);
+    }
+  };
+}
+
+export const externalCommands: Command[] = [
+  {
+    path: ['eval-endpoint'],
+    summary: 'Evaluate an OpenAI-compatible completions endpoint on a JSONL math benchmark',
+    usage:
+      'eval-endpoint --endpoint URL --model NAME --benchmark FILE.jsonl [--samples N] [--concurrency N] [--max-tokens N] [--temperature T] [--template T] [--chat] [--json]\n\n' +
+      'Each line: {"problem"|"question"|"prompt": string, "answer": string, "id"?: string}. --template wraps the\n' +
+      'problem text ("{problem}" is replaced). --temperature defaults to 0 (greedy) for one sample, 1 for several.\n' +
+      'API key: env T1_OPENAI_API_KEY.',
+    options: {
+      endpoint: { type: 'string' },
+      model: { type: 'string' },
+      benchmark: { type: 'string' },
+      samples: { type: 'string' },
+      concurrency: { type: 'string' },
+      'max-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      template: { type: 'string' },
+      chat: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    async run(v) {
+      for (const f of ['endpoint', 'model', 'benchmark']) if (!v[f]) throw new UsageError(`--${f} is required`);
+      const samples = numberFlag(v, 'samples', 1, positiveInt, 'an integer >= 1');
+      const temperature = numberFlag(v, 'temperature', samples > 1 ? 1 : 0, (x) => x >= 0, 'a number >= 0');
+      const problems = await loadBenchmark(v.benchmark);
+      const r = await evaluateEndpoint({
+        client: new CompletionClient({ endpoint: v.endpoint, chat: v.chat }),
+        model: v.model,
+        problems,
+        samples,
+        concurrency: numberFlag(v, 'concurrency', 8, positiveInt, 'an integer >= 1'),
+        maxTokens: numberFlag(v, 'max-tokens', 1024, positiveInt, 'an integer >= 1'),
+        temperature,
+        template: v.template,
+        onProgress: progressBar(v.model),
+      });
+      if (v.json) return void console.log(JSON.stringify(r));
+      const right = r.records.filter((x) => x.samples[0].correct).length;
+      console.log(`${r.model} at ${r.endpoint}: accuracy ${(100 * r.accuracy).toFixed(1)}% (${right}/${r.problems}), pass@1 ${(100 * r.passAt1).toFixed(1)}% over ${r.samples} sample(s) at temperature ${temperature}`);
+    },
+  },
+  {
+    path: ['serve'],
+    summary: 'Serve a checkpoint behind the OpenAI completions API (POST /v1/completions, GET /v1/models)',
+    usage: 'serve CHECKPOINT_ID [--port N] [--host H] [--name NAME]',
+    options: { port: { type: 'string' }, host: { type: 'string' }, name: { type: 'string' }, ...connectionOptions },
+    async run(v, pos) {
+      if (pos.length !== 1) throw new UsageError('expected exactly one checkpoint ID (<campaign>/<name>)');
+      const port = numberFlag(v, 'port', 8000, (x) => Number.isInteger(x) && x >= 0 && x < 65536, 'a port number');
+      const backend = await initBackend();
+      const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
+      let objects;
+      try {
+        ({ objects } = await store.load(pos[0]));
+      } finally {
+        store.close();
+      }
+      const bytes = objects.state ?? objects.anchor;
+      if (!bytes) throw new UsageError(`checkpoint ${pos[0]} has no "state" or "anchor" object`);
+      const s = decodeState(bytes);
+      const model = new Transformer(s.config, s.weights);
+      const served = await serveCheckpoint({ model, name: v.name ?? pos[0], port, host: v.host });
+      console.error(`[serve] ${pos[0]} as model "${v.name ?? pos[0]}" at ${served.url} (backend ${backend.name}); Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await served.close();
+      model.dispose();
+    },
+  },
+];

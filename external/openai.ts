@@ -1,0 +1,157 @@
+/**
+ * A small client for OpenAI-compatible completion endpoints (vLLM, llama.cpp, OpenAI itself, or
+ * `t1 serve`): /v1/completions, or /v1/chat/completions with the prompt as one user message.
+ * Retries 429, 5xx, timeouts and network errors with exponential backoff (honouring Retry-After);
+ * other HTTP errors fail at once. No error message ever contains the API key.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+
+export class EndpointError extends Error {
+  override name = 'EndpointError';
+}
+
+export interface ClientOptions {
+  /** Base URL: `http://host:8000`, `http://host:8000/v1`, or a full `.../completions` URL. */
+  endpoint: string;
+  /** Bearer token; defaults to env T1_OPENAI_API_KEY. */
+  apiKey?: string;
+  /** Use /v1/chat/completions instead of /v1/completions. */
+  chat?: boolean;
+  /** Per attempt, the whole response body included. Default 120 s. */
+  timeoutMs?: number;
+  /** Attempts in all, the first included. Default 5. */
+  maxAttempts?: number;
+  /** Delay before the first retry; doubles each time, capped at 30 s. Default 1 s. */
+  backoffMs?: number;
+}
+
+export interface CompletionParams {
+  model: string;
+  prompt: string;
+  maxTokens: number;
+  temperature: number;
+  n: number;
+  seed?: number;
+}
+
+export interface Choice {
+  text: string;
+  /** 'stop', 'length', ... as the server reports it. */
+  finishReason: string | null;
+}
+
+const MAX_DELAY_MS = 30_000;
+
+const CompletionResponse = z.object({
+  choices: z.array(z.object({ index: z.number().int().default(0), text: z.string(), finish_reason: z.string().nullish() })),
+});
+const ChatResponse = z.object({
+  choices: z.array(
+    z.object({ index: z.number().int().default(0), message: z.object({ content: z.string().nullable() }), finish_reason: z.string().nullish() }),
+  ),
+});
+
+/** The completions URL for an endpoint given as a base URL, a /v1 URL or the full URL. */
+export function completionsUrl(endpoint: string, chat = false): string {
+  const base = endpoint.replace(/\/+$/, '');
+  if (/\/completions$/.test(base)) return base;
+  return `${/\/v1$/.test(base) ? base : `${base}/v1`}${chat ? '/chat/completions' : '/completions'}`;
+}
+
+export class CompletionClient {
+  readonly url: string;
+  private readonly apiKey: string | undefined;
+  private readonly opts: Required<Omit<ClientOptions, 'apiKey' | 'endpoint'>>;
+
+  constructor(opts: ClientOptions) {
+    this.url = completionsUrl(opts.endpoint, opts.chat);
+    new URL(this.url); // fail early on a malformed endpoint
+    this.apiKey = opts.apiKey ?? (process.env.T1_OPENAI_API_KEY || undefined);
+    this.opts = { chat: opts.chat ?? false, timeoutMs: opts.timeoutMs ?? 120_000, maxAttempts: opts.maxAttempts ?? 5, backoffMs: opts.backoffMs ?? 1000 };
+  }
+
+  /** n choices for one prompt, in index order. */
+  async complete(p: CompletionParams): Promise<Choice[]> {
+    const body = JSON.stringify({
+      model: p.model,
+      ...(this.opts.chat ? { messages: [{ role: 'user', content: p.prompt }] } : { prompt: p.prompt }),
+      max_tokens: p.maxTokens,
+      temperature: p.temperature,
+      n: p.n,
+      ...(p.seed === undefined ? {} : { seed: p.seed }),
+    });
+    const json = await this.post(body);
+    const choices = this.opts.chat
+      ? this.parse(ChatResponse, json).choices.map((c) => ({ index: c.index, text: c.message.content ?? '', finishReason: c.finish_reason ?? null }))
+      : this.parse(CompletionResponse, json).choices.map((c) => ({ index: c.index, text: c.text, finishReason: c.finish_reason ?? null }));
+    if (choices.length !== p.n) throw new EndpointError(`${this.where()} returned ${choices.length} choice(s), asked for ${p.n}`);
+    return choices.sort((a, b) => a.index - b.index).map(({ text, finishReason }) => ({ text, finishReason }));
+  }
+
+  private async post(body: string): Promise<unknown> {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    let last = '';
+    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), this.opts.timeoutMs);
+      let retryAfterMs: number | undefined;
+      try {
+        const res = await fetch(this.url, { method: 'POST', headers, body, signal: abort.signal });
+        const text = await res.text();
+        if (res.ok) {
+          try {
+            return JSON.parse(text);
+          } catch {
+            throw new EndpointError(this.redact(`${this.where()} answered HTTP ${res.status} with non-JSON: ${snippet(text)}`));
+          }
+        }
+        last = `HTTP ${res.status}: ${snippet(text)}`;
+        if (res.status !== 429 && res.status < 500) throw new EndpointError(this.redact(`${this.where()} failed: ${last}`));
+        const ra = Number(res.headers.get('retry-after'));
+        if (ra > 0) retryAfterMs = ra * 1000;
+      } catch (e) {
+        if (e instanceof EndpointError) throw e;
+        last = abort.signal.aborted ? `timed out after ${this.opts.timeoutMs} ms` : networkError(e);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (attempt < this.opts.maxAttempts) await sleep(Math.min(retryAfterMs ?? this.opts.backoffMs * 2 ** (attempt - 1), MAX_DELAY_MS));
+    }
+    throw new EndpointError(this.redact(`${this.where()} failed after ${this.opts.maxAttempts} attempt(s); last: ${last}`));
+  }
+
+  private parse<T>(schema: z.ZodType<T>, json: unknown): T {
+    const r = schema.safeParse(json);
+    if (r.success) return r.data;
+    const issue = r.error.issues[0];
+    throw new EndpointError(this.redact(`${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${snippet(JSON.stringify(json))}`));
+  }
+
+  /** The URL without any user:password part: safe to print or record. */
+  get shownUrl(): string {
+    const u = new URL(this.url);
+    u.username = u.password = '';
+    return String(u);
+  }
+
+  private where(): string {
+    return `POST ${this.shownUrl}`;
+  }
+
+  private redact(message: string): string {
+    return this.apiKey ? message.replaceAll(this.apiKey, '***') : message;
+  }
+}
+
+function snippet(text: string): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
+}
+
+/** fetch's "fetch failed" hides the cause (ECONNREFUSED, ...): show it. */
+function networkError(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+  return [e instanceof Error ? e.message : String(e), cause?.code ?? cause?.message].filter(Boolean).join(': ');
+}
