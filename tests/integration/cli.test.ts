@@ -1,5 +1,5 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -72,6 +72,22 @@ describe('the t1 command (against the real stack)', () => {
       const png = join(out, 'page.png');
       screenshot(`file://${join(out, 'index.html')}`, png);
       expect(inkFraction(decodePng(png))).toBeGreaterThan(0.01);
+
+      // Our checkpoint behind the OpenAI-compatible API, evaluated like any external model.
+      const bench = join(out, 'bench.jsonl');
+      writeFileSync(bench, ['{"problem": "3 5 7 -> 22", "answer": "22"}', '{"question": "2 4 6 -> 14", "answer": "14"}'].join('\n'));
+      const server = spawn(process.execPath, ['bin/t1.js', 'serve', result.checkpoints.final.id, '--port', '18999', '--name', 'ours'], { env: testEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.stderr!.on('data', (d) => String(d).includes('[serve]') && resolve());
+          server.once('exit', (c) => reject(new Error(`serve exited with ${c}`)));
+        });
+        const ev = await t1('eval-endpoint', '--endpoint', 'http://127.0.0.1:18999', '--model', 'ours', '--benchmark', bench, '--max-tokens', '32', '--json');
+        expect(ev.code, ev.stderr).toBe(0);
+        expect(JSON.parse(ev.stdout)).toMatchObject({ model: 'ours', problems: 2, accuracy: expect.any(Number) });
+      } finally {
+        server.kill('SIGKILL');
+      }
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
