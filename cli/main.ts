@@ -2,6 +2,7 @@
 import { dispatch, type Command } from './args';
 import { campaignCommands } from './commands/campaign';
 import { checkpointCommands } from './commands/checkpoints';
+import { evalCommands } from './commands/eval';
 import { externalCommands } from './commands/external';
 import { reportCommands } from './commands/report';
 import { scheduleCommands } from './commands/schedule';
@@ -20,6 +21,17 @@ const benchCommand: Command = {
   },
 };
 
-const commands: Command[] = [...startCommands, ...campaignCommands, ...scheduleCommands, ...reportCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
+// `t1 eval` evaluates one of our checkpoints, or with --endpoint any OpenAI-compatible endpoint.
+const checkpointEval = evalCommands[0];
+const endpointEval = externalCommands.find((c) => c.path[0] === 'eval-endpoint')!;
+const evalCommand: Command = {
+  path: ['eval'],
+  summary: `${checkpointEval.summary}; with --endpoint: an OpenAI-compatible endpoint on a JSONL math benchmark`,
+  usage: `${checkpointEval.usage}\n   or: t1 ${endpointEval.usage.replace('eval-endpoint', 'eval')}`,
+  options: { ...checkpointEval.options, ...endpointEval.options },
+  run: (v, pos) => (v.endpoint !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
+};
+
+const commands: Command[] = [...startCommands, ...campaignCommands, evalCommand, ...scheduleCommands, ...reportCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
 
 process.exitCode = await dispatch(commands, process.argv.slice(2));

@@ -1,0 +1,69 @@
+/**
+ * Evaluation of a model on held-out problems: n samples per problem (or one greedy decode),
+ * judged by the RL reward rules, summarised as pass@1 / pass@k / maj@k and friends.
+ * Deterministic by seed: sample j of a problem always draws from the same stream.
+ */
+import type { SampleOptions } from '../model/sample';
+import { encodePrompt } from '../model/tokenizer';
+import type { Transformer } from '../model/transformer';
+import type { RlConfig } from '../rl/config';
+import { judge } from '../rl/reward';
+import type { Problem } from '../tasks/types';
+import { Prng } from '../util/prng';
+import { decodeAll, type Progress } from './decode';
+import { summarise, type Metrics, type ProblemRecord, type SampleRecord } from './metrics';
+
+export interface EvalOptions extends Omit<SampleOptions, 'maxNewTokens'> {
+  /** n: samples per problem (1 when greedy). */
+  samples: number;
+  maxNewTokens: number;
+  /** Rows decoded together. */
+  batchSize: number;
+  seed: number;
+  garbage: RlConfig['garbage'];
+  /** The k of pass@k and maj@k (default 1, 2, 4, ... n). */
+  ks?: number[];
+  onProgress?: Progress;
+}
+
+export interface EvalReport {
+  metrics: Metrics;
+  problems: ProblemRecord[];
+}
+
+/** The stream of sample j of a problem: independent of batching, problem order and other samples. */
+export function sampleStream(seed: number, problemId: string, sample: number): Prng {
+  return new Prng(seed).fork(`eval ${problemId} ${sample}`);
+}
+
+/** Responses (token ids after RESP) as [problem][sample]. */
+export async function sampleResponses(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<number[][][]> {
+  if (!problems.length) throw new Error('evaluate: no problems');
+  if (!(Number.isInteger(opts.samples) && opts.samples >= 1)) throw new Error(`evaluate: samples must be a positive integer, got ${opts.samples}`);
+  if (opts.greedy && opts.samples !== 1) throw new Error('evaluate: greedy decoding gives one sample per problem');
+  const n = opts.samples;
+  const rows = problems.flatMap((p) => Array.from({ length: n }, (_, j) => ({ prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) })));
+  const out = await decodeAll(model, rows.map((r) => r.prompt), rows.map((r) => r.rng), { ...opts, phase: 'sampling' });
+  return problems.map((_, i) => out.slice(i * n, (i + 1) * n));
+}
+
+export function scoreSample(problem: Problem, response: readonly number[], garbage: RlConfig['garbage']): SampleRecord {
+  const v = judge(problem, response, garbage);
+  return {
+    correct: v.correct,
+    garbage: v.garbage,
+    // A truncated answer line may be the prefix of another answer: it does not vote.
+    answer: v.garbage === 'truncated' ? null : v.answer,
+    length: response.length,
+    steps: v.steps,
+  };
+}
+
+export function scoreResponses(problems: readonly Problem[], responses: readonly (readonly number[])[][], garbage: RlConfig['garbage']): ProblemRecord[] {
+  return problems.map((p, i) => ({ task: p.task, id: p.id, difficulty: p.difficulty, samples: responses[i].map((r) => scoreSample(p, r, garbage)) }));
+}
+
+export async function evaluate(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
+  const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage);
+  return { metrics: summarise(records, opts.ks), problems: records };
+}
