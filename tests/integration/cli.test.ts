@@ -51,6 +51,13 @@ describe('the t1 command (against the real stack)', () => {
     expect(status.config.seed).toBe(3);
     const ls = JSON.parse((await t1('checkpoints', 'ls', '--campaign', result.id, '--json')).stdout);
     expect(ls.map((m: any) => m.id)).toContain(result.checkpoints.final.id);
+    // Inference-scaling contract: per-budget accuracy plus pass@1.
+    const ev = await t1('eval', result.checkpoints.final.id, '--task', 'countdown', '--samples', '2', '--budgets', '16,32', '--problems', '8', '--json');
+    expect(ev.code, ev.stderr).toBe(0);
+    const scaling = JSON.parse(ev.stdout);
+    expect(scaling.budgets.map((b: any) => b.budget).slice(0, 2)).toEqual([16, 32]);
+    for (const b of scaling.budgets) expect(b.accuracy).toBeGreaterThanOrEqual(0);
+    expect(scaling.passAt1).toEqual(expect.any(Number));
     const verify = await t1('checkpoints', 'verify', result.checkpoints.final.id);
     expect(verify.code).toBe(0);
     const list = await t1('campaign', 'list', '--json');
@@ -82,7 +89,7 @@ describe('the t1 command (against the real stack)', () => {
           server.stderr!.on('data', (d) => String(d).includes('[serve]') && resolve());
           server.once('exit', (c) => reject(new Error(`serve exited with ${c}`)));
         });
-        const ev = await t1('eval-endpoint', '--endpoint', 'http://127.0.0.1:18999', '--model', 'ours', '--benchmark', bench, '--max-tokens', '32', '--json');
+        const ev = await t1('eval', '--endpoint', 'http://127.0.0.1:18999', '--model', 'ours', '--benchmark', bench, '--max-tokens', '32', '--json');
         expect(ev.code, ev.stderr).toBe(0);
         expect(JSON.parse(ev.stdout)).toMatchObject({ model: 'ours', problems: 2, accuracy: expect.any(Number) });
       } finally {
