@@ -61,8 +61,7 @@ const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.t
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => Context.current().heartbeat(details);
 
-export function campaignActivities(store: CheckpointStore, backend: string) {
-  const cache = new CheckpointCache(store, 4);
+export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache) {
 
   /** The training state in a checkpoint (SFT, RL, or anchor weights). */
   async function stateOf(ref: CheckpointRef): Promise<TrainingState> {

@@ -68,6 +68,21 @@ export const CampaignConfigSchema = z.object({
       maxNewTokens: int(1).default(200),
       /** Prompts decoded together. */
       batchSize: int(1).default(64),
+      /**
+       * T1 inference scaling: the SFT checkpoint and the RL checkpoints at about 30%, 60% and 100% of
+       * the RL epochs, each at every reasoning budget and untruncated (one cached activity per point).
+       */
+      scaling: z
+        .object({
+          enabled: z.boolean().default(true),
+          budgets: z.array(int(1)).refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'budgets must increase').default([16, 32, 64]),
+          problems: int(1).default(100),
+          samples: int(1).default(2),
+          temperature: z.number().positive().default(1),
+          /** Tokens the model may write for its answer after a cut. */
+          answerTokens: int(1).default(40),
+        })
+        .prefault({}),
     })
     .prefault({}),
   /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */

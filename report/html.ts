@@ -56,6 +56,30 @@ export function buildReport(input: ReportInput): Report {
     charts['rl-entropy.svg'] = lineChart({ title: 'Policy entropy', xLabel: 'RL step', yLabel: 'nats per token', series: [s('entropy', 'entropy')] });
     charts['rl-length.svg'] = lineChart({ title: 'Response length', xLabel: 'RL step', yLabel: 'tokens', series: [s('length', 'responseLength')] });
   }
+  if (result.scaling.length) {
+    const labels = [...new Set(result.scaling.map((p) => p.label))];
+    charts['inference-scaling.svg'] = lineChart({
+      title: 'Inference scaling: accuracy vs reasoning budget',
+      xLabel: 'reasoning budget (tokens; last point untruncated)',
+      yLabel: 'accuracy (pass@1)',
+      logX: true,
+      series: labels.map((l) => ({ name: l, points: result.scaling.filter((p) => p.label === l).map((p) => [p.budget, p.accuracy] as [number, number]) })),
+    });
+    const full = result.scaling.filter((p) => p.untruncated && p.steps?.length);
+    if (full.length) {
+      charts['steps-accuracy.svg'] = lineChart({
+        title: 'Accuracy vs reasoning steps in the response',
+        xLabel: 'reasoning steps (attempts + reflections)',
+        yLabel: 'accuracy',
+        series: full.map((p) => ({ name: p.label, points: p.steps!.map((x) => [x.steps, x.accuracy] as [number, number]) })),
+      });
+    }
+  }
+  const budgets = [...new Set(result.scaling.map((p) => (p.untruncated ? 'untruncated' : String(p.budget))))];
+  const scalingRows = [...new Set(result.scaling.map((p) => p.label))].map((l) => [
+    l,
+    ...budgets.map((b) => pct(result.scaling.find((p) => p.label === l && (p.untruncated ? 'untruncated' : String(p.budget)) === b)?.accuracy ?? NaN)),
+  ]);
   const backend = [...new Set(manifests.map((m) => m.backend).filter((b) => b !== 'none'))].join(', ');
   const refreshes = new Map(result.anchorRefreshes.map((r) => [r.epoch, r.anchor.id]));
   const html = `<!doctype html>
@@ -70,6 +94,7 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <a href="${esc(input.uiUrl)}">Temporal UI</a> · generated ${esc(input.generatedAt)}</p>
 <h2>Results (held-out test, greedy)</h2>
 ${table(['checkpoint', 'accuracy', 'problems', 'garbage', 'mean length'], result.evals.map((e) => [`${e.label} (${e.checkpoint.id})`, pct(e.accuracy), e.n, pct(e.garbageRate), num(e.meanLength, 1)]))}
+${result.scaling.length ? `<h2>Inference scaling (the paper's figure 2 for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>
 <h2>RL epochs</h2>

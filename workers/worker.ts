@@ -43,7 +43,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
   const store = new CheckpointStore(conn.s3);
   const activities = createActivities({ store, backend });
   const connection = await connectWorker(conn.temporal);
-  const roles: Role[] = role === 'all' ? ['cpu', 'gpu'] : [role];
+  const roles: Role[] = role === 'all' ? ['cpu', 'gpu', 'eval'] : [role];
   const workflowBundleCode = await workflowBundle();
   const workers = await Promise.all(
     roles.map((r) =>
@@ -54,7 +54,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
         activities,
         // Workflows are light; every worker polls its queue for them too.
         workflowBundle: workflowBundleCode,
-        maxConcurrentActivityTaskExecutions: r === 'gpu' ? 1 : 2,
+        maxConcurrentActivityTaskExecutions: r === 'cpu' ? 2 : 1, // one model on the accelerator at a time
         shutdownGraceTime: '10s',
       }),
     ),

@@ -43,6 +43,22 @@ export interface RlEpochSummary {
   anchor?: CheckpointRef;
 }
 
+/** One point of an inference-scaling curve: accuracy (pass@1) of a checkpoint at a reasoning budget. */
+export interface ScalingPoint {
+  label: string;
+  checkpoint: CheckpointRef;
+  budget: number;
+  untruncated: boolean;
+  accuracy: number;
+  /** Share of samples cut at the budget and made to answer. */
+  forced: number;
+  meanLength: number;
+  meanSteps: number;
+  /** Untruncated points only: accuracy by number of reasoning steps. */
+  steps?: { steps: number; samples: number; accuracy: number }[];
+  cached: boolean;
+}
+
 export interface ConfigChange {
   /** Applied at the start of this RL epoch. */
   epoch: number;
@@ -61,6 +77,7 @@ export interface CampaignState {
   anchorRefreshes: { epoch: number; anchor: CheckpointRef }[];
   epochs: RlEpochSummary[];
   evals: EvalSummary[];
+  scaling: ScalingPoint[];
   configTimeline: ConfigChange[];
   pendingChanges: Record<string, unknown>;
 }
@@ -77,5 +94,6 @@ export interface CampaignResult {
   epochs: RlEpochSummary[];
   anchorRefreshes: CampaignState['anchorRefreshes'];
   configTimeline: ConfigChange[];
+  scaling: ScalingPoint[];
   promoted?: boolean;
 }

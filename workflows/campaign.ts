@@ -22,6 +22,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CampaignActivities } from '../activities/campaign';
+import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
 import { SA } from '../config/search-attributes';
 import type { CheckpointRef } from '../storage/manifest';
@@ -39,6 +40,7 @@ const retry = {
 // which resumes from the last intra-activity checkpoint. Start-to-close is generous on purpose.
 const gpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '12h', heartbeatTimeout: '20s', retry });
 const cpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry });
+const evalQueue = proxyActivities<ScalingActivities>({ taskQueue: QUEUES.eval, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry });
 
 export interface CampaignInput {
   campaignId: string;
@@ -77,6 +79,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     anchorRefreshes: [],
     epochs: [],
     evals: [],
+    scaling: [],
     configTimeline: [],
     pendingChanges: {},
   };
@@ -207,6 +210,23 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     const final = await gpu.evaluate.executeWithOptions({ summary: 'evaluate final checkpoint' }, [{ campaignId: id, config, checkpoint: state.policy!, label: 'final' }]);
     recordBest(final);
     state.evals.push(final);
+    if (config.eval.scaling.enabled && !state.scaling.length) {
+      // The paper's figure: SFT and RL at about 30%, 60% and 100% of training, every budget, in parallel.
+      const n = state.epochs.length;
+      const picks = [...new Set([0.3, 0.6, 1].map((f) => Math.max(1, Math.round(f * n))))].filter((e) => e <= n);
+      const checkpoints = [
+        { label: 'sft', checkpoint: state.sft.checkpoint },
+        ...picks.map((e) => ({ label: `rl ${Math.round((100 * e) / n)}%`, checkpoint: state.epochs[e - 1].checkpoint })),
+      ];
+      const budgets: (number | null)[] = [...config.eval.scaling.budgets, null];
+      state.scaling = await Promise.all(
+        checkpoints.flatMap(({ label, checkpoint }) =>
+          budgets.map((budget) =>
+            evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [{ campaignId: id, config, checkpoint, label, budget }]),
+          ),
+        ),
+      );
+    }
     setStage('done');
     const sftEval = state.evals.find((e) => e.label === 'sft')!;
     return {
@@ -220,6 +240,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       epochs: state.epochs,
       anchorRefreshes: state.anchorRefreshes,
       configTimeline: state.configTimeline,
+      scaling: state.scaling,
     };
   } catch (e) {
     if (isCancellation(e)) {

@@ -87,6 +87,14 @@ export function resultTable(r: CampaignResult): string {
     lines.push(
       `${String(e.epoch).padStart(5)}  ${e.reward.toFixed(3)}   ${(100 * e.accuracy).toFixed(1).padStart(6)}%  ${e.kl.toExponential(2).padEnd(8)}  ${e.entropy.toFixed(3)}    ${(100 * e.garbageRate).toFixed(1).padStart(5)}%  ${e.responseLength.toFixed(1)}`,
     );
+  if (r.scaling.length) {
+    const budgets = [...new Set(r.scaling.map((p) => (p.untruncated ? 'full' : String(p.budget))))];
+    lines.push('', `inference scaling (accuracy by reasoning budget)`, `${'checkpoint'.padEnd(12)}${budgets.map((b) => b.padStart(8)).join('')}`);
+    for (const label of new Set(r.scaling.map((p) => p.label))) {
+      const row = budgets.map((b) => r.scaling.find((p) => p.label === label && (p.untruncated ? 'full' : String(p.budget)) === b));
+      lines.push(`${label.padEnd(12)}${row.map((p) => (p ? `${(100 * p.accuracy).toFixed(1)}%` : '-').padStart(8)).join('')}`);
+    }
+  }
   return lines.join('\n');
 }
 

@@ -5,11 +5,11 @@ import { connectionOptions, overridesFrom, UsageError, type Command } from '../a
 export const workerCommands: Command[] = [
   {
     path: ['worker'],
-    summary: 'Run a worker: --role gpu (training, generation), cpu (synthesis, scoring, reports) or all',
-    usage: 'worker [--role gpu|cpu|all]',
+    summary: 'Run a worker: --role gpu (training, evaluation), eval (inference-scaling points), cpu (synthesis, anchors, promotion) or all',
+    usage: 'worker [--role gpu|eval|cpu|all]',
     options: { role: { type: 'string', default: 'all' }, ...connectionOptions },
     async run(v) {
-      if (!['gpu', 'cpu', 'all'].includes(v.role)) throw new UsageError(`--role: expected gpu, cpu or all, got "${v.role}"`);
+      if (!['gpu', 'cpu', 'eval', 'all'].includes(v.role)) throw new UsageError(`--role: expected gpu, cpu, eval or all, got "${v.role}"`);
       const running = await startWorkers(loadConnection(overridesFrom(v)), v.role as WorkerRole);
       console.error(`[worker] role ${v.role}, backend ${running.backend}; Ctrl-C stops it`);
       const stop = () => void running.shutdown();

@@ -56,7 +56,11 @@ describe('campaign workflow (real Temporal + S3)', () => {
     // References and metrics only: the whole history stays small.
     expect(JSON.stringify(history).length).toBeLessThan(200_000);
     const activities = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(activities).toEqual(['synthesize', 'sftTrain', 'evaluate', 'rlEpoch', 'refreshAnchor', 'rlEpoch', 'evaluate']);
+    expect(activities.filter((a) => a !== 'scalingPoint')).toEqual(['synthesize', 'sftTrain', 'evaluate', 'rlEpoch', 'refreshAnchor', 'rlEpoch', 'evaluate']);
+    // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each at budgets 16, 32 and untruncated.
+    expect(activities.filter((a) => a === 'scalingPoint')).toHaveLength(9);
+    expect(result.scaling.map((p) => `${p.label}@${p.untruncated ? 'full' : p.budget}`)).toEqual(['sft@16', 'sft@32', 'sft@full', 'rl 50%@16', 'rl 50%@32', 'rl 50%@full', 'rl 100%@16', 'rl 100%@32', 'rl 100%@full']);
+    expect(result.scaling.filter((p) => p.untruncated).every((p) => Array.isArray(p.steps))).toBe(true);
 
     const desc = await handle.describe();
     expect(desc.searchAttributes).toMatchObject({ T1CampaignId: [id], T1Stage: ['done'], T1Epoch: [2], T1Preset: ['smoke'] });
@@ -106,7 +110,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     // The last run's history holds only its own epoch.
     const history = await handle.fetchHistory();
     const names = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(names).toEqual(['rlEpoch', 'evaluate']);
+    expect(names.filter((n) => n !== 'scalingPoint')).toEqual(['rlEpoch', 'evaluate']);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
   });
 

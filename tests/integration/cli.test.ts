@@ -70,11 +70,11 @@ describe('the t1 command (against the real stack)', () => {
       expect(rep.code, rep.stderr).toBe(0);
       expect(rep.stdout.trim()).toBe(join(out, 'index.html'));
       const charts = readdirSync(out).filter((f) => f.endsWith('.svg')).sort();
-      expect(charts).toEqual(['rl-entropy.svg', 'rl-kl.svg', 'rl-length.svg', 'rl-reward.svg', 'sft-loss.svg']);
+      expect(charts).toEqual(['inference-scaling.svg', 'rl-entropy.svg', 'rl-kl.svg', 'rl-length.svg', 'rl-reward.svg', 'sft-loss.svg', 'steps-accuracy.svg']);
       for (const c of charts) expect(readFileSync(join(out, c), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
       const dom = execFileSync(ensureChromium(), ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--user-data-dir=${join(out, 'profile')}`, '--dump-dom', `file://${join(out, 'index.html')}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       expect(dom).toContain(`Campaign ${result.id}`);
-      expect((dom.match(/<svg/g) ?? []).length).toBe(5);
+      expect((dom.match(/<svg/g) ?? []).length).toBe(7);
       expect(dom).toContain(result.checkpoints.final.id);
       const png = join(out, 'page.png');
       screenshot(`file://${join(out, 'index.html')}`, png);

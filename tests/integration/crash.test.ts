@@ -79,6 +79,12 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
       log('campaign completed');
       expect(result.checkpoints.final.sha256).toBe(refResult.checkpoints.final.sha256);
       expect(result.checkpoints.sft.sha256).toBe(refResult.checkpoints.sft.sha256);
+      // Same checkpoints, same evaluation config: every inference-scaling point comes from the S3 cache,
+      // without loading a model or generating a token, and equals the reference's.
+      expect(refResult.scaling.every((p) => !p.cached)).toBe(true);
+      expect(result.scaling.length).toBe(refResult.scaling.length);
+      expect(result.scaling.every((p) => p.cached)).toBe(true);
+      expect(result.scaling.map((p) => p.accuracy)).toEqual(refResult.scaling.map((p) => p.accuracy));
       // Retries resumed from intra-activity checkpoints instead of starting over.
       const st = await h.query<CampaignStatus>('status');
       expect(st.sft!.resumedFromStep).toBeGreaterThanOrEqual(5);

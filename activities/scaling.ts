@@ -1,0 +1,92 @@
+/**
+ * Inference-scaling points as activities on the eval queue, one per (checkpoint, budget), cached in
+ * S3 by (checkpoint content sha256, evaluation-config hash): an identical request loads no model
+ * and generates nothing. Cache objects are written once (If-None-Match) and never overwritten.
+ */
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import type { CampaignConfig } from '../config/campaign';
+import { inferenceScaling } from '../evaluation/scaling';
+import { decodeState } from '../model/state';
+import { Transformer } from '../model/transformer';
+import type { CheckpointStore } from '../storage/checkpoints';
+import type { CheckpointRef } from '../storage/manifest';
+import { heldOut } from '../tasks/dataset';
+import type { ScalingPoint } from '../workflows/campaign-types';
+import type { CheckpointCache } from './cache';
+import { datasetSpec, hashOf } from './campaign';
+
+export interface ScalingInput {
+  campaignId: string;
+  config: CampaignConfig;
+  checkpoint: CheckpointRef;
+  label: string;
+  /** Reasoning budget in tokens; null: the untruncated run. */
+  budget: number | null;
+}
+
+export function scalingActivities(store: CheckpointStore, cache: CheckpointCache) {
+  return {
+    async scalingPoint(input: ScalingInput): Promise<ScalingPoint> {
+      const { config, checkpoint, budget } = input;
+      const s = config.eval.scaling;
+      const evalConfig = { task: config.task, seed: config.eval.seed, problems: s.problems, samples: s.samples, temperature: s.temperature, maxNewTokens: config.eval.maxNewTokens, answerTokens: s.answerTokens, garbage: config.rl.garbage, budget };
+      const key = `eval-cache/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
+      const hit = await readJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(store, key);
+      if (hit) {
+        return { label: input.label, checkpoint, ...hit, cached: true };
+      }
+      const objects = await cache.get(checkpoint);
+      const state = decodeState(objects.state ?? objects.anchor);
+      const model = new Transformer(state.config, state.weights);
+      try {
+        const problems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'test', s.problems);
+        const report = await inferenceScaling(model, problems, {
+          budgets: budget === null ? [] : [budget],
+          samples: s.samples,
+          temperature: s.temperature,
+          maxNewTokens: config.eval.maxNewTokens,
+          answerTokens: s.answerTokens,
+          batchSize: config.eval.batchSize,
+          seed: config.eval.seed,
+          garbage: config.rl.garbage,
+          onProgress: (_phase, done, total) => Context.current().heartbeat({ step: done, total }),
+        });
+        const p = report.points[0];
+        const point = {
+          budget: p.budget,
+          untruncated: p.untruncated,
+          accuracy: p.metrics.passAt1,
+          forced: p.forced,
+          meanLength: p.metrics.meanLength,
+          meanSteps: p.metrics.meanSteps,
+          ...(budget === null ? { steps: report.steps } : {}),
+          cached: false,
+        };
+        await putOnce(store, key, point);
+        return { label: input.label, checkpoint, ...point };
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}
+export type ScalingActivities = ReturnType<typeof scalingActivities>;
+
+async function readJson<T>(store: CheckpointStore, key: string): Promise<T | undefined> {
+  try {
+    const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }));
+    return JSON.parse(await r.Body!.transformToString()) as T;
+  } catch (e: any) {
+    if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+    throw e;
+  }
+}
+
+async function putOnce(store: CheckpointStore, key: string, value: unknown): Promise<void> {
+  try {
+    await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: JSON.stringify(value), ContentType: 'application/json', IfNoneMatch: '*' }));
+  } catch (e: any) {
+    if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
+  }
+}
