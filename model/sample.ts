@@ -134,9 +134,12 @@ function argmax(xs: ArrayLike<number>): number {
  * Continues each prompt (token ids, e.g. encodePrompt(...)) until EOS, maxNewTokens, or the
  * context is full. Prompts of different lengths are left-padded; padding is masked out of
  * attention and positions count from each prompt's first token. One uniform from `rng` per
- * sampled token, in batch order.
+ * sampled token, in batch order (or from `rng[b]` for row b when given one stream per row).
  */
-export async function generate(model: Transformer, prompts: number[][], opts: SampleOptions, rng: Prng): Promise<Sample[]> {
+export async function generate(model: Transformer, prompts: number[][], opts: SampleOptions, rng: Prng | readonly Prng[]): Promise<Sample[]> {
+  // One stream per row makes a row's sample independent of its batch neighbours (evaluation needs that).
+  const rngOf = Array.isArray(rng) ? (b: number) => rng[b] : () => rng as Prng;
+  if (Array.isArray(rng) && rng.length !== prompts.length) throw new Error(`generate: ${prompts.length} prompts but ${rng.length} streams`);
   const { contextLength: C, vocabSize: V } = model.config;
   const B = prompts.length;
   prompts.forEach((p, b) => {
@@ -173,7 +176,7 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
       for (let b = 0; b < B; b++) {
         if (done[b]) continue;
         const row = data.subarray(b * V, (b + 1) * V);
-        const token = sampleToken(row, opts, rng);
+        const token = sampleToken(row, opts, rngOf(b));
         const { logProb, entropy } = rawStats(row, token);
         const s = out[b];
         s.tokens.push(token);
