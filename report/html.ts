@@ -94,7 +94,7 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <a href="${esc(input.uiUrl)}">Temporal UI</a> · generated ${esc(input.generatedAt)}</p>
 <h2>Results (held-out test, greedy)</h2>
 ${table(['checkpoint', 'accuracy', 'problems', 'garbage', 'mean length'], result.evals.map((e) => [`${e.label} (${e.checkpoint.id})`, pct(e.accuracy), e.n, pct(e.garbageRate), num(e.meanLength, 1)]))}
-${result.scaling.length ? `<h2>Inference scaling (the paper's figure 2 for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
+${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>
 <h2>RL epochs</h2>
