@@ -15,7 +15,8 @@ export class CampaignError extends Error {
   override name = 'CampaignError';
 }
 
-async function withClient<T>(v: Record<string, any>, fn: (c: Client, conn: ConnectionConfig) => Promise<T>): Promise<T> {
+/** Runs `fn` with a Temporal client for the flags' connection settings, closing it afterwards. */
+export async function withClient<T>(v: Record<string, any>, fn: (c: Client, conn: ConnectionConfig) => Promise<T>): Promise<T> {
   const conn = loadConnection(overridesFrom(v));
   const client = await connectClient(conn.temporal);
   try {

@@ -1,20 +1,16 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { loadConnection } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
-import { connectClient } from '../../infra/temporal';
 import { QUEUES } from '../../workflows/queues';
-import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
-import { CampaignError } from './campaign';
+import { connectionOptions, UsageError, type Command } from '../args';
+import { CampaignError, withClient } from './campaign';
 
-async function withClient<T>(v: Record<string, any>, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = await connectClient(loadConnection(overridesFrom(v)).temporal);
+/** A client for schedule commands: a missing schedule is the user's mistake, named plainly. */
+async function withScheduleClient<T>(v: Record<string, any>, fn: (c: Client) => Promise<T>): Promise<T> {
   try {
-    return await fn(client);
+    return await withClient(v, (client) => fn(client));
   } catch (e) {
     if (e instanceof ScheduleNotFoundError) throw new CampaignError(`no schedule "${e.scheduleId}"`);
     throw e;
-  } finally {
-    await client.connection.close();
   }
 }
 
@@ -31,7 +27,7 @@ export const scheduleCommands: Command[] = [
     usage: 'schedule create NAME --cron EXPR [--preset P | --config FILE] [--allow-overlap]',
     options: { cron: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, 'allow-overlap': { type: 'boolean' }, ...connectionOptions },
     run: (v, pos) =>
-      withClient(v, async (client) => {
+      withScheduleClient(v, async (client) => {
         const name = oneName(pos);
         if (!v.cron) throw new UsageError('--cron is required, e.g. --cron "0 3 * * *"');
         const preset = v.preset ?? (v.config ? undefined : 'quick');
@@ -51,7 +47,7 @@ export const scheduleCommands: Command[] = [
     usage: 'schedule ls [--json]',
     options: { json: { type: 'boolean' }, ...connectionOptions },
     run: (v) =>
-      withClient(v, async (client) => {
+      withScheduleClient(v, async (client) => {
         const rows = [];
         for await (const s of client.schedule.list()) {
           const d = await client.schedule.getHandle(s.scheduleId).describe();
@@ -68,7 +64,7 @@ export const scheduleCommands: Command[] = [
       usage: `schedule ${verb} NAME`,
       options: connectionOptions,
       run: (v, pos) =>
-        withClient(v, async (client) => {
+        withScheduleClient(v, async (client) => {
           const h = client.schedule.getHandle(oneName(pos));
           await h[verb]();
           console.log(`${verb}: ${pos[0]}`);

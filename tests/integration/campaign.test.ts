@@ -1,35 +1,25 @@
 import { Worker } from '@temporalio/worker';
-import type { Client } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import type { CampaignResult } from '../../workflows/campaign-types';
 import type { CampaignStatus } from '../../workflows/campaign';
-import { startWorkers, workflowBundle, type RunningWorkers } from '../../workers/worker';
+import { workflowBundle } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
-import { testConnection, testStack, uniqueCampaign, waitFor } from './helpers';
+import { testConnection, testStack, uniqueCampaign, waitFor, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();
-let workers: RunningWorkers;
-let client: Client;
 const store = new CheckpointStore(conn.s3);
-beforeAll(async () => {
-  workers = await startWorkers(conn, 'all');
-  client = await connectClient(conn.temporal);
-});
-afterAll(async () => {
-  await client?.connection.close();
-  await workers?.shutdown();
-  store.close();
-});
+const env = useWorkerAndClient();
+afterAll(() => store.close());
 
 function start(id: string, overrides: Record<string, unknown> = {}, epochsPerRun?: number) {
   const config = resolveConfig({ preset: 'smoke', overrides });
-  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke', epochsPerRun }] });
+  return env.client().workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke', epochsPerRun }] });
 }
-const status = (id: string) => client.workflow.getHandle(id).query<CampaignStatus>('status');
+const status = (id: string) => env.client().workflow.getHandle(id).query<CampaignStatus>('status');
 
 describe('campaign workflow (real Temporal + S3)', () => {
   it('the smoke campaign completes, records its stages, and its history replays deterministically', async () => {

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { connectClient } from '../../infra/temporal';
+import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { loadConnection, loadStack, type ConnectionConfig, type StackConfig } from '../../config/connection';
 
 /** Connection settings of the stack that tests/setup/stack.ts started. */
@@ -53,4 +56,20 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** An in-process worker serving every queue, and a client, for the lifetime of one test file. */
+export function useWorkerAndClient(): { workers: () => RunningWorkers; client: () => Client } {
+  let workers: RunningWorkers | undefined;
+  let client: Client | undefined;
+  beforeAll(async () => {
+    const conn = testConnection();
+    workers = await startWorkers(conn, 'all');
+    client = await connectClient(conn.temporal);
+  });
+  afterAll(async () => {
+    await client?.connection.close();
+    await workers?.shutdown();
+  });
+  return { workers: () => workers!, client: () => client! };
 }

@@ -1,29 +1,19 @@
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
 import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
-import { startWorkers, workflowBundle, type RunningWorkers } from '../../workers/worker';
+import { workflowBundle } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
-import { testConnection, testStack, uniqueCampaign } from './helpers';
+import { testConnection, testStack, uniqueCampaign, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();
-let workers: RunningWorkers;
-let client: Client;
-beforeAll(async () => {
-  workers = await startWorkers(conn, 'all');
-  client = await connectClient(conn.temporal);
-});
-afterAll(async () => {
-  await client?.connection.close();
-  await workers?.shutdown();
-});
+const env = useWorkerAndClient();
 
 describe('proof workflow (real Temporal dev server + S3)', () => {
   it('a CPU activity writes a checkpoint, a GPU activity verifies it by reference; history replays; a Temporal restart keeps it', async () => {
     const campaign = uniqueCampaign('proof');
-    const result = await client.workflow.execute('proofWorkflow', { taskQueue: QUEUES.cpu, workflowId: campaign, args: [{ campaign, seed: 7 }] });
+    const result = await env.client().workflow.execute('proofWorkflow', { taskQueue: QUEUES.cpu, workflowId: campaign, args: [{ campaign, seed: 7 }] });
     expect(result.read).toMatchObject({ id: `${campaign}/proof`, verified: true, bytes: 65536 });
     expect(result.read.sha256).toBe(result.ref.sha256);
 
@@ -32,7 +22,7 @@ describe('proof workflow (real Temporal dev server + S3)', () => {
     store.close();
 
     // Both queues really ran an activity.
-    const history = await client.workflow.getHandle(campaign).fetchHistory();
+    const history = await env.client().workflow.getHandle(campaign).fetchHistory();
     const queues = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name);
     expect(queues).toEqual([QUEUES.cpu, QUEUES.gpu]);
     // Payloads are references, not bytes.

@@ -1,34 +1,22 @@
-import type { Client } from '@temporalio/client';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { promotionActivities } from '../../activities/promotion';
-import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
-import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
-import { testConnection, uniqueCampaign, waitFor } from './helpers';
+import { testConnection, uniqueCampaign, waitFor, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();
 const store = new CheckpointStore(conn.s3);
-let workers: RunningWorkers;
-let client: Client;
-beforeAll(async () => {
-  workers = await startWorkers(conn, 'all');
-  client = await connectClient(conn.temporal);
-});
-afterAll(async () => {
-  await client?.connection.close();
-  await workers?.shutdown();
-  store.close();
-});
+const env = useWorkerAndClient();
+afterAll(() => store.close());
 
 describe('nightly retraining schedule', () => {
   it('a trigger warm-starts from the promoted checkpoint; a result that does not beat it is not promoted', async () => {
     const name = uniqueCampaign('nightly');
     // The gate (+1.0 accuracy) cannot be met once something is promoted: the second run must not replace it.
     const config = resolveConfig({ preset: 'smoke', overrides: { promotion: { minImprovement: 1 } } });
-    const schedule = await client.schedule.create({
+    const schedule = await env.client().schedule.create({
       scheduleId: name,
       spec: { cronExpressions: ['0 3 1 1 *'] },
       action: { type: 'startWorkflow', workflowType: 'scheduledCampaignWorkflow', workflowId: name, taskQueue: QUEUES.cpu, args: [{ schedule: name, config, preset: 'smoke' }] },
@@ -38,7 +26,7 @@ describe('nightly retraining schedule', () => {
     const runOnce = async (n: number) => {
       await schedule.trigger();
       const run = await waitFor(`scheduled run ${n}`, async () => (await schedule.describe()).info.recentActions[n - 1]?.action.workflow.workflowId, 60_000);
-      return client.workflow.getHandle(run).result();
+      return env.client().workflow.getHandle(run).result();
     };
     try {
       expect(await promoted()).toBeNull();
