@@ -8,8 +8,6 @@ import { contentDigest } from '../storage/manifest';
 
 export class CheckpointCache {
   private readonly entries = new Map<string, Record<string, Buffer>>();
-  hits = 0;
-  misses = 0;
 
   constructor(
     private readonly store: CheckpointStore,
@@ -19,12 +17,10 @@ export class CheckpointCache {
   async get(ref: CheckpointRef): Promise<Record<string, Buffer>> {
     const hit = this.entries.get(ref.sha256);
     if (hit) {
-      this.hits++;
       this.entries.delete(ref.sha256); // most recently used goes last
       this.entries.set(ref.sha256, hit);
       return hit;
     }
-    this.misses++;
     const { manifest, objects } = await this.store.load(ref.id);
     if (contentDigest(manifest) !== ref.sha256) throw new Error(`checkpoint ${ref.id} does not match its reference (content digest differs)`);
     this.entries.set(ref.sha256, objects);

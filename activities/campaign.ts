@@ -18,7 +18,7 @@ import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
 import { heldOut, synthesizeSft, type DatasetSpec, type SftExample } from '../tasks/dataset';
 import { getTask } from '../tasks/registry';
-import { writeTrace } from '../tasks/teacher';
+import { splitAnswer, writeTrace } from '../tasks/teacher';
 import { SftTrainer, type SftConfig } from '../training/sft';
 import { Prng } from '../util/prng';
 import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
@@ -105,7 +105,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         const t = writeTrace(p, rng, spec.teacher);
         return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
       });
-      const evalItems = valProblems.map((p) => ({ prompt: p.prompt, verify: (a: string | null) => a !== null && getTask(p.task).verify(p, a.split('\n')[0]) }));
+      const evalItems = valProblems.map((p) => ({ prompt: p.prompt, verify: (a: string | null) => a !== null && getTask(p.task).verify(p, splitAnswer(a).answer) }));
       const initWeights = input.init ? (await stateOf(input.init)).weights : null;
       const t0 = performance.now();
       let tokens = 0;

@@ -73,8 +73,9 @@ export const campaignBench: Bench = {
 
       // Crash: kill the worker right after the first RL intra checkpoint of epoch 1 is committed.
       const cid = `bench-crash-${Date.now().toString(36)}`;
-      const ch = await runCampaign(client, cid, 'smoke', { sft: { steps: 40 }, rl: { epochs: 1, stepsPerEpoch: 12 }, checkpoints: { rlEvery: 4 } });
-      const intra = `${cid}/rl-e0001-s000004`;
+      const every = 4;
+      const ch = await runCampaign(client, cid, 'smoke', { sft: { steps: 40 }, rl: { epochs: 1, stepsPerEpoch: 3 * every }, checkpoints: { rlEvery: every } });
+      const intra = `${cid}/rl-e0001-s${String(every).padStart(6, '0')}`;
       while (!(await store.manifest(intra))) await new Promise((r) => setTimeout(r, 50));
       worker.kill('SIGKILL');
       const killedAt = Date.now();
@@ -89,7 +90,8 @@ export const campaignBench: Bench = {
       const crashed = (await ch.result()) as CampaignResult;
       const epoch = crashed.epochs[0];
       emit({ metric: 'crash_detect_seconds', value: Math.round(detect * 100) / 100, unit: 's', heartbeat_timeout_s: 20 });
-      emit({ metric: 'crash_steps_redone', value: 4 - epoch.resumedFromStep, unit: 'steps', killed_after_step: 4, resumed_from_step: epoch.resumedFromStep, checkpoint_every: 4 });
+      // The kill lands right after step `every` was committed (a lower bound on the steps done by then).
+      emit({ metric: 'crash_steps_redone', value: every - epoch.resumedFromStep, unit: 'steps', killed_after_step: every, resumed_from_step: epoch.resumedFromStep, checkpoint_every: every });
     } finally {
       worker.kill('SIGKILL');
       store.close();

@@ -12,5 +12,7 @@ export const SA = {
   preset: defineSearchAttributeKey('T1Preset', SearchAttributeType.KEYWORD),
 } as const;
 
-/** `temporal server start-dev --search-attribute` spelling of each attribute. */
-export const SEARCH_ATTRIBUTE_FLAGS = ['T1CampaignId=Keyword', 'T1Stage=Keyword', 'T1Epoch=Int', 'T1BestAccuracy=Double', 'T1Preset=Keyword'];
+const DEV_SERVER_TYPE: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', DOUBLE: 'Double' };
+
+/** `temporal server start-dev --search-attribute` spelling of each attribute, derived from SA. */
+export const SEARCH_ATTRIBUTE_FLAGS = Object.values(SA).map((k) => `${k.name}=${DEV_SERVER_TYPE[k.type]}`);

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { generate } from '../model/sample';
-import { decode, encodePrompt, EOS } from '../model/tokenizer';
+import { decode, encodePrompt } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import { Prng } from '../util/prng';
 

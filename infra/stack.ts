@@ -105,7 +105,7 @@ export async function startService(cfg: StackConfig, s: Service): Promise<void> 
 }
 
 export async function stackStatus(cfg: StackConfig): Promise<StackStatus> {
-  const conn = loadConnection({ 'stack.stateDir': cfg.stateDir, 'stack.cacheDir': cfg.cacheDir }, { ...process.env, ...localEnv(cfg) });
+  const conn = connectionFor(cfg);
   const t = running(cfg, 'temporal');
   const s = running(cfg, 's3');
   return {
