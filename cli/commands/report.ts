@@ -4,12 +4,13 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
 import { connectClient } from '../../infra/temporal';
 import { buildReport } from '../../report/html';
+import { svgToPng } from '../../report/png';
 import { CheckpointStore } from '../../storage/checkpoints';
 import type { CampaignResult } from '../../workflows/campaign-types';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { CampaignError, uiUrl } from './campaign';
 
-/** Writes DIR/index.html and the chart files for a completed campaign; returns the page's path. */
+/** Writes DIR/index.html and each chart as NAME.svg and NAME.png for a completed campaign; returns the page's path. */
 export async function writeCampaignReport(conn: ConnectionConfig, client: Client, id: string, outDir?: string): Promise<string> {
   const store = new CheckpointStore(conn.s3);
   try {
@@ -28,7 +29,10 @@ export async function writeCampaignReport(conn: ConnectionConfig, client: Client
     const out = resolve(outDir ?? join('reports', id));
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'index.html'), report.html);
-    for (const [name, svg] of Object.entries(report.charts)) writeFileSync(join(out, name), svg);
+    for (const [name, svg] of Object.entries(report.charts)) {
+      writeFileSync(join(out, name), svg);
+      writeFileSync(join(out, name.replace(/\.svg$/, '.png')), svgToPng(svg));
+    }
     return join(out, 'index.html');
   } finally {
     store.close();
@@ -38,7 +42,7 @@ export async function writeCampaignReport(conn: ConnectionConfig, client: Client
 export const reportCommands: Command[] = [
   {
     path: ['report'],
-    summary: "Write a campaign's report: a self-contained HTML page with SVG charts",
+    summary: "Write a campaign's report: a self-contained HTML page with SVG and PNG charts",
     usage: 'report CAMPAIGN_ID [--out DIR]',
     options: { out: { type: 'string' }, ...connectionOptions },
     async run(v, pos) {

@@ -72,6 +72,9 @@ describe('the t1 command (against the real stack)', () => {
       const charts = readdirSync(out).filter((f) => f.endsWith('.svg')).sort();
       expect(charts).toEqual(['inference-scaling.svg', 'rl-entropy.svg', 'rl-kl.svg', 'rl-length.svg', 'rl-reward.svg', 'sft-loss.svg', 'steps-accuracy.svg']);
       for (const c of charts) expect(readFileSync(join(out, c), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
+      const pngs = readdirSync(out).filter((f) => f.endsWith('.png')).sort();
+      expect(pngs).toEqual(charts.map((c) => c.replace(/\.svg$/, '.png')));
+      for (const p of pngs) expect(inkFraction(decodePng(join(out, p)))).toBeGreaterThan(0.005); // decodePng checks the signature
       const dom = execFileSync(ensureChromium(), ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--user-data-dir=${join(out, 'profile')}`, '--dump-dom', `file://${join(out, 'index.html')}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
       expect(dom).toContain(`Campaign ${result.id}`);
       expect((dom.match(/<svg/g) ?? []).length).toBe(7);
