@@ -1,0 +1,116 @@
+/**
+ * Time-boxed learning runs for the closing notes, outside Temporal: one JSON line per eval point.
+ *
+ *   npx tsx bench/runs.ts sft --preset quick --set '{"task":...}' --minutes 15 --save sft.bin
+ *   npx tsx bench/runs.ts rl  --preset quick --set '{"rl":...}' --from sft.bin --minutes 15
+ *
+ * sft: calibrates steps/s on a throwaway trainer, sizes the cosine schedule to fill the training
+ * budget, then reports validation loss and greedy exact match; evaluation time is excluded from
+ * the budget. rl: RL steps from a saved SFT state until the budget is spent, each step's metrics,
+ * and held-out greedy accuracy on the test split every `--eval-every` steps.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { datasetSpec, sftConfigOf } from '../activities/campaign';
+import { resolveConfig } from '../config/presets';
+import { heldOutAccuracy } from '../evaluation/accuracy';
+import { initBackend } from '../model/backend';
+import { decodeState, encodeState } from '../model/state';
+import { buildExample } from '../model/tokenizer';
+import { Transformer } from '../model/transformer';
+import { refreshAnchor } from '../rl/anchor';
+import { RlTrainer } from '../rl/epoch';
+import { heldOut, synthesizeSft } from '../tasks/dataset';
+import { writeTrace } from '../tasks/teacher';
+import { SftTrainer } from '../training/sft';
+import { Prng } from '../util/prng';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    preset: { type: 'string', default: 'quick' },
+    set: { type: 'string' },
+    minutes: { type: 'string', default: '15' },
+    evals: { type: 'string', default: '6' },
+    'eval-every': { type: 'string', default: '10' },
+    test: { type: 'string', default: '500' },
+    save: { type: 'string' },
+    from: { type: 'string' },
+  },
+});
+const mode = positionals[0];
+if (mode !== 'sft' && mode !== 'rl') throw new Error('usage: runs.ts sft|rl [options]');
+const backend = await initBackend();
+const config = resolveConfig({ preset: values.preset, overrides: values.set ? JSON.parse(values.set) : undefined });
+const budget = Number(values.minutes) * 60;
+const spec = datasetSpec(config);
+const test = heldOut({ ...spec, seed: config.eval.seed }, 'test', Number(values.test));
+const evalOpts = { maxNewTokens: config.eval.maxNewTokens, batchSize: config.eval.batchSize, garbage: config.rl.garbage };
+const emit = (o: object) => console.log(JSON.stringify({ mode, backend: backend.name, ...o }));
+const now = () => performance.now() / 1000;
+const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
+if (mode === 'sft') {
+  const train = synthesizeSft(spec).examples.map(buildExample);
+  const val = heldOut({ ...spec, seed: config.eval.seed }, 'val', config.data.valProblems);
+  const rng = new Prng(config.seed).fork('val-traces');
+  const valExamples = val.flatMap((p) => {
+    const t = writeTrace(p, rng, spec.teacher);
+    return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
+  });
+  const greedy = (m: Transformer) => heldOutAccuracy(m, val, evalOpts);
+  // Calibrate: 2 warm-up steps, then time 8.
+  const probe = SftTrainer.create(config.model, sftConfigOf(config), train, config.seed);
+  probe.trainStep();
+  probe.trainStep();
+  let t = now();
+  for (let i = 0; i < 8; i++) probe.trainStep();
+  const rate = 8 / (now() - t);
+  const params = probe.model.paramCount();
+  probe.model.dispose();
+  const steps = Math.max(10, Math.floor(rate * budget));
+  const cfg = { ...config, sft: { ...config.sft, steps } };
+  emit({ event: 'plan', task: config.task, model: config.model, params, stepsPerS: r4(rate), steps, examples: train.length });
+  const sft = SftTrainer.create(config.model, sftConfigOf(cfg), train, config.seed);
+  const every = Math.ceil(steps / Number(values.evals));
+  let trainS = 0;
+  let lossSum = 0;
+  for (let s = 1; s <= steps; s++) {
+    t = now();
+    lossSum += sft.trainStep().loss;
+    trainS += now() - t;
+    if (s % every === 0 || s === steps) {
+      const acc = await greedy(sft.model);
+      emit({ event: 'eval', step: s, trainMinutes: r4(trainS / 60), trainLoss: r4(lossSum / (s % every || every)), valLoss: r4(sft.validationLoss(valExamples)), valAccuracy: r4(acc.accuracy), valGarbage: r4(acc.garbageRate) });
+      lossSum = 0;
+    }
+  }
+  const final = await heldOutAccuracy(sft.model, test, evalOpts);
+  emit({ event: 'final', steps, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(final.accuracy), testGarbage: r4(final.garbageRate), meanLength: r4(final.meanLength) });
+  if (values.save) writeFileSync(values.save, encodeState(sft.state()));
+} else {
+  if (!values.from) throw new Error('rl needs --from SFT_STATE');
+  const state = decodeState(new Uint8Array(readFileSync(values.from)));
+  const source = { task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits };
+  const trainer = RlTrainer.create(new Transformer(state.config, state.weights), new Transformer(state.config, state.weights), config.rl, source, config.seed);
+  const evalEvery = Number(values['eval-every']);
+  const evaluate = async (step: number, trainS: number) => {
+    const e = await heldOutAccuracy(trainer.policy, test, evalOpts);
+    emit({ event: 'eval', step, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(e.accuracy), testGarbage: r4(e.garbageRate) });
+  };
+  const { promptsPerStep: B, samplesPerPrompt: K, temperature, lr, stepsPerEpoch } = config.rl;
+  emit({ event: 'plan', B, K, temperature, lr, stepsPerEpoch, anchor: config.rl.anchor });
+  await evaluate(0, 0);
+  let trainS = 0;
+  let step = 0;
+  while (trainS < budget) {
+    const t = now();
+    const m = await trainer.step();
+    step++;
+    if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0) refreshAnchor(trainer.anchor, trainer.policy);
+    trainS += now() - t;
+    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), seconds: r4(now() - t) });
+    if (step % evalEvery === 0) await evaluate(step, trainS);
+  }
+  if (step % evalEvery !== 0) await evaluate(step, trainS);
+}
