@@ -59,13 +59,12 @@ if (mode === 'sft') {
     return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
   });
   const greedy = (m: Transformer) => heldOutAccuracy(m, val, evalOpts);
-  // Calibrate: 2 warm-up steps, then time 8.
+  // Calibrate: 5 warm-up steps (kernels, allocator), then time 20.
   const probe = SftTrainer.create(config.model, sftConfigOf(config), train, config.seed);
-  probe.trainStep();
-  probe.trainStep();
+  for (let i = 0; i < 5; i++) probe.trainStep();
   let t = now();
-  for (let i = 0; i < 8; i++) probe.trainStep();
-  const rate = 8 / (now() - t);
+  for (let i = 0; i < 20; i++) probe.trainStep();
+  const rate = 20 / (now() - t);
   const params = probe.model.paramCount();
   probe.model.dispose();
   const steps = Math.max(10, Math.floor(rate * budget));
