@@ -225,6 +225,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           garbageRate: s.garbageRate,
           responseLength: s.responseLength,
           zeroVarianceGroups: s.zeroVarianceGroups,
+          difficulty: s.difficulty,
           tokensPerS: s.samplingTokensPerS,
           seconds,
           resumedFromStep,

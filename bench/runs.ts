@@ -108,7 +108,7 @@ if (mode === 'sft') {
     step++;
     if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0) refreshAnchor(trainer.anchor, trainer.policy);
     trainS += now() - t;
-    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), seconds: r4(now() - t) });
+    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), difficulty: r4(m.difficulty), seconds: r4(now() - t) });
     if (step % evalEvery === 0) await evaluate(step, trainS);
   }
   if (step % evalEvery !== 0) await evaluate(step, trainS);

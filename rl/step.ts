@@ -35,6 +35,8 @@ export interface RlStepMetrics {
   responseLength: number;
   /** Mean reasoning lines (attempts and reflections). */
   reasoningSteps: number;
+  /** Mean difficulty of the step's prompts: a pool whose easy level runs out drifts harder, and accuracy with it. */
+  difficulty: number;
   /** Share of groups whose K task rewards are all equal. */
   zeroVarianceGroups: number;
   /** Samples the update trained on. */
@@ -109,6 +111,7 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
     entropy: samples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / sampledTokens,
     responseLength: sampledTokens / samples.length,
     reasoningSteps: mean(judged.map((j) => j.steps)),
+    difficulty: mean(problems.map((q) => q.difficulty)),
     zeroVarianceGroups: mean(flat.map(Number)),
     updateSamples: batch.length,
     optimizerSteps: update.losses.length,

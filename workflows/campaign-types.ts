@@ -36,6 +36,8 @@ export interface RlEpochSummary {
   garbageRate: number;
   responseLength: number;
   zeroVarianceGroups: number;
+  /** Mean prompt difficulty (countdown: numbers; arithmetic: operations). */
+  difficulty: number;
   tokensPerS: number;
   seconds: number;
   resumedFromStep: number;

@@ -60,6 +60,7 @@ describe('rlStep', () => {
     expect(m.sampledTokens).toBeCloseTo(8 * m.responseLength, 9);
     expect(m.responseLength).toBeLessThanOrEqual(24);
     expect(m.entropy).toBeGreaterThan(0);
+    expect(m.difficulty).toBe(2); // every prompt here has two operations
     dispose();
   });
 
