@@ -83,10 +83,10 @@ async function handleFor(client: Client, id: string): Promise<WorkflowHandle> {
 export function resultTable(r: CampaignResult): string {
   const lines = ['checkpoint            accuracy   n'];
   for (const e of r.evals) lines.push(`${e.label.padEnd(20)}  ${(100 * e.accuracy).toFixed(1).padStart(7)}%  ${e.n}`);
-  lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length');
+  lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length  difficulty');
   for (const e of r.epochs)
     lines.push(
-      `${String(e.epoch).padStart(5)}  ${e.reward.toFixed(3)}   ${(100 * e.accuracy).toFixed(1).padStart(6)}%  ${e.kl.toExponential(2).padEnd(8)}  ${e.entropy.toFixed(3)}    ${(100 * e.garbageRate).toFixed(1).padStart(5)}%  ${e.responseLength.toFixed(1)}`,
+      `${String(e.epoch).padStart(5)}  ${e.reward.toFixed(3)}   ${(100 * e.accuracy).toFixed(1).padStart(6)}%  ${e.kl.toExponential(2).padEnd(8)}  ${e.entropy.toFixed(3)}    ${(100 * e.garbageRate).toFixed(1).padStart(5)}%  ${e.responseLength.toFixed(1).padEnd(6)}  ${Number.isFinite(e.difficulty) ? e.difficulty.toFixed(2) : '–'}`,
     );
   if (r.scaling.length) {
     const budgets = [...new Set(r.scaling.map((p) => (p.untruncated ? 'full' : String(p.budget))))];

@@ -46,6 +46,8 @@ describe('the t1 command (against the real stack)', () => {
       results: { sft: { accuracy: expect.any(Number) }, final: { accuracy: expect.any(Number) } },
       checkpoints: { final: { id: expect.any(String), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } },
     });
+    // Every smoke RL prompt has 3 numbers: the epoch records the prompts' mean difficulty.
+    expect(result.epochs.map((e: any) => e.difficulty)).toEqual(result.epochs.map(() => 3));
     const status = JSON.parse((await t1('campaign', 'status', result.id, '--json')).stdout);
     expect(status).toMatchObject({ campaignId: result.id, stage: 'done', epoch: 2 });
     expect(status.config.seed).toBe(3);
