@@ -60,8 +60,18 @@ describe('rlStep', () => {
     expect(m.sampledTokens).toBeCloseTo(8 * m.responseLength, 9);
     expect(m.responseLength).toBeLessThanOrEqual(24);
     expect(m.entropy).toBeGreaterThan(0);
-    expect(m.difficulty).toBe(2); // every prompt here has two operations
     dispose();
+  });
+
+  it('reports the mean difficulty of the step\'s prompts', async () => {
+    const mixed = [1, 3].map((d) => sampleProblems(1, { task: 'arithmetic', split: 'train', pool: 'rl', seed: 3, difficulty: d })[0]);
+    const policy = new Transformer(modelCfg, new Prng(4));
+    const anchor = policy.clone();
+    const optimizer = new AdamW(policy.variables, policy.names, cfg.optimizer);
+    const m = await rlStep({ policy, anchor, optimizer, problems: mixed, config: cfg, rng: new Prng(5) });
+    expect(mixed.map((q) => q.difficulty)).toEqual([1, 3]);
+    expect(m.difficulty).toBe(2);
+    [policy, anchor, optimizer].forEach((x) => x.dispose());
   });
 
   it('drops zero-variance groups: an untrained model scores the same on every sample, so nothing is updated', async () => {
