@@ -31,7 +31,7 @@ export const rlBench: Bench = {
     const rng = new Prng(2);
     const step = (K: number, optimizer: AdamW) => {
       const config = rlConfig({ samplesPerPrompt: K, promptsPerStep: B, updateSamples: Math.min(K, 16), maxNewTokens: MAX_NEW, dropZeroVariance: false });
-      return rlStep({ policy, anchor, optimizer, problems, config, rng });
+      return rlStep({ policy, anchor, optimizer, problems, config, lr: config.lr, rng });
     };
     const optimizer = new AdamW(policy.variables, policy.names, rlConfig().optimizer);
     await step(4, optimizer);

@@ -1,9 +1,9 @@
 /**
  * Generation with a KV cache, and per-token log-probs / entropies of given sequences.
  *
- * Log-probs and entropies reported here are always those of the raw model, pi = softmax(logits)
- * at temperature 1 with no truncation, whatever temperature / top-p / min-p the sampler used:
- * that is the policy the RL objective and the KL to the anchor are defined on.
+ * Log-probs and entropies reported here are those of the tempered model, pi_T = softmax(logits / T)
+ * with no top-p / min-p truncation: the policy that sampled is the policy that RL optimises, and
+ * the KL to the anchor compares both at the same T (as established RL trainers score).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Prng } from '../util/prng';
@@ -27,12 +27,14 @@ function pick(logp: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
- * One forward pass over int32 inputs [B,T]; differentiable (call it inside tf.variableGrads for
- * the policy, outside for the anchor). Padded positions get values too: mask them.
+ * One forward pass over int32 inputs [B,T] scored under softmax(logits / temperature);
+ * differentiable (call it inside tf.variableGrads for the policy, outside for the anchor).
+ * Padded positions get values too: mask them.
  */
-export function scoreTokens(model: Transformer, inputs: tf.Tensor2D, targets: tf.Tensor2D): TokenScores {
+export function scoreTokens(model: Transformer, inputs: tf.Tensor2D, targets: tf.Tensor2D, temperature = 1): TokenScores {
   return tf.tidy(() => {
-    const logp = tf.logSoftmax(model.forward(inputs)) as tf.Tensor3D;
+    const logits = model.forward(inputs);
+    const logp = tf.logSoftmax(temperature === 1 ? logits : logits.div(temperature)) as tf.Tensor3D;
     return { logProbs: pick(logp, targets), entropies: logp.exp().mul(logp).sum(-1).neg() as tf.Tensor2D };
   });
 }
@@ -52,9 +54,9 @@ export interface SampleOptions {
 export interface Sample {
   /** Generated tokens (after the prompt), ending with EOS when `stopped`. */
   tokens: number[];
-  /** log pi(token) under the raw model (T = 1, untruncated), one per token. */
+  /** log pi_T(token) under softmax(logits / T) (untruncated; T = 1 when greedy), one per token. */
   logProbs: number[];
-  /** Entropy of the raw model's next-token distribution at each step. */
+  /** Entropy of pi_T at each step. */
   entropies: number[];
   /** True if the sequence ended with EOS; false if cut (maxNewTokens or context full). */
   stopped: boolean;
@@ -109,19 +111,19 @@ function draw(dist: Float64Array, u: number): number {
   return last; // u within rounding of 1
 }
 
-/** log softmax at the chosen token, and entropy, of raw logits (float64). */
-function rawStats(logits: Float32Array, token: number): { logProb: number; entropy: number } {
+/** log softmax(logits / T) at the chosen token, and the entropy of that distribution (float64). */
+function tokenStats(logits: Float32Array, token: number, T: number): { logProb: number; entropy: number } {
   let max = -Infinity;
-  for (const z of logits) max = Math.max(max, z);
+  for (const z of logits) max = Math.max(max, z / T);
   let sum = 0;
-  for (const z of logits) sum += Math.exp(z - max);
+  for (const z of logits) sum += Math.exp(z / T - max);
   const lse = max + Math.log(sum);
   let entropy = 0;
   for (const z of logits) {
-    const lp = z - lse;
+    const lp = z / T - lse;
     entropy -= Math.exp(lp) * lp;
   }
-  return { logProb: logits[token] - lse, entropy };
+  return { logProb: logits[token] / T - lse, entropy };
 }
 
 function argmax(xs: ArrayLike<number>): number {
@@ -167,6 +169,7 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
   });
 
   const done = new Array<boolean>(B).fill(false);
+  const T = opts.greedy ? 1 : (opts.temperature ?? 1);
   try {
     for (let Tk = L; ; Tk++) {
       const data = (await logits.data()) as Float32Array;
@@ -177,7 +180,7 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
         if (done[b]) continue;
         const row = data.subarray(b * V, (b + 1) * V);
         const token = sampleToken(row, opts, rngOf(b));
-        const { logProb, entropy } = rawStats(row, token);
+        const { logProb, entropy } = tokenStats(row, token, T);
         const s = out[b];
         s.tokens.push(token);
         s.logProbs.push(logProb);

@@ -76,8 +76,13 @@ export const RlConfigObject = z.object({
   betaKl: z.number().min(0).default(2e-4),
   /** Entropy bonus weight (auxiliary loss, mean over response tokens). */
   alphaEnt: z.number().min(0).default(1e-3),
-  /** Constant learning rate of the RL updates. */
+  /** Learning rate of the RL updates after warmup. */
   lr: z.number().positive().default(1e-4),
+  /**
+   * RL steps over which the rate rises linearly to `lr`: a fresh AdamW's first steps are
+   * lr * sign(g) whatever the gradient's size, so they start small.
+   */
+  warmupSteps: z.number().int().min(0).default(5),
   /** AdamW moments and decoupled decay; no decay by default: the KL term already holds the policy near the anchor. */
   optimizer: AdamWConfigSchema.prefault({ weightDecay: 0 }),
   /** Global gradient-norm clip; 0 disables. */
@@ -103,6 +108,11 @@ export const RlConfigSchema = RlConfigObject.refine((c) => c.updateSamples === u
 });
 
 export type RlConfig = z.infer<typeof RlConfigSchema>;
+
+/** The learning rate of RL step `step` (0-based, counted over the whole run): linear warmup, then constant. */
+export function rlLearningRate(cfg: Pick<RlConfig, 'lr' | 'warmupSteps'>, step: number): number {
+  return cfg.warmupSteps > 0 ? (cfg.lr * Math.min(step + 1, cfg.warmupSteps)) / cfg.warmupSteps : cfg.lr;
+}
 
 export function rlConfig(partial: z.input<typeof RlConfigSchema> = {}): RlConfig {
   return RlConfigSchema.parse(partial);

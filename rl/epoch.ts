@@ -9,7 +9,7 @@ import { Transformer } from '../model/transformer';
 import { AdamW } from '../training/adamw';
 import { Prng } from '../util/prng';
 import { anchorAfterStep } from './anchor';
-import type { RlConfig } from './config';
+import { rlLearningRate, type RlConfig } from './config';
 import { PromptPool, type PromptSource } from './prompts';
 import { rlStep, type RlStepMetrics } from './step';
 
@@ -81,7 +81,7 @@ export class RlTrainer {
   async step(): Promise<RlStepMetrics> {
     const B = this.config.promptsPerStep;
     const problems = this.pool.take(this.position.prompt, B);
-    const metrics = await rlStep({ policy: this.policy, anchor: this.anchor, optimizer: this.optimizer, problems, config: this.config, rng: this.rng });
+    const metrics = await rlStep({ policy: this.policy, anchor: this.anchor, optimizer: this.optimizer, problems, config: this.config, lr: rlLearningRate(this.config, this.steps), rng: this.rng });
     anchorAfterStep(this.anchor, this.policy, this.config.anchor);
     this.steps += 1;
     const { epoch, stepInEpoch, prompt } = this.position;

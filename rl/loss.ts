@@ -1,12 +1,13 @@
 /**
  * The RL loss (T1 section 3, step 7) and its gradient, accumulated over micro-batches:
  *
- *   loss = -(1/Z) sum_i sum_t g_it  -  alphaEnt * (1/N_tok) sum_{i,t} H(pi(.|y_i,<t))
+ *   loss = -(1/Z) sum_i w_i sum_t g_it  -  alphaEnt * (1/N_tok) sum_{i,t} H(pi(.|y_i,<t))
  *
  * g_it = A_i log pi(y_it) for plain policy gradient; with a PPO clip eps it is
  * min(rho A_i, clip(rho, 1-eps, 1+eps) A_i), rho = pi / pi_old per token (same gradient at
- * rho = 1). Z is the number of sequences ('sequence' normalisation, the paper's formula) or of
- * response tokens ('token').
+ * rho = 1). w_i is the sample's selection weight (rl/select). Z is sum_i w_i ('sequence'
+ * normalisation, the paper's per-sequence mean) or sum_i w_i |y_i| ('token'). pi is the tempered
+ * policy softmax(logits / T) that sampled the responses.
  * Each micro-batch's loss carries the whole batch's Z and N_tok, so the summed micro-batch
  * gradients are exactly the gradient of the batch loss.
  */
@@ -25,12 +26,16 @@ export interface Sequence {
 
 export interface UpdateSample extends Sequence {
   advantage: number;
+  /** Selection weight (default 1). */
+  weight?: number;
   /** log pi_old of each response token (PPO only). */
   oldLogProbs?: number[];
 }
 
 export interface LossOptions {
   normalisation: RlConfig['normalisation'];
+  /** The sampling temperature: pi is softmax(logits / temperature), the policy that sampled. */
+  temperature: number;
   alphaEnt: number;
   /** PPO ratio clip epsilon; undefined for plain policy gradient. */
   clip?: number;
@@ -45,51 +50,82 @@ export interface Gradients {
   tokens: number;
   /** Padded positions processed: what the compute scales with. */
   positions: number;
+  /**
+   * Gradient norms of the two loss terms on the first micro-batch (same scaling as the loss): how
+   * much the entropy bonus weighs against the policy gradient.
+   */
+  pgNorm: number;
+  entropyNorm: number;
 }
 
 /** Gradient of the RL loss over `samples` with respect to the policy's variables (no update). */
 export function rlGradients(policy: Transformer, samples: readonly UpdateSample[], opts: LossOptions): Gradients {
   if (!samples.length) throw new Error('rlGradients: no samples');
-  const tokens = samples.reduce((n, s) => n + s.tokens.length - s.promptLength, 0);
-  const pgScale = 1 / (opts.normalisation === 'sequence' ? samples.length : tokens);
+  const weight = (s: UpdateSample) => s.weight ?? 1;
+  const length = (s: UpdateSample) => s.tokens.length - s.promptLength;
+  const tokens = samples.reduce((n, s) => n + length(s), 0);
+  const Z = samples.reduce((n, s) => n + weight(s) * (opts.normalisation === 'sequence' ? 1 : length(s)), 0);
   let acc: tf.Tensor[] | null = null;
   let loss = 0;
   let positions = 0;
+  let norms = { pg: NaN, entropy: NaN };
+  const add = (gs: tf.Tensor[]) => {
+    acc = acc === null ? gs : acc.map((a, k) => { const s = a.add(gs[k]); tf.dispose([a, gs[k]]); return s; }); // prettier-ignore
+  };
   for (let i = 0; i < samples.length; i += opts.microBatch) {
     const chunk = samples.slice(i, i + opts.microBatch);
     const b = responseBatch(chunk, policy.config.contextLength);
     const [B, T] = b.mask.shape;
     positions += B * T;
-    const adv = tf.tensor2d(chunk.map((s) => s.advantage), [B, 1]);
+    const adv = tf.tensor2d(chunk.map((s) => s.advantage * weight(s)), [B, 1]);
     const old = opts.clip === undefined ? null : tf.tensor2d(oldLogProbGrid(chunk, T), [B, T]);
-    const { value, grads } = tf.variableGrads(() => {
-      const { logProbs, entropies } = scoreTokens(policy, b.inputs, b.targets);
+    const terms = () => {
+      const { logProbs, entropies } = scoreTokens(policy, b.inputs, b.targets, opts.temperature);
       let obj: tf.Tensor = logProbs.mul(adv);
       if (old) {
         const ratio = logProbs.sub(old).exp();
         obj = tf.minimum(ratio.mul(adv), ratio.clipByValue(1 - opts.clip!, 1 + opts.clip!).mul(adv));
       }
-      const pg = obj.mul(b.mask).sum().mul(-pgScale);
-      return pg.sub(entropies.mul(b.mask).sum().mul(opts.alphaEnt / tokens)) as tf.Scalar;
-    }, policy.variables);
-    loss += value.dataSync()[0];
-    const gs = policy.variables.map((v) => grads[v.name]);
-    acc = acc === null ? gs : acc.map((a, k) => { const s = a.add(gs[k]); tf.dispose([a, gs[k]]); return s; }); // prettier-ignore
-    tf.dispose([value, adv, ...(old ? [old] : [])]);
+      return { pg: obj.mul(b.mask).sum().mul(-1 / Z) as tf.Scalar, ent: entropies.mul(b.mask).sum().mul(-opts.alphaEnt / tokens) as tf.Scalar };
+    };
+    if (i === 0) {
+      // The first micro-batch takes the terms one at a time (one extra backward) to measure each.
+      const pg = tf.variableGrads(() => terms().pg, policy.variables);
+      const ent = tf.variableGrads(() => terms().ent, policy.variables);
+      const listed = (g: tf.NamedTensorMap) => policy.variables.map((v) => g[v.name]);
+      norms = { pg: globalNorm(listed(pg.grads)), entropy: globalNorm(listed(ent.grads)) };
+      loss += pg.value.dataSync()[0] + ent.value.dataSync()[0];
+      add(listed(pg.grads));
+      add(listed(ent.grads));
+      tf.dispose([pg.value, ent.value]);
+    } else {
+      const { value, grads } = tf.variableGrads(() => {
+        const t = terms();
+        return t.pg.add(t.ent) as tf.Scalar;
+      }, policy.variables);
+      loss += value.dataSync()[0];
+      add(policy.variables.map((v) => grads[v.name]));
+      value.dispose();
+    }
+    tf.dispose([adv, ...(old ? [old] : [])]);
     disposeBatch(b);
   }
-  return { grads: acc!, loss, tokens, positions };
+  return { grads: acc!, loss, tokens, positions, pgNorm: norms.pg, entropyNorm: norms.entropy };
+}
+
+function globalNorm(grads: readonly tf.Tensor[]): number {
+  return tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt().dataSync()[0]);
 }
 
 /**
- * sum_t log pi(y_t) over each sequence's response tokens, without gradients: the anchor's side of
- * the KL estimate d_i.
+ * sum_t log pi_T(y_t) over each sequence's response tokens at `temperature`, without gradients: the
+ * anchor's side of the KL estimate d_i.
  */
-export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number): number[] {
+export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < seqs.length; i += microBatch) {
     const b = responseBatch(seqs.slice(i, i + microBatch), model.config.contextLength);
-    const sums = tf.tidy(() => scoreTokens(model, b.inputs, b.targets).logProbs.mul(b.mask).sum(1).dataSync());
+    const sums = tf.tidy(() => scoreTokens(model, b.inputs, b.targets, temperature).logProbs.mul(b.mask).sum(1).dataSync());
     out.push(...sums);
     disposeBatch(b);
   }

@@ -29,7 +29,15 @@ export interface RlStepMetrics {
   garbageUnparseable: number;
   /** Mean d_i = sum_t [log pi - log pi_anchor] over the response: a sampled estimate of KL(pi || anchor). */
   kl: number;
-  /** Mean per-token entropy of the policy (temperature 1) along the sampled responses. */
+  /** Mean |beta * (d_i - group mean d)|: the KL term's weight in the shaped reward, next to rewardSpread. */
+  klPenalty: number;
+  /** Mean |r_i + p_i - group mean|: the task reward's spread that the advantages carry. */
+  rewardSpread: number;
+  /** Gradient norms of the policy-gradient term and of the entropy bonus (first micro-batch of the first update). */
+  pgNorm: number;
+  entropyNorm: number;
+  lr: number;
+  /** Mean per-token entropy of the sampling policy softmax(z / T) along the sampled responses. */
   entropy: number;
   /** Mean response length in tokens. */
   responseLength: number;
@@ -64,6 +72,8 @@ export interface RlStepInput {
   /** The B prompts of this step. */
   problems: readonly Problem[];
   config: RlConfig;
+  /** Learning rate of this step (rlLearningRate: warmup, then constant). */
+  lr: number;
   /** Sampling and update selection draw from it, in that order. */
   rng: Prng;
 }
@@ -71,7 +81,7 @@ export interface RlStepInput {
 const now = () => performance.now() / 1000;
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, rng }: RlStepInput): Promise<RlStepMetrics> {
+export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, lr, rng }: RlStepInput): Promise<RlStepMetrics> {
   const K = cfg.samplesPerPrompt;
   const t0 = now();
   const promptIds = problems.map((p) => encodePrompt(p.prompt));
@@ -86,17 +96,20 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const r = judged.map((j) => (j.correct ? 1 : 0));
   const p = judged.map((j) => (j.garbage ? -1 : 0));
   const seqs = samples.map((s, i) => ({ tokens: [...prompts[i], ...s.tokens], promptLength: prompts[i].length }));
-  // The sampler's log-probs are the policy's own at temperature 1; the anchor scores the same tokens.
-  const anchorLp = responseLogProbs(anchor, seqs, cfg.microBatch);
+  // The sampler's log-probs are the tempered policy's (softmax(z / T)); the anchor scores the same tokens at the same T.
+  const anchorLp = responseLogProbs(anchor, seqs, cfg.microBatch, cfg.temperature);
   const d = samples.map((s, i) => s.logProbs.reduce((a, b) => a + b, 0) - anchorLp[i]);
-  const A = rlooAdvantages(shapeRewards(r, p, d, K, cfg.betaKl), K);
-  const flat = zeroVarianceGroups(r.map((x, i) => x + p[i]), K);
+  const task = r.map((x, i) => x + p[i]);
+  const shaped = shapeRewards(r, p, d, K, cfg.betaKl);
+  const A = rlooAdvantages(shaped, K);
+  const flat = zeroVarianceGroups(task, K);
   const right = judged.map((j) => j.correct && !j.garbage);
   const chosen = selectForUpdate(right, cfg.dropZeroVariance ? flat : flat.map(() => false), K, cfg, rng);
-  const batch: UpdateSample[] = chosen.map((i) => ({ ...seqs[i], advantage: A[i], oldLogProbs: samples[i].logProbs }));
+  const batch: UpdateSample[] = chosen.map(({ index: i, weight }) => ({ ...seqs[i], advantage: A[i], weight, oldLogProbs: samples[i].logProbs }));
 
   const t2 = now();
-  const update = batch.length ? updatePolicy(policy, optimizer, batch, cfg, rng) : { losses: [], norms: [], positions: 0 };
+  const none = { losses: [], norms: [], positions: 0, pgNorm: NaN, entropyNorm: NaN };
+  const update = batch.length ? updatePolicy(policy, optimizer, batch, cfg, lr, rng) : none;
   const t3 = now();
 
   const share = (f: (j: Judgement) => boolean) => judged.filter(f).length / judged.length;
@@ -108,6 +121,11 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
     garbageRepetition: share((j) => j.garbage === 'repetition'),
     garbageUnparseable: share((j) => j.garbage === 'unparseable'),
     kl: mean(d),
+    klPenalty: mean(d.map((_, i) => Math.abs(shaped[i] - task[i]))),
+    rewardSpread: groupSpread(task, K),
+    pgNorm: update.pgNorm,
+    entropyNorm: update.entropyNorm,
+    lr,
     entropy: samples.reduce((s, x) => s + x.entropies.reduce((a, b) => a + b, 0), 0) / sampledTokens,
     responseLength: sampledTokens / samples.length,
     reasoningSteps: mean(judged.map((j) => j.steps)),
@@ -128,15 +146,19 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
 }
 
 /** One plain policy-gradient step on the whole batch, or PPO epochs over shuffled minibatches. */
-function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample[], cfg: RlConfig, rng: Prng) {
+function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample[], cfg: RlConfig, lr: number, rng: Prng) {
   const losses: number[] = [];
   const norms: number[] = [];
   let positions = 0;
+  let pgNorm = NaN;
+  let entropyNorm = NaN;
   const apply = (part: UpdateSample[], clip?: number) => {
-    const g = rlGradients(policy, part, { normalisation: cfg.normalisation, alphaEnt: cfg.alphaEnt, clip, microBatch: cfg.microBatch });
+    const opts = { normalisation: cfg.normalisation, temperature: cfg.temperature, alphaEnt: cfg.alphaEnt, clip, microBatch: cfg.microBatch };
+    const g = rlGradients(policy, part, opts);
     const clipped = clipByGlobalNorm(g.grads, cfg.gradClip > 0 ? cfg.gradClip : Infinity);
-    optimizer.step(clipped.grads, cfg.lr);
+    optimizer.step(clipped.grads, lr);
     tf.dispose([...g.grads, ...clipped.grads]);
+    if (!losses.length) ({ pgNorm, entropyNorm } = g);
     losses.push(g.loss);
     norms.push(clipped.norm);
     positions += g.positions;
@@ -148,5 +170,15 @@ function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample
       for (let i = 0; i < order.length; i += cfg.ppo.minibatch) apply(order.slice(i, i + cfg.ppo.minibatch), cfg.ppo.clip);
     }
   }
-  return { losses, norms, positions };
+  return { losses, norms, positions, pgNorm, entropyNorm };
+}
+
+/** Mean absolute deviation of each sample's value from its group's mean. */
+function groupSpread(xs: readonly number[], K: number): number {
+  let total = 0;
+  for (let g = 0; g < xs.length; g += K) {
+    const m = mean(xs.slice(g, g + K));
+    for (let i = g; i < g + K; i++) total += Math.abs(xs[i] - m);
+  }
+  return total / xs.length;
 }

@@ -122,13 +122,13 @@ describe('generate', () => {
     m.dispose();
   });
 
-  it('reports raw-model log-probs and entropies equal to a full forward pass', async () => {
+  it('reports log-probs and entropies of softmax(z / T), untruncated, equal to a full forward pass scored at T', async () => {
     const m = model();
     const prompts = [[BOS, 20, 21, 22], [BOS, 30]];
     const out = await generate(m, prompts, { maxNewTokens: 6, temperature: 1.3, topP: 0.9 }, new Prng(3));
     for (let b = 0; b < 2; b++) {
       const seq = [...prompts[b], ...out[b].tokens];
-      const { logProbs, entropies } = scoreTokens(m, tf.tensor2d([seq.slice(0, -1)], undefined, 'int32'), tf.tensor2d([seq.slice(1)], undefined, 'int32'));
+      const { logProbs, entropies } = scoreTokens(m, tf.tensor2d([seq.slice(0, -1)], undefined, 'int32'), tf.tensor2d([seq.slice(1)], undefined, 'int32'), 1.3);
       const lp = Array.from(logProbs.dataSync()).slice(prompts[b].length - 1);
       const h = Array.from(entropies.dataSync()).slice(prompts[b].length - 1);
       out[b].logProbs.forEach((x, i) => expect(x).toBeCloseTo(lp[i], 4));

@@ -52,30 +52,52 @@ describe('update selection', () => {
 
   it('takes all K by default and skips zero-variance groups', () => {
     const cfg = rlConfig({ samplesPerPrompt: 4 });
-    expect(selectForUpdate(right, [false, false, true], 4, cfg, new Prng(1))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    const all = selectForUpdate(right, [false, false, true], 4, cfg, new Prng(1));
+    expect(all.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(all.every((c) => c.weight === 1)).toBe(true);
   });
 
   it('balanced: alternates right and wrong, topping up from the larger class', () => {
     const cfg = rlConfig({ samplesPerPrompt: 4, updateSamples: 2 });
     for (let seed = 0; seed < 20; seed++) {
-      const got = selectForUpdate(right, [false, false, false], 4, cfg, new Prng(seed));
+      const got = selectForUpdate(right, [false, false, false], 4, cfg, new Prng(seed)).map((c) => c.index);
       expect(got.length).toBe(6);
       expect(got.slice(0, 2)).toContain(0); // the only right sample of group 0
       expect(got.slice(2, 4).filter((i) => right[i]).length).toBe(1); // group 1: one right, one wrong
       expect(got.slice(4).every((i) => i >= 8 && i < 12)).toBe(true);
     }
-    const three = selectForUpdate(right, [false, true, true], 4, rlConfig({ samplesPerPrompt: 4, updateSamples: 3 }), new Prng(5));
+    const three = selectForUpdate(right, [false, true, true], 4, rlConfig({ samplesPerPrompt: 4, updateSamples: 3 }), new Prng(5)).map((c) => c.index);
     expect(three).toHaveLength(3);
     expect(three).toContain(0);
   });
 
   it('random: M distinct samples of each group, deterministic by seed', () => {
     const cfg = rlConfig({ samplesPerPrompt: 4, updateSamples: 3, updateSelection: 'random' });
-    const a = selectForUpdate(right, [false, false, false], 4, cfg, new Prng(9));
-    expect(a).toEqual(selectForUpdate(right, [false, false, false], 4, cfg, new Prng(9)));
+    const a = selectForUpdate(right, [false, false, false], 4, cfg, new Prng(9)).map((c) => c.index);
+    expect(a).toEqual(selectForUpdate(right, [false, false, false], 4, cfg, new Prng(9)).map((c) => c.index));
     expect(new Set(a).size).toBe(9);
+    expect(selectForUpdate(right, [false, false, false], 4, cfg, new Prng(9)).every((c) => c.weight === 4 / 3)).toBe(true);
     [0, 1, 2].forEach((g) => expect(a.filter((i) => Math.floor(i / 4) === g)).toHaveLength(3));
   });
+
+  // Unbiased: for every sample, P(chosen) * weight = 1, so the weighted update equals the all-K update in expectation.
+  for (const [selection, M] of [['balanced', 2], ['balanced', 5], ['random', 3]] as const) {
+    it(`${selection} M = ${M} of K = 8: E[weight * chosen] = 1 for every sample (Monte Carlo)`, () => {
+      const K8 = 8;
+      const oneRight = [true, false, false, false, false, false, false, false];
+      const cfg = rlConfig({ samplesPerPrompt: K8, updateSamples: M, updateSelection: selection });
+      const sum = new Array<number>(K8).fill(0);
+      const trials = 4000;
+      const rng = new Prng(3);
+      for (let t = 0; t < trials; t++) {
+        const got = selectForUpdate(oneRight, [false], K8, cfg, rng);
+        expect(got.reduce((s, c) => s + c.weight, 0)).toBeCloseTo(K8, 9);
+        got.forEach((c) => (sum[c.index] += c.weight));
+      }
+      // Without weights the rare right sample would be over-represented (balanced picks it every time).
+      sum.forEach((x) => expect(Math.abs(x / trials - 1)).toBeLessThan(0.08));
+    });
+  }
 
   it('config refuses M > K', () => {
     expect(() => rlConfig({ samplesPerPrompt: 4, updateSamples: 5 })).toThrow(/updateSamples/);

@@ -88,7 +88,7 @@ describe('RL on a briefly SFT-ed model', () => {
     const steps: RlStepMetrics[] = [];
     for (let s = 0; s < 30; s++) {
       const batch = Array.from({ length: 8 }, (_, i) => problems[(s * 8 + i) % problems.length]);
-      steps.push(await rlStep({ policy, anchor, optimizer, problems: batch, config: cfg, rng }));
+      steps.push(await rlStep({ policy, anchor, optimizer, problems: batch, config: cfg, lr: cfg.lr, rng }));
     }
     const reward = (from: number) => steps.slice(from, from + 5).reduce((s, m) => s + m.reward, 0) / 5;
     expect(reward(25) - reward(0)).toBeGreaterThan(0.08);

@@ -67,7 +67,7 @@ describe('rlGradients', () => {
   it('equals the REINFORCE estimator -(1/N) sum_i A_i grad log pi(y_i), built from per-sequence grads', () => {
     const want = combine(perSeq.map((p, i) => ({ c: -samples[i].advantage / samples.length, grads: p.grads })));
     for (const microBatch of [1, 2, 5]) {
-      const g = rlGradients(model, samples, { normalisation: 'sequence', alphaEnt: 0, microBatch });
+      const g = rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch });
       expectGradsClose(g.grads, want);
       const loss = -perSeq.reduce((s, p, i) => s + samples[i].advantage * p.value, 0) / samples.length;
       expect(Math.abs(g.loss - loss)).toBeLessThan(1e-6 * Math.abs(loss)); // float32 sums
@@ -78,7 +78,7 @@ describe('rlGradients', () => {
 
   it("'token' normalisation divides the same sum by the batch's response tokens", () => {
     const want = combine(perSeq.map((p, i) => ({ c: -samples[i].advantage / responseTokens, grads: p.grads })));
-    const g = rlGradients(model, samples, { normalisation: 'token', alphaEnt: 0, microBatch: 3 });
+    const g = rlGradients(model, samples, { normalisation: 'token', temperature: 1, alphaEnt: 0, microBatch: 3 });
     expectGradsClose(g.grads, want);
     tf.dispose(g.grads);
   });
@@ -91,7 +91,7 @@ describe('rlGradients', () => {
     };
     const want = combine(samples.map((s) => ({ c: -alpha / responseTokens, grads: gradOf(s, entropySum).grads })));
     const zeroAdv = samples.map((s) => ({ ...s, advantage: 0 }));
-    const g = rlGradients(model, zeroAdv, { normalisation: 'sequence', alphaEnt: alpha, microBatch: 2 });
+    const g = rlGradients(model, zeroAdv, { normalisation: 'sequence', temperature: 1, alphaEnt: alpha, microBatch: 2 });
     expectGradsClose(g.grads, want, 1e-4);
     tf.dispose(g.grads);
   });
@@ -103,22 +103,61 @@ describe('rlGradients', () => {
       tf.dispose([r.inputs, r.targets, r.mask]);
       return Array.from(lp.slice(s.promptLength - 1));
     });
-    const plain = rlGradients(model, samples, { normalisation: 'sequence', alphaEnt: 0, microBatch: 2 });
-    const ppo = rlGradients(model, samples.map((s, i) => ({ ...s, oldLogProbs: old[i] })), { normalisation: 'sequence', alphaEnt: 0, clip: 0.2, microBatch: 2 });
+    const plain = rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
+    const ppo = rlGradients(model, samples.map((s, i) => ({ ...s, oldLogProbs: old[i] })), { normalisation: 'sequence', temperature: 1, alphaEnt: 0, clip: 0.2, microBatch: 2 });
     expectGradsClose(ppo.grads, plain.grads.map((g) => g.dataSync() as Float32Array));
     // pi / pi_old = e > 1.2 with A > 0: the clipped term is constant.
     const clipped = rlGradients(
       model,
       samples.map((s, i) => ({ ...s, advantage: Math.abs(s.advantage), oldLogProbs: old[i].map((x) => x - 1) })),
-      { normalisation: 'sequence', alphaEnt: 0, clip: 0.2, microBatch: 2 },
+      { normalisation: 'sequence', temperature: 1, alphaEnt: 0, clip: 0.2, microBatch: 2 },
     );
     clipped.grads.forEach((g) => expect(g.abs().max().dataSync()[0]).toBe(0));
     tf.dispose([...plain.grads, ...ppo.grads, ...clipped.grads]);
   });
 
   it('responseLogProbs sums log pi over response tokens only, and leaks nothing', async () => {
-    const got = await expectNoLeak(() => responseLogProbs(model, samples, 2));
+    const got = await expectNoLeak(() => responseLogProbs(model, samples, 2, 1));
     got.forEach((x, i) => expect(x).toBeCloseTo(perSeq[i].value, 4));
-    await expectNoLeak(() => tf.dispose(rlGradients(model, samples, { normalisation: 'sequence', alphaEnt: 0.1, microBatch: 2 }).grads));
+    await expectNoLeak(() => tf.dispose(rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0.1, microBatch: 2 }).grads));
+  });
+  it('scores the tempered policy softmax(z / T): the gradient at T = 1.5 is that of log softmax(logits / 1.5)', () => {
+    const T = 1.5;
+    const tempered = (r: ReturnType<typeof row>) => {
+      const lp = tf.logSoftmax(model.forward(r.inputs).div(T)) as tf.Tensor3D;
+      const picked = tf.oneHot(r.targets, lp.shape[2]).mul(lp).sum(-1);
+      return picked.mul(r.mask).sum() as tf.Scalar;
+    };
+    const want = combine(samples.map((s) => ({ c: -s.advantage / samples.length, grads: gradOf(s, tempered).grads })));
+    const g = rlGradients(model, samples, { normalisation: 'sequence', temperature: T, alphaEnt: 0, microBatch: 2 });
+    expectGradsClose(g.grads, want);
+    const lps = responseLogProbs(model, samples, 2, T);
+    samples.forEach((s, i) => expect(lps[i]).toBeCloseTo(gradOf(s, tempered).value, 4));
+    tf.dispose(g.grads);
+  });
+
+  it('selection weights: -(1/sum w) sum_i w_i A_i grad log pi(y_i); weight 2 equals the sample taken twice', () => {
+    const w = [2, 0.5, 1, 3, 1];
+    const weighted = samples.map((s, i) => ({ ...s, weight: w[i] }));
+    const W = w.reduce((a, b) => a + b, 0);
+    const want = combine(perSeq.map((p, i) => ({ c: (-w[i] * samples[i].advantage) / W, grads: p.grads })));
+    const g = rlGradients(model, weighted, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
+    expectGradsClose(g.grads, want);
+    const twice = rlGradients(model, [samples[0], ...samples], { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
+    const doubled = rlGradients(model, samples.map((s, i) => ({ ...s, weight: i === 0 ? 2 : 1 })), { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
+    expectGradsClose(doubled.grads, twice.grads.map((x) => x.dataSync() as Float32Array));
+    tf.dispose([...g.grads, ...twice.grads, ...doubled.grads]);
+  });
+
+  it('reports the gradient norms of the policy-gradient and entropy terms apart', () => {
+    const only = (alphaEnt: number, adv: number) =>
+      rlGradients(model, samples.map((s) => ({ ...s, advantage: adv * s.advantage })), { normalisation: 'sequence', temperature: 1, alphaEnt, microBatch: 5 });
+    const pg = only(0, 1);
+    const ent = only(0.3, 0);
+    const norm = (gs: tf.Tensor[]) => Math.sqrt(gs.reduce((s, g) => s + g.square().sum().dataSync()[0], 0));
+    const both = only(0.3, 1);
+    expect(both.pgNorm).toBeCloseTo(norm(pg.grads), 4);
+    expect(both.entropyNorm).toBeCloseTo(norm(ent.grads), 4);
+    tf.dispose([...pg.grads, ...ent.grads, ...both.grads]);
   });
 });

@@ -24,7 +24,7 @@ function setup(seed: number, over: Partial<RlConfig> = {}) {
   const config = { ...cfg, ...over };
   const optimizer = new AdamW(policy.variables, policy.names, config.optimizer);
   const rng = new Prng(seed + 100);
-  const step = (s: number) => rlStep({ policy, anchor, optimizer, problems: problems.slice(2 * s, 2 * s + 2), config, rng });
+  const step = (s: number) => rlStep({ policy, anchor, optimizer, problems: problems.slice(2 * s, 2 * s + 2), config, lr: config.lr, rng });
   const dispose = () => [policy, anchor, optimizer].forEach((x) => x.dispose());
   return { policy, anchor, step, dispose };
 }
@@ -35,12 +35,12 @@ const untimed = (m: RlStepMetrics) => Object.fromEntries(Object.entries(m).filte
 describe('rlStep', () => {
   beforeAll(() => expect(problems).toHaveLength(6));
 
-  it('KL term is zero when policy == anchor: the sampler and the anchor score the same tokens alike', async () => {
+  it('KL term is zero when policy == anchor: at T = 1.2 the sampler and the scorer give the same log-probs', async () => {
     const { policy, anchor, step, dispose } = setup(1);
     const prompts = problems.slice(0, 2).map((p) => encodePrompt(p.prompt));
     const outs = await generate(policy, [...prompts, ...prompts], { maxNewTokens: 24, temperature: 1.2 }, new Prng(5));
     const seqs = outs.map((o, i) => ({ tokens: [...prompts[i % 2], ...o.tokens], promptLength: prompts[i % 2].length }));
-    const anchorLp = responseLogProbs(anchor, seqs, 3);
+    const anchorLp = responseLogProbs(anchor, seqs, 3, 1.2);
     outs.forEach((o, i) => expect(Math.abs(o.logProbs.reduce((a, b) => a + b, 0) - anchorLp[i])).toBeLessThan(1e-4));
     const m = await step(0);
     expect(Math.abs(m.kl)).toBeLessThan(1e-4);
@@ -68,7 +68,7 @@ describe('rlStep', () => {
     const policy = new Transformer(modelCfg, new Prng(4));
     const anchor = policy.clone();
     const optimizer = new AdamW(policy.variables, policy.names, cfg.optimizer);
-    const m = await rlStep({ policy, anchor, optimizer, problems: mixed, config: cfg, rng: new Prng(5) });
+    const m = await rlStep({ policy, anchor, optimizer, problems: mixed, config: cfg, lr: cfg.lr, rng: new Prng(5) });
     expect(mixed.map((q) => q.difficulty)).toEqual([1, 3]);
     expect(m.difficulty).toBe(2);
     [policy, anchor, optimizer].forEach((x) => x.dispose());
