@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import type { CampaignConfig } from '../config/campaign';
-import { heldOutAccuracy } from '../evaluation/accuracy';
+import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
+import { heldOutAccuracy, type HeldOutOptions } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
 import { buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
@@ -40,8 +40,7 @@ export function datasetSpec(config: CampaignConfig): DatasetSpec {
     seed: config.seed,
     examples: config.data.sftExamples,
     style: config.data.style,
-    // BOS, RESP, ANS and EOS take four positions of the context.
-    teacher: { ...config.data.teacher, maxChars: Math.min(config.data.teacher.maxChars, config.model.contextLength - 4) },
+    teacher: { ...config.data.teacher, maxChars: teacherMaxChars(config) },
   };
 }
 
@@ -54,6 +53,12 @@ export function sftConfigOf(config: CampaignConfig): SftConfig {
     schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps },
     optimizer: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: s.weightDecay },
   };
+}
+
+/** Held-out pass@1 settings of a campaign: the one definition evaluation, SFT validation and bench share. */
+export function heldOutOptions(config: CampaignConfig): HeldOutOptions {
+  const e = config.eval;
+  return { samples: e.samples, temperature: e.temperature, maxNewTokens: e.maxNewTokens, batchSize: e.batchSize, seed: e.seed, garbage: config.rl.garbage };
 }
 
 const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits });
@@ -253,11 +258,14 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       const model = new Transformer(s.config, s.weights);
       try {
         const problems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'test', config.eval.problems);
+        let offset = 0;
         const r = await heldOutAccuracy(model, problems, {
-          maxNewTokens: config.eval.maxNewTokens,
-          batchSize: config.eval.batchSize,
-          garbage: config.rl.garbage,
-          onBatch: (done, total) => heartbeat({ step: done, total }),
+          ...heldOutOptions(config),
+          // Sampled rows first, then the greedy pass: one running count for the heartbeat.
+          onProgress: (phase, done, total) => {
+            if (phase === 'greedy') offset = problems.length * config.eval.samples;
+            return heartbeat({ step: offset + done, total: problems.length * (config.eval.samples + 1) });
+          },
         });
         return { label: input.label, checkpoint: input.checkpoint, ...r };
       } finally {

@@ -11,7 +11,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { datasetSpec, sftConfigOf } from '../activities/campaign';
+import { datasetSpec, heldOutOptions, sftConfigOf } from '../activities/campaign';
 import { resolveConfig } from '../config/presets';
 import { heldOutAccuracy } from '../evaluation/accuracy';
 import { initBackend } from '../model/backend';
@@ -45,7 +45,7 @@ const config = resolveConfig({ preset: values.preset, overrides: values.set ? JS
 const budget = Number(values.minutes) * 60;
 const spec = datasetSpec(config);
 const test = heldOut({ ...spec, seed: config.eval.seed }, 'test', Number(values.test));
-const evalOpts = { maxNewTokens: config.eval.maxNewTokens, batchSize: config.eval.batchSize, garbage: config.rl.garbage };
+const evalOpts = heldOutOptions(config);
 const emit = (o: object) => console.log(JSON.stringify({ mode, backend: backend.name, ...o }));
 const now = () => performance.now() / 1000;
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -58,7 +58,7 @@ if (mode === 'sft') {
     const t = writeTrace(p, rng, spec.teacher);
     return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
   });
-  const greedy = (m: Transformer) => heldOutAccuracy(m, val, evalOpts);
+  const greedy = (m: Transformer) => heldOutAccuracy(m, val, { ...evalOpts, samples: 1 });
   // Calibrate: 5 warm-up steps (kernels, allocator), then time 20.
   const probe = SftTrainer.create(config.model, sftConfigOf(config), train, config.seed);
   for (let i = 0; i < 5; i++) probe.trainStep();
@@ -85,7 +85,7 @@ if (mode === 'sft') {
     }
   }
   const final = await heldOutAccuracy(sft.model, test, evalOpts);
-  emit({ event: 'final', steps, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(final.accuracy), testGarbage: r4(final.garbageRate), meanLength: r4(final.meanLength) });
+  emit({ event: 'final', steps, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(final.accuracy), testStderr: r4(final.stderr), testGreedy: r4(final.greedyAccuracy), testGarbage: r4(final.garbageRate), meanLength: r4(final.meanLength) });
   if (values.save) writeFileSync(values.save, encodeState(sft.state()));
 } else {
   if (!values.from) throw new Error('rl needs --from SFT_STATE');
@@ -95,7 +95,7 @@ if (mode === 'sft') {
   const evalEvery = Number(values['eval-every']);
   const evaluate = async (step: number, trainS: number) => {
     const e = await heldOutAccuracy(trainer.policy, test, evalOpts);
-    emit({ event: 'eval', step, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(e.accuracy), testGarbage: r4(e.garbageRate) });
+    emit({ event: 'eval', step, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(e.accuracy), testStderr: r4(e.stderr), testGreedy: r4(e.greedyAccuracy), testGarbage: r4(e.garbageRate), meanLength: r4(e.meanLength) });
   };
   const { promptsPerStep: B, samplesPerPrompt: K, temperature, lr, stepsPerEpoch } = config.rl;
   emit({ event: 'plan', B, K, temperature, lr, stepsPerEpoch, anchor: config.rl.anchor });
@@ -108,7 +108,7 @@ if (mode === 'sft') {
     step++;
     if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0) refreshAnchor(trainer.anchor, trainer.policy);
     trainS += now() - t;
-    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), difficulty: r4(m.difficulty), seconds: r4(now() - t) });
+    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), difficulty: r4(m.difficulty), klPenalty: r4(m.klPenalty), rewardSpread: r4(m.rewardSpread), pgNorm: r4(m.pgNorm), entropyNorm: r4(m.entropyNorm), gradNorm: r4(m.gradNorm), lr: m.lr, seconds: r4(now() - t) });
     if (step % evalEvery === 0) await evaluate(step, trainS);
   }
   if (step % evalEvery !== 0) await evaluate(step, trainS);

@@ -65,7 +65,11 @@ export const CampaignConfigSchema = z.object({
       problems: int(1).default(500),
       /** Fixed apart from the training seed, so campaigns with different seeds are compared on the same problems. */
       seed: int().default(2025),
-      maxNewTokens: int(1).default(200),
+      /** n: samples per problem for held-out pass@1 (T1's headline number); greedy accuracy is reported beside it. */
+      samples: int(1).default(4),
+      /** Sampling temperature of held-out pass@1. */
+      temperature: z.number().positive().default(1),
+      maxNewTokens: int(1).default(252),
       /** Prompts decoded together. */
       batchSize: int(1).default(64),
       /**
@@ -87,8 +91,33 @@ export const CampaignConfigSchema = z.object({
     .prefault({}),
   /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */
   promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
+}).superRefine((c, ctx) => {
+  // A response budget shorter than the teacher's traces cuts every long reflection: garbage in RL
+  // (which then learns to stop reflecting) and wrong answers in evaluation.
+  // Upper bound on a teacher response in tokens: prompt + trace fit teacherMaxChars characters (one
+  // token each), the response adds ANS and EOS, and every prompt has at least two characters.
+  const longest = teacherMaxChars(c);
+  for (const path of [['rl', 'maxNewTokens'], ['eval', 'maxNewTokens']] as const) {
+    const budget = c[path[0]].maxNewTokens;
+    if (budget < longest) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path],
+        message: `${path.join('.')} = ${budget} is shorter than the teacher's longest trace (${longest} tokens: data.teacher.maxChars capped at model.contextLength - 4); raise it to at least ${longest} or lower data.teacher.maxChars`,
+      });
+    }
+  }
 });
 export type CampaignConfig = z.infer<typeof CampaignConfigSchema>;
+
+/**
+ * The teacher's character budget as synthesis applies it: BOS, RESP, ANS and EOS take four
+ * positions of the context.
+ */
+export function teacherMaxChars(c: Pick<CampaignConfig, 'data' | 'model'>): number {
+  return Math.min(c.data.teacher.maxChars, c.model.contextLength - 4);
+}
+
 export type CampaignConfigInput = z.input<typeof CampaignConfigSchema>;
 
 /**

@@ -1,45 +1,69 @@
 /**
- * Held-out accuracy of a model: greedy decoding of each problem's prompt, judged exactly as RL
- * rewards are (answer line through the task's verifier; garbage by the same rules).
+ * Held-out accuracy of a model, as T1 reports it: pass@1 averaged over n samples per problem at
+ * the evaluation temperature (the headline), with greedy accuracy beside it (greedy decoding hides
+ * what RL does to the sampled distribution). Judged exactly as RL rewards are. One definition,
+ * used by SFT validation, campaign evaluation and the benchmarks.
  */
-import { generate } from '../model/sample';
-import { encodePrompt } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
-import { judge } from '../rl/reward';
 import type { RlConfig } from '../rl/config';
 import type { Problem } from '../tasks/types';
-import { Prng } from '../util/prng';
+import { evaluate, type EvalOptions } from './evaluate';
+import type { Progress } from './decode';
 
-export interface AccuracyResult {
-  accuracy: number;
-  n: number;
-  garbageRate: number;
-  /** Mean response length in tokens. */
-  meanLength: number;
+export interface HeldOutOptions {
+  /** n: samples per problem for pass@1. */
+  samples: number;
+  temperature: number;
+  maxNewTokens: number;
+  batchSize: number;
+  /** Sampling seed: sample j of a problem always draws from the same stream. */
+  seed: number;
+  garbage: RlConfig['garbage'];
+  onProgress?: Progress;
 }
 
-export async function heldOutAccuracy(
-  model: Transformer,
-  problems: readonly Problem[],
-  opts: { maxNewTokens: number; batchSize: number; garbage: RlConfig['garbage']; onBatch?: (done: number, total: number) => void | Promise<void> },
-): Promise<AccuracyResult> {
+export interface HeldOutResult {
+  /** pass@1: mean over problems of the share of correct samples. */
+  accuracy: number;
+  /** Standard error of `accuracy` over problems. */
+  stderr: number;
+  greedyAccuracy: number;
+  /** Problems. */
+  n: number;
+  samples: number;
+  temperature: number;
+  /** Over the sampled responses. */
+  garbageRate: number;
+  meanLength: number;
+  greedyGarbageRate: number;
+  greedyMeanLength: number;
+}
+
+export async function heldOutAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
   if (!problems.length) throw new Error('heldOutAccuracy: no problems');
-  // Greedy decoding draws no randomness; the Prng only satisfies the sampler's signature.
-  const rng = new Prng(0);
-  let correct = 0;
-  let garbage = 0;
-  let length = 0;
-  for (let i = 0; i < problems.length; i += opts.batchSize) {
-    const chunk = problems.slice(i, i + opts.batchSize);
-    const outs = await generate(model, chunk.map((p) => encodePrompt(p.prompt)), { maxNewTokens: opts.maxNewTokens, greedy: true }, rng);
-    outs.forEach((o, j) => {
-      const v = judge(chunk[j], o.tokens, opts.garbage);
-      correct += v.correct ? 1 : 0;
-      garbage += v.garbage ? 1 : 0;
-      length += o.tokens.length;
-    });
-    await opts.onBatch?.(Math.min(i + opts.batchSize, problems.length), problems.length);
-  }
-  const n = problems.length;
-  return { accuracy: correct / n, n, garbageRate: garbage / n, meanLength: length / n };
+  const base: Omit<EvalOptions, 'samples'> = { maxNewTokens: opts.maxNewTokens, batchSize: opts.batchSize, seed: opts.seed, garbage: opts.garbage, ks: [1] };
+  const sampled = await evaluate(model, problems, { ...base, samples: opts.samples, temperature: opts.temperature, onProgress: opts.onProgress });
+  const greedy = await evaluate(model, problems, { ...base, samples: 1, greedy: true, onProgress: opts.onProgress && ((_, d, t) => opts.onProgress!('greedy', d, t)) });
+  const perProblem = sampled.problems.map((p) => p.samples.filter((s) => s.correct).length / p.samples.length);
+  return {
+    accuracy: sampled.metrics.passAt1,
+    stderr: standardError(perProblem),
+    greedyAccuracy: greedy.metrics.passAt1,
+    n: problems.length,
+    samples: opts.samples,
+    temperature: opts.temperature,
+    garbageRate: sampled.metrics.garbageRate,
+    meanLength: sampled.metrics.meanLength,
+    greedyGarbageRate: greedy.metrics.garbageRate,
+    greedyMeanLength: greedy.metrics.meanLength,
+  };
+}
+
+/** Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than two values. */
+export function standardError(xs: readonly number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const m = xs.reduce((a, b) => a + b, 0) / n;
+  const v = xs.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1);
+  return Math.sqrt(v / n);
 }

@@ -63,7 +63,7 @@ export const RlConfigObject = z.object({
   /** Min-p sampling; 0 disables. */
   minP: z.number().min(0).max(1).default(0),
   /** Response length limit (the context length also cuts); a response cut before a complete answer line is garbage. */
-  maxNewTokens: z.number().int().positive().default(224),
+  maxNewTokens: z.number().int().positive().default(252),
   /** M: samples per prompt that enter the update (advantages still come from all K); default all K. */
   updateSamples: z.number().int().positive().optional(),
   /**

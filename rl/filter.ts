@@ -1,7 +1,7 @@
 /**
  * The paper's optional difficulty filter, run once before RL: sample `samples` responses per
- * candidate prompt with the SFT model and keep the prompts whose pass rate is at most
- * `maxPassRate` (too-easy prompts teach nothing). Run on the first `candidates` problems of the
+ * candidate prompt with the SFT model and keep the prompts whose pass rate is above 0 and at most
+ * `maxPassRate` (too-easy and unsolved prompts teach nothing: all their samples score alike). Run on the first `candidates` problems of the
  * RL pool's stream, the kept indices are stream positions: the pool's `kept` list, which the
  * orchestrator stores with the campaign.
  */
@@ -35,7 +35,8 @@ export async function difficultyFilter(model: Transformer, candidates: readonly 
       passRates.push(right / n);
     });
   }
-  return { kept: passRates.flatMap((r, i) => (r <= maxPassRate ? [i] : [])), passRates };
+  // A prompt the model never solves gives every sample the same reward: no signal, only cost.
+  return { kept: passRates.flatMap((r, i) => (r > 0 && r <= maxPassRate ? [i] : [])), passRates };
 }
 
 /** The RL pool restricted to the prompts kept among its first `filter.candidates` stream positions. */

@@ -6,7 +6,7 @@
 import { problemStream, type StreamOptions } from '../tasks/stream';
 import type { Problem } from '../tasks/types';
 
-export interface PromptSource extends Omit<StreamOptions, 'split' | 'pool'> {
+export interface PromptSource extends Omit<StreamOptions, 'split' | 'pool' | 'exhausted'> {
   /** Stream positions kept by the difficulty filter; absent: every position in order. */
   kept?: number[];
 }
@@ -17,7 +17,8 @@ export class PromptPool {
 
   constructor(readonly source: PromptSource) {
     if (source.kept && !source.kept.length) throw new Error('PromptPool: the difficulty filter kept no prompts');
-    this.stream = problemStream({ ...source, split: 'train', pool: 'rl' });
+    // A level that runs out repeats its prompts: RL keeps the difficulty mix it was configured with.
+    this.stream = problemStream({ ...source, split: 'train', pool: 'rl', exhausted: 'repeat' });
   }
 
   /** Problem at a stream position (generated once, memoised). */

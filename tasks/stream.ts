@@ -12,12 +12,17 @@ export interface StreamOptions {
   /** One difficulty, or a range drawn uniformly per problem. */
   difficulty: number | { min: number; max: number };
   splits?: SplitConfig;
+  /**
+   * When a difficulty's problems run out: drop it and go on with the others (default), or repeat
+   * its problems in their first order, so the mix of difficulties stays as drawn (the RL pool).
+   */
+  exhausted?: 'drop' | 'repeat';
 }
 
 /**
  * Problems of the requested split (and pool), each id at most once, in an order fixed by the
- * seed. Endless: a difficulty whose problems run out is dropped and the others go on; throws
- * ExhaustedError when none is left.
+ * seed. Endless: a difficulty whose problems run out is dropped and the others go on (throws
+ * ExhaustedError when none is left), or with `exhausted: 'repeat'` replays its problems.
  */
 export function* problemStream(opts: StreamOptions): Generator<Problem, never, undefined> {
   if (opts.pool && opts.split !== 'train') throw new Error(`problemStream: pool ${opts.pool} exists only in split train, not ${opts.split}`);
@@ -30,17 +35,27 @@ export function* problemStream(opts: StreamOptions): Generator<Problem, never, u
   const seen = new Set<string>();
   const wanted = (p: Problem) =>
     !seen.has(p.id) && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split);
+  const repeat = opts.exhausted === 'repeat';
+  const byLevel = new Map<number, { problems: Problem[]; replayed: number | null }>(levels.map((l) => [l, { problems: [], replayed: null }]));
   for (;;) {
     const level = rng.int(levels.length);
+    const mine = byLevel.get(levels[level])!;
+    if (mine.replayed !== null) {
+      yield mine.problems[mine.replayed++ % mine.problems.length];
+      continue;
+    }
     let problem: Problem;
     try {
       problem = task.generate(rng, levels[level], wanted);
     } catch (e) {
-      if (!(e instanceof ExhaustedError) || levels.length === 1) throw e;
-      levels.splice(level, 1);
+      if (!(e instanceof ExhaustedError)) throw e;
+      if (repeat && mine.problems.length) mine.replayed = 0;
+      else if (levels.length === 1) throw e;
+      else levels.splice(level, 1);
       continue;
     }
     seen.add(problem.id);
+    mine.problems.push(problem);
     yield problem;
   }
 }

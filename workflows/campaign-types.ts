@@ -1,17 +1,18 @@
 /** What crosses between the campaign workflow, its activities and its clients: small values only. */
 import type { CampaignConfig } from '../config/campaign';
+import type { HeldOutResult } from '../evaluation/accuracy';
 import type { CheckpointRef } from '../storage/manifest';
 
 export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
 
-export interface EvalSummary {
+/** Held-out evaluation of one checkpoint: `accuracy` is pass@1 over `samples` draws, `greedyAccuracy` beside it. */
+export interface EvalSummary extends HeldOutResult {
   label: string;
   checkpoint: CheckpointRef;
-  accuracy: number;
-  n: number;
-  garbageRate: number;
-  meanLength: number;
 }
+
+/** The headline numbers of an evaluation. */
+export type Accuracy = Pick<EvalSummary, 'accuracy' | 'stderr' | 'greedyAccuracy'>;
 
 export interface SftSummary {
   checkpoint: CheckpointRef;
@@ -90,7 +91,8 @@ export interface CampaignResult {
   preset?: string;
   /** The effective config at the end (hyper-parameter changes applied). */
   config: CampaignConfig;
-  results: { sft: { accuracy: number }; final: { accuracy: number } };
+  /** Held-out pass@1 (fractions), its standard error, and greedy accuracy. */
+  results: { sft: Accuracy; final: Accuracy };
   checkpoints: { sft: CheckpointRef; final: CheckpointRef };
   evals: EvalSummary[];
   epochs: RlEpochSummary[];

@@ -26,7 +26,7 @@ import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
 import { SA } from '../config/search-attributes';
 import type { CheckpointRef } from '../storage/manifest';
-import type { CampaignResult, CampaignState, EvalSummary } from './campaign-types';
+import type { Accuracy, CampaignResult, CampaignState, EvalSummary } from './campaign-types';
 import { QUEUES } from './queues';
 
 const retry = {
@@ -234,7 +234,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       status: 'completed',
       preset: input.preset,
       config,
-      results: { sft: { accuracy: sftEval.accuracy }, final: { accuracy: final.accuracy } },
+      results: { sft: headline(sftEval), final: headline(final) },
       checkpoints: { sft: state.sft.checkpoint, final: state.policy! },
       evals: state.evals,
       epochs: state.epochs,
@@ -252,3 +252,5 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     throw e;
   }
 }
+
+const headline = ({ accuracy, stderr, greedyAccuracy }: EvalSummary): Accuracy => ({ accuracy, stderr, greedyAccuracy });

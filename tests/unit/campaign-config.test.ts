@@ -17,6 +17,16 @@ describe('campaign config', () => {
     expect(() => resolveConfig({ overrides: { model: { dModel: 30, nHeads: 4 } } })).toThrow(/dModel must be divisible by nHeads/);
   });
 
+  it('refuses response budgets shorter than the teacher traces they must hold, naming the field', () => {
+    const tight = { model: { contextLength: 96 }, data: { teacher: { maxChars: 200 } }, rl: { maxNewTokens: 92 }, eval: { maxNewTokens: 64 } };
+    // The teacher is capped at contextLength - 4 = 92 characters: rl's 92 holds it, eval's 64 does not.
+    expect(() => resolveConfig({ preset: 'quick', overrides: tight })).toThrow(/eval\.maxNewTokens: eval\.maxNewTokens = 64 is shorter than the teacher's longest trace \(92 tokens/);
+    expect(() => resolveConfig({ preset: 'quick', overrides: { ...tight, eval: { maxNewTokens: 92 } } })).not.toThrow();
+    expect(() => resolveConfig({ preset: 'quick', overrides: { ...tight, rl: { maxNewTokens: 91 }, eval: { maxNewTokens: 92 } } })).toThrow(/rl\.maxNewTokens/);
+    const c = resolveConfig({ preset: 'quick' });
+    expect(() => applyHyperparameters(c, { 'rl.maxNewTokens': 8 })).toThrow(/rl\.maxNewTokens = 8 is shorter/);
+  });
+
   it('hyper-parameter changes: tunable keys only, validated, typed from key=value words', () => {
     const c = CampaignConfigSchema.parse({});
     const next = applyHyperparameters(c, parseAssignments(['rl.lr=0.0002', 'rl.temperature=1', 'rl.anchor.mode=ema']));

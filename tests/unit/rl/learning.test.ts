@@ -69,11 +69,12 @@ describe('RL on a briefly SFT-ed model', () => {
     expect(acc).toBeLessThan(0.8);
   });
 
-  it('difficulty filter keeps exactly the prompts with pass rate <= p', async () => {
+  it('difficulty filter keeps exactly the prompts with 0 < pass rate <= p', async () => {
     const { kept, passRates } = await difficultyFilter(sft, problems.slice(0, 24), cfg, new Prng(4));
     expect(passRates).toHaveLength(24);
     passRates.forEach((r) => expect(Number.isInteger(r * 16)).toBe(true));
-    expect(kept).toEqual(passRates.flatMap((r, i) => (r <= 0.3 ? [i] : [])));
+    expect(kept).toEqual(passRates.flatMap((r, i) => (r > 0 && r <= 0.3 ? [i] : [])));
+    expect(passRates.some((r) => r === 0)).toBe(true); // some are dropped for being unsolved
     expect(kept.length).toBeGreaterThan(0);
     expect(kept.length).toBeLessThan(24);
   });

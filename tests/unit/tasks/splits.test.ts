@@ -91,6 +91,20 @@ describe('problem streams', () => {
     expect(easy).toBeLessThan(70);
     expect(() => sampleProblems(1, { ...base, difficulty: { min: 4, max: 3 } })).toThrow(/difficulty/);
   });
+
+  it("exhausted: 'repeat' replays a used-up level in its first order and keeps the mix of levels", () => {
+    const opts = { task: 'arithmetic', split: 'test', seed: 1, difficulty: { min: 1, max: 2 }, exhausted: 'repeat' } as const;
+    const mixed = sampleProblems(600, opts);
+    const easy = mixed.filter((p) => p.difficulty === 1);
+    // Uniform over two levels: about 300 of 600, far more than the ~43 distinct easy test problems.
+    expect(easy.length).toBeGreaterThan(250);
+    expect(easy.length).toBeLessThan(350);
+    const distinct = [...new Map(easy.map((p) => [p.id, p])).values()];
+    expect(distinct.length).toBeLessThan(60);
+    expect(easy.slice(distinct.length, 2 * distinct.length)).toEqual(distinct);
+    expect(sampleProblems(600, opts)).toEqual(mixed);
+    expect(() => sampleProblems(100, { ...opts, difficulty: 1, exhausted: 'repeat' })).not.toThrow();
+  });
 });
 
 describe('generators', () => {
