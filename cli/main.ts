@@ -5,6 +5,7 @@ import { checkpointCommands } from './commands/checkpoints';
 import { evalCommands } from './commands/eval';
 import { externalCommands } from './commands/external';
 import { reportCommands } from './commands/report';
+import { reproduceCommands } from './commands/reproduce';
 import { scheduleCommands } from './commands/schedule';
 import { stackCommands } from './commands/stack';
 import { startCommands } from './commands/start';
@@ -32,6 +33,6 @@ const evalCommand: Command = {
   run: (v, pos) => (v.endpoint !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
 };
 
-const commands: Command[] = [...startCommands, ...campaignCommands, evalCommand, ...scheduleCommands, ...reportCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
+const commands: Command[] = [...startCommands, ...campaignCommands, evalCommand, ...scheduleCommands, ...reportCommands, ...reproduceCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
 
 process.exitCode = await dispatch(commands, process.argv.slice(2));

@@ -137,6 +137,8 @@ export const TUNABLE = [
   'rl.lr',
   'rl.betaKl',
   'rl.alphaEnt',
+  'rl.garbagePenalty',
+  'rl.warmupSteps',
   'rl.normalisation',
   'rl.updateSelection',
   'rl.dropZeroVariance',

@@ -92,8 +92,12 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <h1>Campaign ${esc(input.campaignId)}</h1>
 <p>Status <b>${esc(input.workflowStatus)}</b> · preset ${esc(result.preset ?? 'custom')} · task ${esc(result.config.task.name)} · seed ${esc(result.config.seed)} · backend ${esc(backend || 'unknown')} ·
 <a href="${esc(input.uiUrl)}">Temporal UI</a> · generated ${esc(input.generatedAt)}</p>
-<h2>Results (held-out test, greedy)</h2>
-${table(['checkpoint', 'accuracy', 'problems', 'garbage', 'mean length'], result.evals.map((e) => [`${e.label} (${e.checkpoint.id})`, pct(e.accuracy), e.n, pct(e.garbageRate), num(e.meanLength, 1)]))}
+<h2>Results (held-out test)</h2>
+<p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; greedy decoding beside it.</p>
+${table(
+  ['checkpoint', 'pass@1', '± s.e.', 'greedy', 'problems × samples', 'temperature', 'garbage', 'mean length'],
+  result.evals.map((e) => [`${e.label} (${e.checkpoint.id})`, pct(e.accuracy), pct(e.stderr), pct(e.greedyAccuracy), `${e.n} × ${e.samples}`, e.temperature, pct(e.garbageRate), num(e.meanLength, 1)]),
+)}
 ${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>

@@ -93,6 +93,8 @@ export const RlConfigObject = z.object({
    */
   normalisation: z.enum(['sequence', 'token']).default('sequence'),
   garbage: GarbageConfigSchema.prefault({}),
+  /** p = -garbagePenalty for a garbage response (T1: 1); 0 turns the penalty off (ablation). */
+  garbagePenalty: z.number().min(0).default(1),
   ppo: PpoConfigSchema.prefault({}),
   anchor: AnchorConfigSchema.prefault({}),
   filter: FilterConfigSchema.prefault({}),

@@ -94,7 +94,7 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const t1 = now();
   const judged: Judgement[] = samples.map((s, i) => judge(problems[Math.floor(i / K)], s.tokens, cfg.garbage));
   const r = judged.map((j) => (j.correct ? 1 : 0));
-  const p = judged.map((j) => (j.garbage ? -1 : 0));
+  const p = judged.map((j) => (j.garbage ? -cfg.garbagePenalty : 0));
   const seqs = samples.map((s, i) => ({ tokens: [...prompts[i], ...s.tokens], promptLength: prompts[i].length }));
   // The sampler's log-probs are the tempered policy's (softmax(z / T)); the anchor scores the same tokens at the same T.
   const anchorLp = responseLogProbs(anchor, seqs, cfg.microBatch, cfg.temperature);

@@ -62,6 +62,13 @@ export interface ScalingPoint {
   cached: boolean;
 }
 
+/** A finished SFT stage: its dataset, checkpoint and held-out evaluation. */
+export interface SftStage {
+  dataset: CheckpointRef;
+  sft: SftSummary;
+  evaluation: EvalSummary;
+}
+
 export interface ConfigChange {
   /** Applied at the start of this RL epoch. */
   epoch: number;
@@ -94,6 +101,8 @@ export interface CampaignResult {
   /** Held-out pass@1 (fractions), its standard error, and greedy accuracy. */
   results: { sft: Accuracy; final: Accuracy };
   checkpoints: { sft: CheckpointRef; final: CheckpointRef };
+  /** What another campaign needs to start RL from this one's SFT model (CampaignInput.fromSft). */
+  sftStage: SftStage;
   evals: EvalSummary[];
   epochs: RlEpochSummary[];
   anchorRefreshes: CampaignState['anchorRefreshes'];

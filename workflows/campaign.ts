@@ -26,7 +26,7 @@ import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
 import { SA } from '../config/search-attributes';
 import type { CheckpointRef } from '../storage/manifest';
-import type { Accuracy, CampaignResult, CampaignState, EvalSummary } from './campaign-types';
+import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
 import { QUEUES } from './queues';
 
 const retry = {
@@ -48,6 +48,11 @@ export interface CampaignInput {
   preset?: string;
   /** Start SFT from this checkpoint's weights (nightly retraining). */
   warmStart?: CheckpointRef | null;
+  /**
+   * Skip synthesis and SFT: start RL from another campaign's finished SFT stage (ablations that
+   * share one SFT model). Its config must match this one outside `rl` and `eval`.
+   */
+  fromSft?: SftStage;
   /** Continue as new after this many RL epochs in one run (default: only when the server suggests it). */
   epochsPerRun?: number;
   /** Set only by continue-as-new. */
@@ -82,6 +87,13 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     scaling: [],
     configTimeline: [],
     pendingChanges: {},
+    ...(input.fromSft && {
+      dataset: input.fromSft.dataset,
+      sft: input.fromSft.sft,
+      policy: input.fromSft.sft.checkpoint,
+      anchor: input.fromSft.sft.checkpoint,
+      evals: [input.fromSft.evaluation],
+    }),
   };
   const runs = input.run ?? 1;
 
@@ -235,6 +247,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       preset: input.preset,
       config,
       results: { sft: headline(sftEval), final: headline(final) },
+      sftStage: { dataset: state.dataset!, sft: state.sft, evaluation: sftEval },
       checkpoints: { sft: state.sft.checkpoint, final: state.policy! },
       evals: state.evals,
       epochs: state.epochs,

@@ -81,8 +81,11 @@ async function handleFor(client: Client, id: string): Promise<WorkflowHandle> {
 }
 
 export function resultTable(r: CampaignResult): string {
-  const lines = ['checkpoint            accuracy   n'];
-  for (const e of r.evals) lines.push(`${e.label.padEnd(20)}  ${(100 * e.accuracy).toFixed(1).padStart(7)}%  ${e.n}`);
+  const lines = ['checkpoint            pass@1 ± se       greedy   n x samples @ T'];
+  for (const e of r.evals) {
+    const passAt1 = `${(100 * e.accuracy).toFixed(1)}% ± ${(100 * e.stderr).toFixed(1)}`;
+    lines.push(`${e.label.padEnd(20)}  ${passAt1.padStart(13)}  ${(100 * e.greedyAccuracy).toFixed(1).padStart(7)}%  ${e.n} x ${e.samples} @ ${e.temperature}`);
+  }
   lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length  difficulty');
   for (const e of r.epochs)
     lines.push(

@@ -63,6 +63,22 @@ describe('rlStep', () => {
     dispose();
   });
 
+  it('garbage penalty: p = -garbagePenalty for garbage; 0 turns it off', async () => {
+    // An untrained model's responses are cut at the length limit: all garbage.
+    const run = async (over: Partial<RlConfig>) => {
+      const s = setup(7, over);
+      const m = await s.step(0);
+      s.dispose();
+      return m;
+    };
+    const on = await run({});
+    const off = await run({ garbagePenalty: 0 });
+    expect(on.garbageRate).toBe(1);
+    expect(on.reward).toBeCloseTo(on.accuracy - 1, 12);
+    expect(off.garbageRate).toBe(1);
+    expect(off.reward).toBeCloseTo(off.accuracy, 12);
+  });
+
   it('reports the mean difficulty of the step\'s prompts', async () => {
     const mixed = [1, 3].map((d) => sampleProblems(1, { task: 'arithmetic', split: 'train', pool: 'rl', seed: 3, difficulty: d })[0]);
     const policy = new Transformer(modelCfg, new Prng(4));

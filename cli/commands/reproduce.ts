@@ -1,0 +1,109 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { loadConnection, loadStack } from '../../config/connection';
+import { resolveConfig } from '../../config/presets';
+import { stackUp } from '../../infra/stack';
+import { connectClient } from '../../infra/temporal';
+import { ReproduceOptionsSchema, reproductionPlan } from '../../reproduce/plan';
+import { buildReproductionReport } from '../../report/reproduction';
+import { startWorkers } from '../../workers/worker';
+import { QUEUES } from '../../workflows/queues';
+import { reproduceProgressQuery, reproduceWorkflow, type ReproduceRun } from '../../workflows/reproduce';
+import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { follow, uiUrl } from './campaign';
+
+const number = (flag: string, raw: string | undefined) => {
+  if (raw === undefined) return undefined;
+  const x = Number(raw);
+  if (!Number.isFinite(x) || x <= 0) throw new UsageError(`--${flag}: expected a positive number, got "${raw}"`);
+  return x;
+};
+
+export const reproduceCommands: Command[] = [
+  {
+    path: ['reproduce'],
+    summary: "Reproduce T1's claims at small scale as campaigns (SFT vs RL, inference scaling, ablations) and write a markdown + HTML report",
+    usage: 'reproduce [--minutes N] [--seeds 1,2] [--arms k4,no-kl,...] [--out DIR] [--id ID]',
+    options: { minutes: { type: 'string' }, seeds: { type: 'string' }, arms: { type: 'string' }, out: { type: 'string' }, id: { type: 'string' }, ...connectionOptions },
+    async run(v) {
+      const options = ReproduceOptionsSchema.parse({
+        minutes: number('minutes', v.minutes),
+        seeds: v.seeds?.split(',').map((s: string) => {
+          if (!/^\d+$/.test(s)) throw new UsageError(`--seeds: expected comma-separated non-negative integers, got "${v.seeds}"`);
+          return Number(s);
+        }),
+        arms: v.arms?.split(','),
+      });
+      const plan = reproductionPlan(resolveConfig({ preset: 'quick' }), options);
+      const id = v.id ?? `repro-${new Date().toISOString().replace(/[-:TZ]/g, '').slice(0, 12)}`;
+      const log = (l: string) => console.error(l);
+      const overrides = overridesFrom(v);
+      await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
+      const conn = loadConnection(overrides);
+      const workers = await startWorkers(conn, 'all');
+      const client = await connectClient(conn.temporal);
+      const started = Date.now();
+      try {
+        log(`[reproduce] ${id}: ${plan.base.length + plan.ablations.length} campaigns, ${plan.epochs} RL epochs x ${plan.stepsPerEpoch} steps each, about ${Math.round(plan.estimatedMinutes)} minutes on the reference machine; backend ${workers.backend}`);
+        log(`[reproduce] Temporal UI: ${uiUrl(conn, id)} (rerun with --id ${id} to reattach after an interruption)`);
+        const handle = await startOrAttach(client, id, plan);
+        const runs = await followRuns(client, handle, log);
+        const seconds: Record<string, number> = {};
+        for (const r of runs) {
+          const d = await client.workflow.getHandle(r.campaignId).describe();
+          seconds[r.campaignId] = ((d.closeTime ?? new Date()).getTime() - d.startTime.getTime()) / 1000;
+        }
+        const report = buildReproductionReport(runs, {
+          command: `npx t1 reproduce${v.minutes ? ` --minutes ${v.minutes}` : ''}${v.seeds ? ` --seeds ${v.seeds}` : ''}${v.arms ? ` --arms ${v.arms}` : ''}${v.out ? ` --out ${v.out}` : ''}`,
+          machine: `${cpus().length} x ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, Node ${process.versions.node}`,
+          backend: workers.backend,
+          generatedAt: new Date().toISOString(),
+          seconds,
+          totalSeconds: Object.values(seconds).reduce((a, b) => a + b, 0) || (Date.now() - started) / 1000,
+        });
+        const out = resolve(v.out ?? join('reports', id));
+        mkdirSync(out, { recursive: true });
+        writeFileSync(join(out, 'reproduction.md'), report.markdown);
+        writeFileSync(join(out, 'reproduction.html'), report.html);
+        console.log(report.markdown);
+        log(`[reproduce] report: ${join(out, 'reproduction.md')} and ${join(out, 'reproduction.html')}`);
+      } finally {
+        await client.connection.close();
+        await workers.shutdown();
+      }
+    },
+  },
+];
+
+async function startOrAttach(client: Client, id: string, plan: ReturnType<typeof reproductionPlan>) {
+  try {
+    return await client.workflow.start(reproduceWorkflow, { taskQueue: QUEUES.cpu, workflowId: id, args: [{ id, plan }] });
+  } catch (e) {
+    if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    return client.workflow.getHandle<typeof reproduceWorkflow>(id);
+  }
+}
+
+/** Follows each child campaign in turn (progress on stderr) until the reproduction completes. */
+async function followRuns(client: Client, handle: Awaited<ReturnType<typeof startOrAttach>>, log: (l: string) => void): Promise<ReproduceRun[]> {
+  let shown = -1;
+  for (;;) {
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING') return handle.result();
+    const p = await handle.query(reproduceProgressQuery);
+    if (p.done.length !== shown) {
+      shown = p.done.length;
+      log(`[reproduce] ${p.done.length}/${p.total} campaigns done${p.running ? `; running ${p.running}` : ''}`);
+    }
+    if (p.running) {
+      try {
+        await follow(client.workflow.getHandle(p.running));
+      } catch {
+        // the child is not started yet: poll again
+      }
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The reproduction report (markdown and HTML) from the reproduce workflow's runs: SFT vs RL
+ * pass@1, the inference-scaling table, the ablations and response length across RL, each as a
+ * mean over seeds with its standard error, and a plain verdict on each claim.
+ */
+import { standardError } from '../evaluation/accuracy';
+import { ARMS } from '../reproduce/plan';
+import type { ReproduceRun } from '../workflows/reproduce';
+
+export interface ReproductionMeta {
+  command: string;
+  machine: string;
+  backend: string;
+  generatedAt: string;
+  /** Wall-clock seconds of each campaign, by campaign id. */
+  seconds: Record<string, number>;
+  totalSeconds: number;
+}
+
+interface Stat {
+  mean: number;
+  se: number;
+  n: number;
+}
+
+const stat = (xs: readonly number[]): Stat => ({ mean: xs.reduce((a, b) => a + b, 0) / xs.length, se: standardError(xs), n: xs.length });
+const pts = (s: Stat) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
+const signed = (s: Stat) => `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
+/** A difference is called real when it exceeds twice its standard error over seeds. */
+const verdict = (s: Stat, wantPositive = true) => (s.n < 2 ? 'one seed: no verdict' : (wantPositive ? s.mean : -s.mean) > 2 * s.se ? 'reproduced' : 'not reproduced');
+
+type Table = { head: string[]; rows: string[][] };
+
+export interface Reproduction {
+  markdown: string;
+  html: string;
+}
+
+export function buildReproductionReport(runs: readonly ReproduceRun[], meta: ReproductionMeta): Reproduction {
+  const base = runs.filter((r) => r.arm === 'base');
+  const seeds = base.map((r) => r.seed);
+  const bySeed = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r]));
+  const sections: { title: string; text: string; table: Table }[] = [];
+
+  // 1. SFT vs RL
+  const gain = stat(base.map((r) => r.result.results.final.accuracy - r.result.results.sft.accuracy));
+  sections.push({
+    title: 'SFT vs RL: held-out pass@1',
+    text:
+      `pass@1 averaged over ${base[0].result.evals[0].samples} samples per problem at temperature ${base[0].result.evals[0].temperature} on ${base[0].result.evals[0].n} held-out problems, in percent; ` +
+      `greedy accuracy beside it. RL minus SFT over ${seeds.length} seeds: **${signed(gain)} points** — ${verdict(gain)}.`,
+    table: {
+      head: ['seed', 'SFT pass@1', 'RL pass@1', 'RL − SFT', 'SFT greedy', 'RL greedy', 'RL epochs', 'campaign'],
+      rows: [
+        ...base.map((r) => {
+          const { sft, final } = r.result.results;
+          return [String(r.seed), pct(sft.accuracy, sft.stderr), pct(final.accuracy, final.stderr), pp(final.accuracy - sft.accuracy), pct(sft.greedyAccuracy), pct(final.greedyAccuracy), String(r.result.epochs.length), r.campaignId];
+        }),
+        ['mean ± s.e.', pts(stat(base.map((r) => r.result.results.sft.accuracy))), pts(stat(base.map((r) => r.result.results.final.accuracy))), signed(gain), pts(stat(base.map((r) => r.result.results.sft.greedyAccuracy))), pts(stat(base.map((r) => r.result.results.final.greedyAccuracy))), '', ''],
+      ],
+    },
+  });
+
+  // 2. Inference scaling
+  const points = base.flatMap((r) => r.result.scaling);
+  if (points.length) {
+    const labels = [...new Set(points.map((p) => p.label))];
+    const budgets = [...new Set(points.map((p) => (p.untruncated ? Infinity : p.budget)))].sort((a, b) => a - b);
+    const at = (label: string, b: number) => stat(base.map((r) => r.result.scaling.find((p) => p.label === label && (p.untruncated ? Infinity : p.budget) === b)?.accuracy ?? NaN));
+    // Per seed: pass@1 untruncated minus pass@1 at the smallest budget.
+    const riseOf = (r: ReproduceRun, label: string) => {
+      const s = r.result.scaling.filter((p) => p.label === label);
+      return (s.find((p) => p.untruncated)?.accuracy ?? NaN) - (s.find((p) => !p.untruncated && p.budget === budgets[0])?.accuracy ?? NaN);
+    };
+    const rises = labels.map((l) => ({ label: l, rise: stat(base.map((r) => riseOf(r, l))) }));
+    const rlLabels = labels.filter((l) => l !== 'sft');
+    const steeper = rlLabels.length > 0 && rises.every((x, i) => i === 0 || x.rise.mean > rises[i - 1].rise.mean);
+    const lastRl = rlLabels[rlLabels.length - 1];
+    const steeperThanSft = stat(base.map((r) => riseOf(r, lastRl) - riseOf(r, 'sft')));
+    sections.push({
+      title: 'Inference scaling: pass@1 by reasoning budget',
+      text:
+        `Each checkpoint samples ${base[0].result.config.eval.scaling.samples} responses per problem on ${base[0].result.config.eval.scaling.problems} held-out problems; ` +
+        `a response still reasoning at the budget is cut and made to answer. Rise from the smallest budget to untruncated: ` +
+        rises.map((x) => `${x.label} ${signed(x.rise)}`).join(', ') +
+        `. The paper's claim (SFT flat, RL rising with budget, more steeply with more RL): ${steeper ? 'the rise grows with RL training' : 'the rise does not grow monotonically with RL training'}; ` +
+        `${lastRl} vs SFT: ${signed(steeperThanSft)} points more rise (${verdict(steeperThanSft)}).`,
+      table: {
+        head: ['checkpoint', ...budgets.map((b) => (b === Infinity ? 'untruncated' : `${b} tok`)), 'rise'],
+        rows: rises.map(({ label, rise: r }) => [label, ...budgets.map((b) => pts(at(label, b))), signed(r)]),
+      },
+    });
+  }
+
+  // 3. Ablations
+  const baseFinal = bySeed('base');
+  const arms = ARMS.filter((a) => runs.some((r) => r.arm === a.name));
+  if (arms.length) {
+    const row = (name: string, claim: string, rs: ReproduceRun[]) => {
+      const last = (r: ReproduceRun) => r.result.epochs[r.result.epochs.length - 1];
+      const vsBase = stat(rs.map((r) => baseFinal.get(r.seed)!.result.results.final.accuracy - r.result.results.final.accuracy));
+      return [
+        name,
+        claim,
+        pts(stat(rs.map((r) => r.result.results.final.accuracy))),
+        signed(stat(rs.map((r) => r.result.results.final.accuracy - r.result.results.sft.accuracy))),
+        name === 'base' ? '' : `${signed(vsBase)} (${verdict(vsBase)})`,
+        pts(stat(rs.map((r) => r.result.results.final.greedyAccuracy))),
+        stat(rs.map((r) => last(r).kl)).mean.toFixed(2),
+        stat(rs.map((r) => last(r).entropy)).mean.toFixed(3),
+        pts(stat(rs.map((r) => last(r).garbageRate))),
+        stat(rs.map((r) => last(r).responseLength)).mean.toFixed(1),
+      ];
+    };
+    sections.push({
+      title: 'Ablations at equal sampling compute',
+      text:
+        'Every arm starts RL from the same SFT model as its seed\'s base campaign and samples B × K responses per step for the same number of steps. ' +
+        '"base − arm" is how much the T1 ingredient adds (reproduced when positive beyond 2 standard errors over seeds). KL, entropy, garbage and length are the last RL epoch\'s training means.',
+      table: {
+        head: ['arm', 'what changes', 'final pass@1', 'RL − SFT', 'base − arm', 'final greedy', 'KL', 'entropy', 'garbage', 'length'],
+        rows: [row('base', 'T1 as configured', base), ...arms.map((a) => row(a.name, a.claim, runs.filter((r) => r.arm === a.name)))],
+      },
+    });
+  }
+
+  // 4. Response length across RL
+  const epochs = Math.min(...base.map((r) => r.result.epochs.length));
+  sections.push({
+    title: 'Response length across RL (base campaigns)',
+    text: 'Mean sampled response length (tokens) and reasoning lines per RL epoch, with the epoch\'s training reward and accuracy.',
+    table: {
+      head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', 'entropy'],
+      rows: Array.from({ length: epochs }, (_, e) => {
+        const es = base.map((r) => r.result.epochs[e]);
+        return [String(e + 1), stat(es.map((x) => x.responseLength)).mean.toFixed(1), stat(es.map((x) => x.reward)).mean.toFixed(3), pts(stat(es.map((x) => x.accuracy))), stat(es.map((x) => x.kl)).mean.toFixed(2), stat(es.map((x) => x.entropy)).mean.toFixed(3)];
+      }),
+    },
+  });
+
+  sections.push({
+    title: 'Campaigns',
+    text: 'Every campaign is a Temporal workflow (a child of the reproduction workflow), visible in the Temporal UI under its id.',
+    table: { head: ['campaign', 'seed', 'arm', 'minutes'], rows: runs.map((r) => [r.campaignId, String(r.seed), r.arm, ((meta.seconds[r.campaignId] ?? NaN) / 60).toFixed(1)]) },
+  });
+
+  const header = [
+    `Regenerate with \`${meta.command}\`.`,
+    `Machine: ${meta.machine}; tfjs backend ${meta.backend}; ${(meta.totalSeconds / 60).toFixed(0)} minutes wall clock; generated ${meta.generatedAt}.`,
+    `Seeds ${seeds.join(', ')}; ± is the standard error over seeds (over problems in per-seed cells).`,
+  ];
+  const markdown = ['# T1 reproduction at small scale', '', ...header.map((h) => `${h}  `), '', ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), ''])].join('\n');
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>t1 reproduction</title>
+<style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}</style>
+</head><body><h1>T1 reproduction at small scale</h1>
+${header.map((h) => `<p>${inline(h)}</p>`).join('\n')}
+${sections.map((s) => `<h2>${esc(s.title)}</h2>\n<p>${inline(s.text)}</p>\n${htmlTable(s.table)}`).join('\n')}
+</body></html>
+`;
+  return { markdown, html };
+}
+
+const pct = (x: number, se?: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}${se === undefined ? '' : ` ± ${(100 * se).toFixed(1)}`}` : '–');
+const pp = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const inline = (s: string) => esc(s).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>').replace(/`(.+?)`/g, '<code>$1</code>');
+const mdTable = (t: Table) => [`| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const htmlTable = (t: Table) =>
+  `<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;

@@ -1,0 +1,117 @@
+/**
+ * The small-scale reproduction of T1's claims: which campaigns run, with which configs. Pure (no
+ * tfjs, no Temporal), so the reproduce workflow, the CLI and the tests share it.
+ *
+ * Per seed: a base campaign (the quick preset with a wider inference-scaling sweep) and one
+ * ablation campaign per arm, each starting RL from the base campaign's SFT model. Every arm
+ * samples the same number of responses per step (B * K) for the same number of steps, so arms
+ * compare at equal sampling compute.
+ */
+import { z } from 'zod';
+import { CampaignConfigSchema, type CampaignConfig } from '../config/campaign';
+
+export interface Arm {
+  name: string;
+  /** What the arm tests, in the report's words. */
+  claim: string;
+  /** Dotted config paths set on top of the base config. */
+  changes: Record<string, unknown>;
+}
+
+/** The ablations; the base campaign itself is the arm 'base'. B * K stays 256, M / K stays 1/2. */
+export const ARMS: Arm[] = [
+  { name: 'k4', claim: 'oversampling: K = 4 (B = 64) instead of K = 16', changes: { 'rl.samplesPerPrompt': 4, 'rl.promptsPerStep': 64, 'rl.updateSamples': 2 } },
+  { name: 'k64', claim: 'oversampling: K = 64 (B = 4) instead of K = 16', changes: { 'rl.samplesPerPrompt': 64, 'rl.promptsPerStep': 4, 'rl.updateSamples': 32 } },
+  { name: 'frozen-anchor', claim: 'KL to the frozen SFT model instead of a refreshed anchor', changes: { 'rl.anchor.mode': 'frozen' } },
+  { name: 'no-kl', claim: 'no KL penalty', changes: { 'rl.betaKl': 0 } },
+  { name: 'no-entropy', claim: 'no entropy bonus', changes: { 'rl.alphaEnt': 0 } },
+  { name: 'no-garbage-penalty', claim: 'no garbage penalty', changes: { 'rl.garbagePenalty': 0 } },
+];
+
+/**
+ * Measured on the 2-core reference machine (tfjs-node) for the quick model, used only to size
+ * the plan to --minutes; the report gives the time each campaign actually took.
+ */
+export const COST = {
+  /** Synthesis, SFT and the SFT evaluation of one seed. */
+  sftSeconds: 330,
+  /** One RL step at B * K = 256. */
+  rlStepSeconds: 3.5,
+  /** One held-out evaluation (500 problems x (4 samples + greedy)). */
+  evalSeconds: 50,
+  /** The base campaign's inference-scaling sweep. */
+  scalingSeconds: 240,
+};
+
+export const ReproduceOptionsSchema = z.object({
+  /** Wall-clock budget of the whole reproduction on the reference machine. */
+  minutes: z.number().positive().default(150),
+  seeds: z.array(z.number().int().min(0)).min(2, 'at least 2 seeds, for standard errors').default([1, 2]),
+  /** Which ablation arms to run (default: all). */
+  arms: z.array(z.enum(ARMS.map((a) => a.name) as [string, ...string[]])).optional(),
+});
+export type ReproduceOptions = z.infer<typeof ReproduceOptionsSchema>;
+
+export interface PlannedCampaign {
+  seed: number;
+  arm: string;
+  config: CampaignConfig;
+}
+
+export interface ReproductionPlan {
+  epochs: number;
+  stepsPerEpoch: number;
+  /** Estimated minutes on the reference machine. */
+  estimatedMinutes: number;
+  base: PlannedCampaign[];
+  /** Per seed, the ablations that start from that seed's base SFT. */
+  ablations: PlannedCampaign[];
+}
+
+export class PlanError extends Error {
+  override name = 'PlanError';
+}
+
+/** Sets dotted paths on a copy of `config` and validates the result. */
+export function withChanges(config: CampaignConfig, changes: Record<string, unknown>): CampaignConfig {
+  const next: any = JSON.parse(JSON.stringify(config));
+  for (const [path, value] of Object.entries(changes)) {
+    const keys = path.split('.');
+    let o = next;
+    for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+    o[keys[keys.length - 1]] = value;
+  }
+  return CampaignConfigSchema.parse(next);
+}
+
+/** RL epochs per campaign to fill the budget: the fixed costs first, the rest shared by every campaign's RL. */
+export function reproductionPlan(quick: CampaignConfig, options: ReproduceOptions): ReproductionPlan {
+  const arms = options.arms ? ARMS.filter((a) => options.arms!.includes(a.name)) : ARMS;
+  const seeds = options.seeds;
+  const campaigns = seeds.length * (1 + arms.length);
+  const fixed = seeds.length * (COST.sftSeconds + COST.scalingSeconds) + campaigns * COST.evalSeconds;
+  const stepsPerEpoch = quick.rl.stepsPerEpoch;
+  const epochs = Math.floor((options.minutes * 60 - fixed) / (campaigns * stepsPerEpoch * COST.rlStepSeconds));
+  // Three epochs give the 33 / 67 / 100% points of the inference-scaling sweep.
+  if (epochs < 3) {
+    const needed = Math.ceil((fixed + 3 * campaigns * stepsPerEpoch * COST.rlStepSeconds) / 60);
+    throw new PlanError(`--minutes ${options.minutes} is too short for ${seeds.length} seeds x ${1 + arms.length} campaigns with 3 RL epochs each; give at least ${needed}`);
+  }
+  const base = withChanges(quick, {
+    'rl.epochs': epochs,
+    // From well below to above the natural trace length (the quick model's answers average ~45 tokens).
+    'eval.scaling.budgets': [8, 16, 24, 32, 48, 64, 96],
+    'eval.scaling.problems': 150,
+    'eval.scaling.samples': 4,
+  });
+  const estimatedMinutes = (fixed + epochs * campaigns * stepsPerEpoch * COST.rlStepSeconds) / 60;
+  return {
+    epochs,
+    stepsPerEpoch,
+    estimatedMinutes,
+    base: seeds.map((seed) => ({ seed, arm: 'base', config: withChanges(base, { seed }) })),
+    ablations: seeds.flatMap((seed) =>
+      arms.map((a) => ({ seed, arm: a.name, config: withChanges(base, { ...a.changes, seed, 'eval.scaling.enabled': false }) })),
+    ),
+  };
+}

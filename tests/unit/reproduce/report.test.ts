@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { buildReproductionReport } from '../../../report/reproduction';
+import type { CampaignResult } from '../../../workflows/campaign-types';
+import type { ReproduceRun } from '../../../workflows/reproduce';
+
+const evalOf = (label: string, accuracy: number) => ({ label, accuracy, stderr: 0.01, greedyAccuracy: accuracy + 0.05, n: 500, samples: 4, temperature: 1 });
+const epoch = (e: number, length: number) => ({ epoch: e, reward: 0.3, accuracy: 0.3, kl: 0.5, entropy: 0.1, garbageRate: 0.01, responseLength: length });
+const scaling = (label: string, low: number, full: number) => [
+  { label, budget: 8, untruncated: false, accuracy: low },
+  { label, budget: 156, untruncated: true, accuracy: full },
+];
+
+function run(seed: number, arm: string, sft: number, final: number, extra: Partial<CampaignResult> = {}): ReproduceRun {
+  const result = {
+    config: { eval: { scaling: { samples: 4, problems: 150 } } },
+    results: { sft: evalOf('sft', sft), final: evalOf('final', final) },
+    evals: [evalOf('sft', sft), evalOf('final', final)],
+    epochs: [epoch(1, 45), epoch(2, 50)],
+    scaling: [],
+    ...extra,
+  } as unknown as CampaignResult;
+  return { seed, arm, campaignId: `r-s${seed}-${arm}`, result };
+}
+
+describe('reproduction report', () => {
+  const runs = [
+    run(1, 'base', 0.2, 0.3, { scaling: [...scaling('sft', 0.1, 0.2), ...scaling('rl 100%', 0.1, 0.3)] } as any),
+    run(1, 'no-kl', 0.2, 0.28),
+    run(2, 'base', 0.3, 0.45, { scaling: [...scaling('sft', 0.2, 0.3), ...scaling('rl 100%', 0.15, 0.45)] } as any),
+    run(2, 'no-kl', 0.3, 0.41),
+  ];
+  const meta = { command: 'npx t1 reproduce --minutes 150', machine: '2 x test CPU', backend: 'tfjs-node', generatedAt: '2026-12-02T00:00:00Z', seconds: {}, totalSeconds: 600 };
+  const { markdown, html } = buildReproductionReport(runs, meta);
+
+  it('SFT vs RL: per-seed rows and the gain as mean ± standard error over seeds, with a verdict', () => {
+    // gains 0.10 and 0.15: mean 12.5, s.e. = |0.15 - 0.10| / 2 = 2.5 points
+    expect(markdown).toContain('**+12.5 ± 2.5 points** — reproduced');
+    expect(markdown).toMatch(/\| 1 \| 20\.0 ± 1\.0 \| 30\.0 ± 1\.0 \| \+10\.0 \| 25\.0 \| 35\.0 \|/);
+    expect(markdown).toContain('npx t1 reproduce --minutes 150');
+  });
+
+  it('inference scaling: rise from the smallest budget to untruncated, per checkpoint, compared with SFT', () => {
+    // sft rises 10 and 10; rl 100% rises 20 and 30: 15 more on average, s.e. 5
+    expect(markdown).toContain('sft +10.0 ± 0.0, rl 100% +25.0 ± 5.0');
+    expect(markdown).toContain('rl 100% vs SFT: +15.0 ± 5.0 points more rise (reproduced)');
+  });
+
+  it('ablations: base − arm per seed (2 and 4 points: +3.0 ± 1.0), and the same content as HTML', () => {
+    expect(markdown).toMatch(/\| no-kl \| no KL penalty \| 34\.5 ± 6\.5 \| .* \| \+3\.0 ± 1\.0 \(reproduced\) \|/);
+    expect(html).toContain('<td>no-kl</td><td>no KL penalty</td>');
+    expect(html).toContain('<b>+12.5 ± 2.5 points</b>');
+  });
+});
