@@ -31,7 +31,7 @@ export function overridesFrom(values: Record<string, any>): Overrides {
 }
 
 /** Errors that are the user's to fix: printed as one clear message, no stack trace. */
-const USER_ERRORS = new Set(['ConfigError', 'StackError', 'ProvisionError', 'CheckpointError', 'CheckpointConflictError', 'CheckpointCorruptError', 'UsageError', 'CampaignError', 'EndpointError', 'BenchmarkError', 'HyperparameterError']);
+const USER_ERRORS = new Set(['ConfigError', 'StackError', 'ProvisionError', 'CheckpointError', 'CheckpointConflictError', 'CheckpointCorruptError', 'UsageError', 'CampaignError', 'EndpointError', 'BenchmarkError', 'HyperparameterError', 'PlanError']);
 
 export class UsageError extends Error {
   override name = 'UsageError';

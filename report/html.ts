@@ -103,8 +103,8 @@ ${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (
 <div class="charts">${Object.values(charts).join('\n')}</div>
 <h2>RL epochs</h2>
 ${table(
-  ['epoch', 'reward', 'accuracy', 'KL', 'entropy', 'garbage', 'length', 'zero-variance groups', 'prompt difficulty', 'tokens/s', 'seconds', 'anchor refreshed to'],
-  result.epochs.map((e) => [e.epoch, num(e.reward), pct(e.accuracy), num(e.kl, 4), num(e.entropy), pct(e.garbageRate), num(e.responseLength, 1), pct(e.zeroVarianceGroups), num(e.difficulty, 2), num(e.tokensPerS, 0), num(e.seconds, 1), refreshes.get(e.epoch) ?? '']),
+  ['epoch', 'reward', 'accuracy', 'KL', '|KL term|', 'reward spread', 'entropy', 'entropy/pg grad', 'garbage', 'length', 'zero-variance groups', 'prompt difficulty', 'tokens/s', 'seconds', 'anchor refreshed to'],
+  result.epochs.map((e) => [e.epoch, num(e.reward), pct(e.accuracy), num(e.kl, 4), num(e.klPenalty, 4), num(e.rewardSpread), num(e.entropy), num(e.entropyGradRatio, 4), pct(e.garbageRate), num(e.responseLength, 1), pct(e.zeroVarianceGroups), num(e.difficulty, 2), num(e.tokensPerS, 0), num(e.seconds, 1), refreshes.get(e.epoch) ?? '']),
 )}
 <h2>Configuration</h2>
 ${result.configTimeline.length ? table(['from epoch', 'changes'], result.configTimeline.map((c) => [c.epoch, JSON.stringify(c.changes)])) : '<p>No changes while running.</p>'}

@@ -128,12 +128,15 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   const epochs = Math.min(...base.map((r) => r.result.epochs.length));
   sections.push({
     title: 'Response length across RL (base campaigns)',
-    text: 'Mean sampled response length (tokens) and reasoning lines per RL epoch, with the epoch\'s training reward and accuracy.',
+    text:
+      'Mean sampled response length (tokens) per RL epoch, with the epoch\'s training reward and accuracy, and how much each loss term weighs: ' +
+      'the KL term of the shaped reward next to the task reward\'s spread within a group, and the entropy bonus\'s gradient norm over the policy gradient\'s.',
     table: {
-      head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', 'entropy'],
+      head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', '|KL term|', 'reward spread', 'entropy', 'entropy/pg grad'],
       rows: Array.from({ length: epochs }, (_, e) => {
         const es = base.map((r) => r.result.epochs[e]);
-        return [String(e + 1), stat(es.map((x) => x.responseLength)).mean.toFixed(1), stat(es.map((x) => x.reward)).mean.toFixed(3), pts(stat(es.map((x) => x.accuracy))), stat(es.map((x) => x.kl)).mean.toFixed(2), stat(es.map((x) => x.entropy)).mean.toFixed(3)];
+        const m = (f: (x: (typeof es)[0]) => number, d: number) => stat(es.map(f)).mean.toFixed(d);
+        return [String(e + 1), m((x) => x.responseLength, 1), m((x) => x.reward, 3), pts(stat(es.map((x) => x.accuracy))), m((x) => x.kl, 2), m((x) => x.klPenalty, 3), m((x) => x.rewardSpread, 3), m((x) => x.entropy, 3), m((x) => x.entropyGradRatio, 3)];
       }),
     },
   });

@@ -18,10 +18,10 @@ export interface Arm {
   changes: Record<string, unknown>;
 }
 
-/** The ablations; the base campaign itself is the arm 'base'. B * K stays 256, M / K stays 1/2. */
+/** The ablations; the base campaign itself is the arm 'base'. B * K stays 512 and every sample enters the update. */
 export const ARMS: Arm[] = [
-  { name: 'k4', claim: 'oversampling: K = 4 (B = 64) instead of K = 16', changes: { 'rl.samplesPerPrompt': 4, 'rl.promptsPerStep': 64, 'rl.updateSamples': 2 } },
-  { name: 'k64', claim: 'oversampling: K = 64 (B = 4) instead of K = 16', changes: { 'rl.samplesPerPrompt': 64, 'rl.promptsPerStep': 4, 'rl.updateSamples': 32 } },
+  { name: 'k4', claim: 'oversampling: K = 4 (B = 128) instead of K = 16', changes: { 'rl.samplesPerPrompt': 4, 'rl.promptsPerStep': 128, 'rl.updateSamples': 4 } },
+  { name: 'k64', claim: 'oversampling: K = 64 (B = 8) instead of K = 16', changes: { 'rl.samplesPerPrompt': 64, 'rl.promptsPerStep': 8, 'rl.updateSamples': 64 } },
   { name: 'frozen-anchor', claim: 'KL to the frozen SFT model instead of a refreshed anchor', changes: { 'rl.anchor.mode': 'frozen' } },
   { name: 'no-kl', claim: 'no KL penalty', changes: { 'rl.betaKl': 0 } },
   { name: 'no-entropy', claim: 'no entropy bonus', changes: { 'rl.alphaEnt': 0 } },
@@ -35,8 +35,8 @@ export const ARMS: Arm[] = [
 export const COST = {
   /** Synthesis, SFT and the SFT evaluation of one seed. */
   sftSeconds: 330,
-  /** One RL step at B * K = 256. */
-  rlStepSeconds: 3.5,
+  /** One RL step at B * K = 512. */
+  rlStepSeconds: 6,
   /** One held-out evaluation (500 problems x (4 samples + greedy)). */
   evalSeconds: 50,
   /** The base campaign's inference-scaling sweep. */

@@ -39,6 +39,11 @@ export interface RlEpochSummary {
   zeroVarianceGroups: number;
   /** Mean prompt difficulty (countdown: numbers; arithmetic: operations). */
   difficulty: number;
+  /** How much each term weighs: mean |KL term| of the shaped reward next to the task reward's spread in a group. */
+  klPenalty: number;
+  rewardSpread: number;
+  /** Gradient norm of the entropy bonus over that of the policy-gradient term. */
+  entropyGradRatio: number;
   tokensPerS: number;
   seconds: number;
   resumedFromStep: number;

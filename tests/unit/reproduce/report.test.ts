@@ -4,7 +4,7 @@ import type { CampaignResult } from '../../../workflows/campaign-types';
 import type { ReproduceRun } from '../../../workflows/reproduce';
 
 const evalOf = (label: string, accuracy: number) => ({ label, accuracy, stderr: 0.01, greedyAccuracy: accuracy + 0.05, n: 500, samples: 4, temperature: 1 });
-const epoch = (e: number, length: number) => ({ epoch: e, reward: 0.3, accuracy: 0.3, kl: 0.5, entropy: 0.1, garbageRate: 0.01, responseLength: length });
+const epoch = (e: number, length: number) => ({ epoch: e, reward: 0.3, accuracy: 0.3, kl: 0.5, klPenalty: 0.02, rewardSpread: 0.2, entropy: 0.1, entropyGradRatio: 0.05, garbageRate: 0.01, responseLength: length });
 const scaling = (label: string, low: number, full: number) => [
   { label, budget: 8, untruncated: false, accuracy: low },
   { label, budget: 156, untruncated: true, accuracy: full },
