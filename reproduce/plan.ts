@@ -40,7 +40,7 @@ export const COST = {
   /** One held-out evaluation (500 problems x (4 samples + greedy)). */
   evalSeconds: 50,
   /** The base campaign's inference-scaling sweep. */
-  scalingSeconds: 240,
+  scalingSeconds: 150,
 };
 
 export const ReproduceOptionsSchema = z.object({
@@ -100,9 +100,9 @@ export function reproductionPlan(quick: CampaignConfig, options: ReproduceOption
   const base = withChanges(quick, {
     'rl.epochs': epochs,
     // From well below to above the natural trace length (the quick model's answers average ~45 tokens).
-    'eval.scaling.budgets': [8, 16, 24, 32, 48, 64, 96],
+    'eval.scaling.budgets': [8, 16, 32, 64, 96],
     'eval.scaling.problems': 150,
-    'eval.scaling.samples': 4,
+    'eval.scaling.samples': 2,
   });
   const estimatedMinutes = (fixed + epochs * campaigns * stepsPerEpoch * COST.rlStepSeconds) / 60;
   return {
