@@ -43,9 +43,15 @@ describe('the t1 command (against the real stack)', () => {
     const result = JSON.parse(r.stdout);
     expect(result).toMatchObject({
       status: 'completed',
-      results: { sft: { accuracy: expect.any(Number) }, final: { accuracy: expect.any(Number) } },
+      results: {
+        sft: { accuracy: expect.any(Number), stderr: expect.any(Number), greedyAccuracy: expect.any(Number) },
+        final: { accuracy: expect.any(Number), stderr: expect.any(Number), greedyAccuracy: expect.any(Number) },
+      },
       checkpoints: { final: { id: expect.any(String), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } },
     });
+    // Held-out pass@1 is over eval.samples (4) samples per problem; greedy is reported beside it.
+    expect(result.evals.map((e: any) => e.samples)).toEqual([4, 4]);
+    for (const k of ['accuracy', 'greedyAccuracy'] as const) expect(result.results.final[k]).toBeGreaterThanOrEqual(0);
     // Every smoke RL prompt has 3 numbers: the epoch records the prompts' mean difficulty.
     expect(result.epochs.map((e: any) => e.difficulty)).toEqual(result.epochs.map(() => 3));
     const status = JSON.parse((await t1('campaign', 'status', result.id, '--json')).stdout);

@@ -44,10 +44,11 @@ describe('PromptPool', () => {
     expect(() => new PromptPool({ ...source, kept: [] })).toThrow(/kept no prompts/);
   });
 
-  it('filterSource keeps stream positions: an untrained model passes nothing, so all candidates stay', async () => {
+  it('filterSource drops unsolved prompts: an untrained model passes nothing, so nothing is kept and the pool refuses it', async () => {
     const model = new Transformer(tinyConfig({ contextLength: 40 }), new Prng(1));
     const filtered = await filterSource(model, source, rlConfig({ maxNewTokens: 8, filter: { samples: 2, candidates: 5 } }), new Prng(2));
-    expect(filtered).toEqual({ ...source, kept: [0, 1, 2, 3, 4] });
+    expect(filtered).toEqual({ ...source, kept: [] });
+    expect(() => new PromptPool(filtered)).toThrow(/kept no prompts/);
     model.dispose();
   });
 });
