@@ -61,7 +61,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
   it('pause holds the campaign at a step boundary, resume continues; setHyperparameters validates and applies at the next epoch', async () => {
     const id = uniqueCampaign('ctl');
     // Long enough SFT to pause it in the middle.
-    const handle = await start(id, { sft: { steps: 400 }, checkpoints: { sftEvery: 1000 }, rl: { epochs: 3 } });
+    const handle = await start(id, { sft: { steps: 1500 }, checkpoints: { sftEvery: 5000 }, rl: { epochs: 3 } });
     await waitFor('SFT to run', async () => (await status(id)).stage === 'sft');
     await handle.signal('pause');
     await waitFor('the paused SFT activity to stop', async () => (await handle.describe()).raw.pendingActivities?.length === 0, 60_000);
