@@ -10,6 +10,20 @@ describe('campaign config', () => {
     expect(resolveConfig({ preset: 'smoke' }).sft.steps).toBeLessThan(50);
   });
 
+  it('quick: countdown (search that checking makes cheap), pass@1 over >= 4 samples, every T1 ingredient on', () => {
+    const q = resolveConfig({ preset: 'quick' });
+    expect(q.task.name).toBe('countdown');
+    expect(q.eval.samples).toBeGreaterThanOrEqual(4);
+    expect(q.eval.problems).toBeGreaterThanOrEqual(500);
+    expect(q.eval.temperature).toBe(q.rl.temperature);
+    expect(q.rl.samplesPerPrompt).toBeGreaterThanOrEqual(16);
+    expect(q.rl.betaKl).toBeGreaterThan(0);
+    expect(q.rl.alphaEnt).toBeGreaterThan(0);
+    expect(q.rl.garbagePenalty).toBe(1);
+    expect(q.rl.anchor.mode).toBe('refresh');
+    expect(q.rl.warmupSteps).toBeGreaterThan(0);
+  });
+
   it('a bad value names its path', () => {
     expect(() => resolveConfig({ preset: 'smoke', overrides: { rl: { samplesPerPrompt: 4, updateSamples: 8 } } })).toThrow(/rl\.updateSamples: updateSamples \(M\) must not exceed samplesPerPrompt \(K\)/);
     expect(() => resolveConfig({ overrides: { sft: { lr: 'fast' } } })).toThrow(/sft\.lr: Invalid input: expected number/);
