@@ -51,8 +51,10 @@ export async function follow(handle: WorkflowHandle, opts: { quiet?: boolean } =
       if (s.workflow !== 'RUNNING') break;
       line = renderStatus(s.status, s.progress);
     } catch (e) {
-      if ((await handle.describe()).status.name !== 'RUNNING') break;
-      throw e;
+      const d = await handle.describe();
+      if (d.status.name !== 'RUNNING') break;
+      // A worker busy with training may not answer the query in time: keep following.
+      line = `${handle.workflowId}  running (status query unanswered: ${e instanceof Error ? e.message : String(e)})`;
     }
     if (!opts.quiet && line !== last) {
       if (tty) process.stderr.write(`\r\x1b[2K${line}`);
