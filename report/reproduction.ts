@@ -14,6 +14,8 @@ export interface ReproductionMeta {
   generatedAt: string;
   /** Wall-clock seconds of each campaign, by campaign id. */
   seconds: Record<string, number>;
+  /** Planned campaigns that did not complete (a report written with --report-only). */
+  missing?: string[];
   totalSeconds: number;
 }
 
@@ -151,6 +153,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
     `Regenerate with \`${meta.command}\`.`,
     `Machine: ${meta.machine}; tfjs backend ${meta.backend}; ${(meta.totalSeconds / 60).toFixed(0)} minutes wall clock; generated ${meta.generatedAt}.`,
     `Seeds ${seeds.join(', ')}; ± is the standard error over seeds (over problems in per-seed cells).`,
+    ...(meta.missing?.length ? [`Not run (planned, did not complete): ${meta.missing.join(', ')}; their cells average over the seeds that did.`] : []),
   ];
   const markdown = ['# T1 reproduction at small scale', '', ...header.map((h) => `${h}  `), '', ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), ''])].join('\n');
   const html = `<!doctype html>

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConnection, loadStack } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
@@ -10,7 +10,7 @@ import { ReproduceOptionsSchema, reproductionPlan } from '../../reproduce/plan';
 import { buildReproductionReport } from '../../report/reproduction';
 import { startWorkers } from '../../workers/worker';
 import { QUEUES } from '../../workflows/queues';
-import { reproduceProgressQuery, reproduceWorkflow, type ReproduceRun } from '../../workflows/reproduce';
+import { campaignIdOf, reproduceProgressQuery, reproduceWorkflow, type ReproduceRun } from '../../workflows/reproduce';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { follow, uiUrl } from './campaign';
 
@@ -25,8 +25,17 @@ export const reproduceCommands: Command[] = [
   {
     path: ['reproduce'],
     summary: "Reproduce T1's claims at small scale as campaigns (SFT vs RL, inference scaling, ablations) and write a markdown + HTML report",
-    usage: 'reproduce [--minutes N] [--seeds 1,2] [--arms k4,no-kl,...] [--out DIR] [--id ID]',
-    options: { minutes: { type: 'string' }, seeds: { type: 'string' }, arms: { type: 'string' }, out: { type: 'string' }, id: { type: 'string' }, ...connectionOptions },
+    usage: 'reproduce [--minutes N] [--seeds 1,2] [--arms k4,no-kl,...] [--out DIR] [--id ID] [--report-only]',
+    options: {
+      minutes: { type: 'string' },
+      seeds: { type: 'string' },
+      arms: { type: 'string' },
+      out: { type: 'string' },
+      id: { type: 'string' },
+      // Write the report from the campaigns of reproduction ID that completed, without starting anything.
+      'report-only': { type: 'boolean' },
+      ...connectionOptions,
+    },
     async run(v) {
       const options = ReproduceOptionsSchema.parse({
         minutes: number('minutes', v.minutes),
@@ -37,19 +46,25 @@ export const reproduceCommands: Command[] = [
         arms: v.arms?.split(','),
       });
       const plan = reproductionPlan(resolveConfig({ preset: 'quick' }), options);
+      if (v['report-only'] && !v.id) throw new UsageError('--report-only needs --id of an earlier reproduction');
       const id = v.id ?? `repro-${new Date().toISOString().replace(/[-:TZ]/g, '').slice(0, 12)}`;
       const log = (l: string) => console.error(l);
       const overrides = overridesFrom(v);
       await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
       const conn = loadConnection(overrides);
-      const workers = await startWorkers(conn, 'all');
+      const workers = await startWorkers(conn, v['report-only'] ? 'cpu' : 'all');
       const client = await connectClient(conn.temporal);
       const started = Date.now();
       try {
-        log(`[reproduce] ${id}: ${plan.base.length + plan.ablations.length} campaigns, ${plan.epochs} RL epochs x ${plan.stepsPerEpoch} steps each, about ${Math.round(plan.estimatedMinutes)} minutes on the reference machine; backend ${workers.backend}`);
-        log(`[reproduce] Temporal UI: ${uiUrl(conn, id)} (rerun with --id ${id} to reattach after an interruption)`);
-        const handle = await startOrAttach(client, id, plan);
-        const runs = await followRuns(client, handle, log);
+        let runs: ReproduceRun[];
+        if (v['report-only']) runs = await completedRuns(client, id, plan);
+        else {
+          log(`[reproduce] ${id}: ${plan.base.length + plan.ablations.length} campaigns, ${plan.epochs} RL epochs x ${plan.stepsPerEpoch} steps each, about ${Math.round(plan.estimatedMinutes)} minutes on the reference machine; backend ${workers.backend}`);
+          log(`[reproduce] Temporal UI: ${uiUrl(conn, id)} (rerun with --id ${id} to reattach after an interruption)`);
+          runs = await followRuns(client, await startOrAttach(client, id, plan), log);
+        }
+        if (!runs.some((r) => r.arm === 'base')) throw new UsageError(`reproduction ${id} has no completed base campaign yet`);
+        const missing = [...plan.base, ...plan.ablations].filter((c) => !runs.some((r) => r.seed === c.seed && r.arm === c.arm));
         const seconds: Record<string, number> = {};
         for (const r of runs) {
           const d = await client.workflow.getHandle(r.campaignId).describe();
@@ -61,6 +76,7 @@ export const reproduceCommands: Command[] = [
           backend: workers.backend,
           generatedAt: new Date().toISOString(),
           seconds,
+          missing: missing.map((c) => campaignIdOf(id, c)),
           totalSeconds: Object.values(seconds).reduce((a, b) => a + b, 0) || (Date.now() - started) / 1000,
         });
         const out = resolve(v.out ?? join('reports', id));
@@ -76,6 +92,20 @@ export const reproduceCommands: Command[] = [
     },
   },
 ];
+
+/** The planned campaigns of reproduction `id` that completed, in plan order. */
+async function completedRuns(client: Client, id: string, plan: ReturnType<typeof reproductionPlan>): Promise<ReproduceRun[]> {
+  const runs: ReproduceRun[] = [];
+  for (const base of plan.base) {
+    for (const c of [base, ...plan.ablations.filter((a) => a.seed === base.seed)]) {
+      const campaignId = campaignIdOf(id, c);
+      const handle = client.workflow.getHandle(campaignId);
+      const status = await handle.describe().then((d) => d.status.name, (e) => (e instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(e)));
+      if (status === 'COMPLETED') runs.push({ seed: c.seed, arm: c.arm, campaignId, result: await handle.result() });
+    }
+  }
+  return runs;
+}
 
 async function startOrAttach(client: Client, id: string, plan: ReturnType<typeof reproductionPlan>) {
   try {
