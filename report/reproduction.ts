@@ -118,7 +118,8 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       title: 'Ablations at equal sampling compute',
       text:
         'Every arm starts RL from the same SFT model as its seed\'s base campaign and samples B × K responses per step for the same number of steps. ' +
-        '"base − arm" is how much the T1 ingredient adds (reproduced when positive beyond 2 standard errors over seeds). KL, entropy, garbage and length are the last RL epoch\'s training means.',
+        '"base − arm" is how much the T1 ingredient adds (reproduced when positive beyond 2 standard errors over seeds). KL, entropy, garbage and length are the last RL epoch\'s training means.' +
+        (arms.length < ARMS.length ? ` Not in this run: ${ARMS.filter((a) => !arms.includes(a)).map((a) => `${a.name} (${a.claim})`).join('; ')}.` : ''),
       table: {
         head: ['arm', 'what changes', 'final pass@1', 'RL − SFT', 'base − arm', 'final greedy', 'KL', 'entropy', 'garbage', 'length'],
         rows: [row('base', 'T1 as configured', base), ...arms.map((a) => row(a.name, a.claim, runs.filter((r) => r.arm === a.name)))],
@@ -134,7 +135,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       'Mean sampled response length (tokens) per RL epoch, with the epoch\'s training reward and accuracy, and how much each loss term weighs: ' +
       'the KL term of the shaped reward next to the task reward\'s spread within a group, and the entropy bonus\'s gradient norm over the policy gradient\'s.',
     table: {
-      head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', '|KL term|', 'reward spread', 'entropy', 'entropy/pg grad'],
+      head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', 'KL term', 'reward spread', 'entropy', 'entropy/pg grad'],
       rows: Array.from({ length: epochs }, (_, e) => {
         const es = base.map((r) => r.result.epochs[e]);
         const m = (f: (x: (typeof es)[0]) => number, d: number) => stat(es.map(f)).mean.toFixed(d);
