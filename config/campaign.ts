@@ -152,18 +152,26 @@ export class HyperparameterError extends Error {
   override name = 'HyperparameterError';
 }
 
-/** The config with `changes` applied, validated by the schema; throws naming the bad key. */
-export function applyHyperparameters(config: CampaignConfig, changes: Record<string, unknown>): CampaignConfig {
+/** A deep copy of `config` with dotted paths (`rl.anchor.mode`) set; not validated. */
+export function setPaths(config: CampaignConfig, changes: Record<string, unknown>): unknown {
   const next: any = JSON.parse(JSON.stringify(config)); // structuredClone is not in the workflow sandbox
   for (const [path, value] of Object.entries(changes)) {
+    const keys = path.split('.');
+    let o = next;
+    for (const k of keys.slice(0, -1)) o = o[k] ??= {};
+    o[keys[keys.length - 1]] = value;
+  }
+  return next;
+}
+
+/** The config with `changes` applied, validated by the schema; throws naming the bad key. */
+export function applyHyperparameters(config: CampaignConfig, changes: Record<string, unknown>): CampaignConfig {
+  for (const path of Object.keys(changes)) {
     if (!(TUNABLE as readonly string[]).includes(path)) {
       throw new HyperparameterError(`"${path}" cannot be changed while a campaign runs; tunable: ${TUNABLE.join(', ')}`);
     }
-    const keys = path.split('.');
-    let o = next;
-    for (const k of keys.slice(0, -1)) o = o[k];
-    o[keys[keys.length - 1]] = value;
   }
+  const next = setPaths(config, changes);
   const r = CampaignConfigSchema.safeParse(next);
   if (!r.success) {
     throw new HyperparameterError(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

@@ -8,7 +8,7 @@
  * compare at equal sampling compute.
  */
 import { z } from 'zod';
-import { CampaignConfigSchema, type CampaignConfig } from '../config/campaign';
+import { CampaignConfigSchema, setPaths, type CampaignConfig } from '../config/campaign';
 
 export interface Arm {
   name: string;
@@ -74,14 +74,7 @@ export class PlanError extends Error {
 
 /** Sets dotted paths on a copy of `config` and validates the result. */
 export function withChanges(config: CampaignConfig, changes: Record<string, unknown>): CampaignConfig {
-  const next: any = JSON.parse(JSON.stringify(config));
-  for (const [path, value] of Object.entries(changes)) {
-    const keys = path.split('.');
-    let o = next;
-    for (const k of keys.slice(0, -1)) o = o[k] ??= {};
-    o[keys[keys.length - 1]] = value;
-  }
-  return CampaignConfigSchema.parse(next);
+  return CampaignConfigSchema.parse(setPaths(config, changes));
 }
 
 /** RL epochs per campaign to fill the budget: the fixed costs first, the rest shared by every campaign's RL. */
