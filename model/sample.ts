@@ -170,33 +170,49 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
 
   const done = new Array<boolean>(B).fill(false);
   const T = opts.greedy ? 1 : (opts.temperature ?? 1);
+  // Rows of the batch tensors: original indices of the sequences still decoding, in batch order.
+  let rows = Array.from({ length: B }, (_, b) => b);
   try {
     for (let Tk = L; ; Tk++) {
       const data = (await logits.data()) as Float32Array;
       logits.dispose();
-      const next = new Int32Array(B).fill(PAD);
-      const nextPos = new Int32Array(B);
-      for (let b = 0; b < B; b++) {
+      for (let i = 0; i < rows.length; i++) {
+        const b = rows[i];
         if (done[b]) continue;
-        const row = data.subarray(b * V, (b + 1) * V);
+        const row = data.subarray(i * V, (i + 1) * V);
         const token = sampleToken(row, opts, rngOf(b));
         const { logProb, entropy } = tokenStats(row, token, T);
         const s = out[b];
         s.tokens.push(token);
         s.logProbs.push(logProb);
         s.entropies.push(entropy);
-        const length = prompts[b].length + s.tokens.length;
         s.stopped = token === EOS;
-        done[b] = s.stopped || s.tokens.length >= opts.maxNewTokens || length > C;
-        if (done[b]) continue; // finished rows ride along on PAD at position 0
-        next[b] = token;
-        nextPos[b] = length - 1;
+        done[b] = s.stopped || s.tokens.length >= opts.maxNewTokens || prompts[b].length + s.tokens.length > C;
       }
-      if (done.every(Boolean)) return out;
-      const keyBias = new Float32Array(B * (Tk + 1));
-      for (let b = 0; b < B; b++) keyBias.fill(BLOCKED, b * (Tk + 1), b * (Tk + 1) + pad[b]);
+      const live = rows.flatMap((b, i) => (done[b] ? [] : [i]));
+      if (!live.length) return out;
+      // Finished rows leave the batch once they are an eighth of it: one gather of the cache, then
+      // every later step computes live rows only (until then they ride along on PAD).
+      if (live.length <= rows.length * COMPACT_AT) {
+        const keep = tf.tensor1d(live, 'int32');
+        const kept = cache.map(({ k, v }) => ({ k: tf.gather(k, keep), v: tf.gather(v, keep) }));
+        tf.dispose(keep);
+        disposeCache(cache);
+        cache = kept;
+        rows = live.map((i) => rows[i]);
+      }
+      const n = rows.length;
+      const next = new Int32Array(n).fill(PAD);
+      const nextPos = new Int32Array(n);
+      const keyBias = new Float32Array(n * (Tk + 1));
+      rows.forEach((b, i) => {
+        keyBias.fill(BLOCKED, i * (Tk + 1), i * (Tk + 1) + pad[b]);
+        if (done[b]) return;
+        next[i] = out[b].tokens[out[b].tokens.length - 1];
+        nextPos[i] = prompts[b].length + out[b].tokens.length - 1;
+      });
       const step: { logits: tf.Tensor3D; cache: KVCache } = tf.tidy(() =>
-        model.forwardCached(tf.tensor2d(next, [B, 1], 'int32'), tf.tensor2d(nextPos, [B, 1], 'int32'), tf.tensor4d(keyBias, [B, 1, 1, Tk + 1]), cache),
+        model.forwardCached(tf.tensor2d(next, [n, 1], 'int32'), tf.tensor2d(nextPos, [n, 1], 'int32'), tf.tensor4d(keyBias, [n, 1, 1, Tk + 1]), cache),
       );
       disposeCache(cache);
       ({ logits, cache } = step);
@@ -206,6 +222,9 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
     disposeCache(cache);
   }
 }
+
+/** Compact the batch when at most this share of its rows is still decoding. */
+const COMPACT_AT = 7 / 8;
 
 function disposeCache(cache: KVCache): void {
   for (const { k, v } of cache) tf.dispose([k, v]);

@@ -51,8 +51,8 @@ export interface Gradients {
   /** Padded positions processed: what the compute scales with. */
   positions: number;
   /**
-   * Gradient norms of the two loss terms on the first micro-batch (same scaling as the loss): how
-   * much the entropy bonus weighs against the policy gradient.
+   * Gradient norms of the two loss terms on the first micro-batch, the shortest sequences (same scaling
+   * as the loss): how much the entropy bonus weighs against the policy gradient.
    */
   pgNorm: number;
   entropyNorm: number;
@@ -72,8 +72,9 @@ export function rlGradients(policy: Transformer, samples: readonly UpdateSample[
   const add = (gs: tf.Tensor[]) => {
     acc = acc === null ? gs : acc.map((a, k) => { const s = a.add(gs[k]); tf.dispose([a, gs[k]]); return s; }); // prettier-ignore
   };
-  for (let i = 0; i < samples.length; i += opts.microBatch) {
-    const chunk = samples.slice(i, i + opts.microBatch);
+  const sorted = byLength(samples);
+  for (let i = 0; i < sorted.length; i += opts.microBatch) {
+    const chunk = sorted.slice(i, i + opts.microBatch);
     const b = responseBatch(chunk, policy.config.contextLength);
     const [B, T] = b.mask.shape;
     positions += B * T;
@@ -122,14 +123,24 @@ function globalNorm(grads: readonly tf.Tensor[]): number {
  * anchor's side of the KL estimate d_i.
  */
 export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < seqs.length; i += microBatch) {
-    const b = responseBatch(seqs.slice(i, i + microBatch), model.config.contextLength);
+  const order = byLength(seqs.map((s, i) => ({ ...s, i })));
+  const out = new Array<number>(seqs.length);
+  for (let i = 0; i < order.length; i += microBatch) {
+    const chunk = order.slice(i, i + microBatch);
+    const b = responseBatch(chunk, model.config.contextLength);
     const sums = tf.tidy(() => scoreTokens(model, b.inputs, b.targets, temperature).logProbs.mul(b.mask).sum(1).dataSync());
-    out.push(...sums);
+    chunk.forEach((s, j) => (out[s.i] = sums[j]));
     disposeBatch(b);
   }
   return out;
+}
+
+/**
+ * Sequences ordered by length (stable): a micro-batch is padded to its longest sequence, so
+ * neighbours of similar length waste little compute on padding.
+ */
+function byLength<S extends Sequence>(seqs: readonly S[]): S[] {
+  return seqs.slice().sort((a, b) => a.tokens.length - b.tokens.length);
 }
 
 /** Next-token batch whose mask covers the response tokens. */

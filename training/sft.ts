@@ -117,8 +117,10 @@ export class SftTrainer {
   trainStep(batch: readonly Example[] = this.nextBatch()): SftStepResult {
     const { microBatchSize, gradClip, schedule } = this.config;
     const C = this.model.config.contextLength;
+    // Micro-batches of similar lengths: each is padded to its longest sequence only.
+    const sorted = microBatchSize < batch.length ? batch.slice().sort((a, b) => a.tokens.length - b.tokens.length) : batch;
     const micro = [];
-    for (let i = 0; i < batch.length; i += microBatchSize) micro.push(collate(batch.slice(i, i + microBatchSize), C));
+    for (let i = 0; i < sorted.length; i += microBatchSize) micro.push(collate(sorted.slice(i, i + microBatchSize), C));
     const tokens = micro.reduce((n, b) => n + b.count, 0);
     if (tokens === 0) throw new Error('sft: batch has no response tokens');
     let loss = 0;

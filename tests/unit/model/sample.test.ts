@@ -149,6 +149,23 @@ describe('generate', () => {
     m.dispose();
   });
 
+  it('rows that finish early leave the batch without changing any other row (one stream per row)', async () => {
+    const m = model();
+    const prompts = Array.from({ length: 24 }, (_, b) => [BOS, 6 + (b % 7), 20 + (b % 5)].slice(0, 2 + (b % 2)));
+    const streams = () => prompts.map((_, b) => new Prng(100 + b));
+    const opts = { maxNewTokens: 20, temperature: 2 };
+    const together = await generate(m, prompts, opts, streams());
+    const lengths = together.map((s) => s.tokens.length);
+    expect(Math.min(...lengths)).toBeLessThan(10); // rows end at different steps: the batch is compacted on the way
+    expect(Math.max(...lengths)).toBe(20);
+    for (let b = 0; b < prompts.length; b++) {
+      const [alone] = await generate(m, [prompts[b]], opts, [new Prng(100 + b)]);
+      expect(together[b].tokens).toEqual(alone.tokens);
+      together[b].logProbs.forEach((x, i) => expect(x).toBeCloseTo(alone.logProbs[i], 4));
+    }
+    m.dispose();
+  });
+
   it('first-token frequencies through generate match softmax(logits / T) of the model', async () => {
     const m = model();
     const prompt = [BOS, 33, 34];

@@ -118,9 +118,16 @@ describe('rlGradients', () => {
 
   it('responseLogProbs sums log pi over response tokens only, and leaks nothing', async () => {
     const got = await expectNoLeak(() => responseLogProbs(model, samples, 2, 1));
-    got.forEach((x, i) => expect(x).toBeCloseTo(perSeq[i].value, 4));
+    got.forEach((x, i) => expect(x).toBeCloseTo(perSeq[i].value, 4)); // in input order, though scored shortest first
     await expectNoLeak(() => tf.dispose(rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0.1, microBatch: 2 }).grads));
   });
+  it('micro-batches group sequences of similar length: padding only to each pair\'s longest', () => {
+    const g = rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
+    // Lengths 9, 16, 12, 7, 14 -> sorted 7, 9 | 12, 14 | 16: padded to 8, 13, 15 positions per row.
+    expect(g.positions).toBe(2 * 8 + 2 * 13 + 15);
+    tf.dispose(g.grads);
+  });
+
   it('scores the tempered policy softmax(z / T): the gradient at T = 1.5 is that of log softmax(logits / 1.5)', () => {
     const T = 1.5;
     const tempered = (r: ReturnType<typeof row>) => {

@@ -19,6 +19,9 @@ describe('SftTrainer', () => {
     expect(b.loss).toBeCloseTo(a.loss, 5);
     expect(b.gradNorm).toBeCloseTo(a.gradNorm, 5);
     expect(b.tokens).toBe(a.tokens);
+    // Micro-batches are cut from the batch sorted by length, each padded to its own longest sequence.
+    const sorted = batch.map((e) => e.tokens.length - 1).sort((x, y) => x - y);
+    expect(b.positions).toBe([0, 2, 4, 6].reduce((n, i) => n + 2 * sorted[i + 1], 0));
     const wa = whole.model.getWeights();
     const wb = split.model.getWeights();
     let maxDiff = 0;
