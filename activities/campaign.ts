@@ -4,7 +4,6 @@
  * and seeds fix the content, and a repeated commit of identical content is a no-op.
  */
 import { createHash } from 'node:crypto';
-import { Context } from '@temporalio/activity';
 import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
 import { heldOutAccuracy, type HeldOutOptions } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
@@ -24,6 +23,7 @@ import { Prng } from '../util/prng';
 import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { CheckpointCache } from './cache';
 import { runResumable } from './resumable';
+import { activityScope } from './scope';
 
 /** sha256 of canonical JSON: names a configuration in manifests and matches intra checkpoints. */
 export function hashOf(value: unknown): string {
@@ -64,7 +64,7 @@ export function heldOutOptions(config: CampaignConfig): HeldOutOptions {
 const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits });
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
-const heartbeat = (details: unknown) => Context.current().heartbeat(details);
+const heartbeat = (details: unknown) => activityScope().heartbeat(details);
 
 export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache) {
 

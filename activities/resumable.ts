@@ -6,9 +6,10 @@
  * run in storage. Training state includes every PRNG and data cursor, so a resumed run computes
  * exactly what an uninterrupted one would.
  */
-import { Context, CancelledFailure } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/activity';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef, type Manifest } from '../storage/manifest';
+import { activityScope } from './scope';
 
 export interface Resumable<S> {
   store: CheckpointStore;
@@ -42,15 +43,15 @@ interface Details {
 }
 
 export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>> {
-  const ctx = Context.current();
-  const resumeFrom = await findResumePoint(r, ctx.info.heartbeatDetails as Details | undefined);
+  const ctx = activityScope();
+  const resumeFrom = await findResumePoint(r, ctx.heartbeatDetails as Details | undefined);
   let state: S;
   let start = 0;
   if (resumeFrom) {
     const { objects } = await r.store.load(resumeFrom.id);
     state = await r.restore(objects);
     start = resumeFrom.step;
-    ctx.log.info(`resuming ${r.run} from ${resumeFrom.id} at step ${start}`);
+    ctx.log(`resuming ${r.run} from ${resumeFrom.id} at step ${start}`);
   } else {
     state = await r.fresh();
   }
@@ -63,7 +64,7 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
       checkpoint = (await commitIntra(r, state, done)).id;
     }
     ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);
-    if (ctx.cancellationSignal.aborted) {
+    if (ctx.signal.aborted) {
       // Paused or cancelled: keep the work done so far, then stop at this step boundary.
       if (done < r.totalSteps && checkpoint !== intraId(r, done)) checkpoint = (await commitIntra(r, state, done)).id;
       ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);

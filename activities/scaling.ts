@@ -4,7 +4,6 @@
  * and generates nothing. Cache objects are written once (If-None-Match) and never overwritten.
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { Context } from '@temporalio/activity';
 import type { CampaignConfig } from '../config/campaign';
 import { inferenceScaling } from '../evaluation/scaling';
 import { decodeState } from '../model/state';
@@ -15,6 +14,7 @@ import { heldOut } from '../tasks/dataset';
 import type { ScalingPoint } from '../workflows/campaign-types';
 import type { CheckpointCache } from './cache';
 import { datasetSpec, hashOf } from './campaign';
+import { activityScope } from './scope';
 
 export interface ScalingInput {
   campaignId: string;
@@ -50,7 +50,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
           batchSize: config.eval.batchSize,
           seed: config.eval.seed,
           garbage: config.rl.garbage,
-          onProgress: (_phase, done, total) => Context.current().heartbeat({ step: done, total }),
+          onProgress: (_phase, done, total) => activityScope().heartbeat({ step: done, total }),
         });
         const p = report.points[0];
         const point = {

@@ -28,9 +28,20 @@ function bar(done: number, total: number, width = 24): string {
   return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${String(done).padStart(String(total).length)}/${total}`;
 }
 
-export function renderStatus(s: CampaignStatus, hb?: Heartbeat): string {
-  const parts = [`${s.campaignId}  ${s.stage}${s.paused ? ' (PAUSED)' : ''}`];
-  if (s.stage === 'rl' || s.epoch > 0) parts.push(`epoch ${s.epoch}/${s.config.rl.epochs}`);
+/** What `campaign status` shows: the workflow's answer, or the search attributes when it gave none in time. */
+export interface StatusView {
+  campaignId: string;
+  workflow: string;
+  progress?: Heartbeat;
+  status?: CampaignStatus;
+  fallback?: { stage?: string; epoch?: number; bestAccuracy?: number; reason: string };
+}
+
+export function renderStatus({ campaignId, status: s, progress: hb, fallback }: StatusView): string {
+  const parts = s ? [`${campaignId}  ${s.stage}${s.paused ? ' (PAUSED)' : ''}`] : [`${campaignId}  ${fallback?.stage ?? '?'}`];
+  const epoch = s ? s.epoch : (fallback?.epoch ?? 0);
+  if (s && (s.stage === 'rl' || s.epoch > 0)) parts.push(`epoch ${s.epoch}/${s.config.rl.epochs}`);
+  else if (!s && epoch > 0) parts.push(`epoch ${epoch}`);
   if (hb) {
     const metrics = Object.entries(hb)
       .filter(([k, v]) => !['activity', 'step', 'total'].includes(k) && typeof v === 'number')
@@ -38,7 +49,8 @@ export function renderStatus(s: CampaignStatus, hb?: Heartbeat): string {
       .join('  ');
     parts.push(`${hb.activity} ${bar(hb.step, hb.total)}  ${metrics}`);
   }
-  const last = s.epochs[s.epochs.length - 1];
+  const last = s?.epochs[s.epochs.length - 1];
   if (last && !hb) parts.push(`reward ${last.reward.toFixed(3)} acc ${(100 * last.accuracy).toFixed(1)}%`);
+  if (fallback) parts.push(`from search attributes: ${fallback.reason}`);
   return parts.join('  |  ');
 }

@@ -4,12 +4,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities } from '../activities';
 import type { ConnectionConfig } from '../config/connection';
 import { connectWorker } from '../infra/temporal';
-import { initBackend } from '../model/backend';
-import { CheckpointStore } from '../storage/checkpoints';
 import { QUEUES, type Role } from '../workflows/queues';
+import { ComputePool } from './compute';
 
 export type WorkerRole = Role | 'all';
 
@@ -39,9 +37,9 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const backend = (await initBackend()).name;
-  const store = new CheckpointStore(conn.s3);
-  const activities = createActivities({ store, backend });
+  // Activities run in compute processes (workers/compute): this process only talks to Temporal.
+  const pool = new ComputePool(conn.s3);
+  const { backend, activities } = await pool.start();
   const connection = await connectWorker(conn.temporal);
   const roles: Role[] = role === 'all' ? ['cpu', 'gpu', 'eval'] : [role];
   const workflowBundleCode = await workflowBundle();
@@ -60,7 +58,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
     ),
   );
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
-    store.close();
+    pool.close();
     await connection.close();
   });
   return {

@@ -9,7 +9,7 @@ import type { CampaignResult } from '../../workflows/campaign-types';
 import type { CampaignStatus } from '../../workflows/campaign';
 import { QUEUES } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
-import { renderStatus, progressOf } from '../progress';
+import { progressOf, renderStatus, type StatusView } from '../progress';
 
 export class CampaignError extends Error {
   override name = 'CampaignError';
@@ -34,10 +34,27 @@ export function uiUrl(conn: ConnectionConfig, id: string): string {
   return `${conn.temporal.uiUrl}/namespaces/${conn.temporal.namespace}/workflows/${encodeURIComponent(id)}`;
 }
 
-/** Status = the workflow's own query plus the running activity's last heartbeat (live progress). */
-export async function fetchStatus(handle: WorkflowHandle): Promise<{ status: CampaignStatus; workflow: string; progress?: ReturnType<typeof progressOf> }> {
-  const [status, desc] = await Promise.all([handle.query<CampaignStatus>('status'), handle.describe()]);
-  return { status, workflow: desc.status.name, progress: progressOf(desc.raw.pendingActivities ?? []) };
+/** How long status waits for the workflow's own answer before falling back to its search attributes. */
+const QUERY_TIMEOUT_MS = 3000;
+
+/**
+ * Status = the workflow's own query plus the running activity's last heartbeat (live progress).
+ * When no worker answers the query in time (none running, or all busy), stage, epoch and best
+ * accuracy come from the search attributes instead, and `fallback` says why.
+ */
+export async function fetchStatus(handle: WorkflowHandle): Promise<StatusView> {
+  const desc = await handle.describe();
+  const view = { campaignId: handle.workflowId, workflow: desc.status.name, progress: progressOf(desc.raw.pendingActivities ?? []) };
+  const timeout = AbortSignal.timeout(QUERY_TIMEOUT_MS);
+  try {
+    // The abort cancels the call and the client's retries of it.
+    return { ...view, status: await handle.client.withAbortSignal(timeout, () => handle.query<CampaignStatus>('status')) };
+  } catch (e) {
+    const sa = desc.searchAttributes as Record<string, unknown[] | undefined>;
+    const fallback = { stage: sa.T1Stage?.[0] as string | undefined, epoch: sa.T1Epoch?.[0] as number | undefined, bestAccuracy: sa.T1BestAccuracy?.[0] as number | undefined };
+    const reason = timeout.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : e instanceof Error ? e.message : String(e);
+    return { ...view, fallback: { ...fallback, reason: `status query unanswered (${reason})` } };
+  }
 }
 
 /** Polls until the workflow closes, rendering progress on stderr when it is a terminal. */
@@ -45,17 +62,9 @@ export async function follow(handle: WorkflowHandle, opts: { quiet?: boolean } =
   const tty = process.stderr.isTTY;
   let last = '';
   for (;;) {
-    let line = '';
-    try {
-      const s = await fetchStatus(handle);
-      if (s.workflow !== 'RUNNING') break;
-      line = renderStatus(s.status, s.progress);
-    } catch (e) {
-      const d = await handle.describe();
-      if (d.status.name !== 'RUNNING') break;
-      // A worker busy with training may not answer the query in time: keep following.
-      line = `${handle.workflowId}  running (status query unanswered: ${e instanceof Error ? e.message : String(e)})`;
-    }
+    const s = await fetchStatus(handle);
+    if (s.workflow !== 'RUNNING') break;
+    const line = renderStatus(s);
     if (!opts.quiet && line !== last) {
       if (tty) process.stderr.write(`\r\x1b[2K${line}`);
       else process.stderr.write(`${line}\n`);
@@ -138,7 +147,7 @@ export const campaignCommands: Command[] = [
     run: (v, pos) =>
       withClient(v, async (client) => {
         const s = await fetchStatus(await handleFor(client, oneId(pos)));
-        console.log(v.json ? JSON.stringify({ ...s.status, workflowStatus: s.workflow, progress: s.progress }) : `${s.workflow}  ${renderStatus(s.status, s.progress)}`);
+        console.log(v.json ? JSON.stringify({ ...(s.status ?? { campaignId: s.campaignId, fallback: s.fallback }), workflowStatus: s.workflow, progress: s.progress }) : `${s.workflow}  ${renderStatus(s)}`);
       }),
   },
   {

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureChromium, screenshot } from '../../infra/chromium';
-import { killHard, spawnWorker, testEnv } from './helpers';
+import { resolveConfig } from '../../config/presets';
+import { SA } from '../../config/search-attributes';
+import { connectClient } from '../../infra/temporal';
+import { killHard, spawnWorker, testConnection, testEnv, uniqueCampaign } from './helpers';
 import { decodePng, inkFraction } from './png';
 
 const run = promisify(execFile);
@@ -108,6 +111,28 @@ describe('the t1 command (against the real stack)', () => {
       }
     } finally {
       rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('status of a campaign whose query no worker answers falls back to its search attributes, saying so', async () => {
+    const client = await connectClient(testConnection().temporal);
+    const id = uniqueCampaign('unserved');
+    // A task queue no worker polls: the workflow exists but nothing can answer its status query.
+    const h = await client.workflow.start('campaignWorkflow', {
+      taskQueue: `nobody-${id}`,
+      workflowId: id,
+      args: [{ campaignId: id, config: resolveConfig({ preset: 'smoke' }), preset: 'smoke' }],
+      typedSearchAttributes: [{ key: SA.stage, value: 'synthesize' }],
+    });
+    try {
+      const json = await t1('campaign', 'status', id, '--json');
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout)).toMatchObject({ campaignId: id, workflowStatus: 'RUNNING', fallback: { stage: 'synthesize', reason: expect.stringMatching(/status query unanswered/) } });
+      const text = await t1('campaign', 'status', id);
+      expect(text.stdout).toMatch(new RegExp(`RUNNING  ${id}  synthesize .*from search attributes: status query unanswered`));
+    } finally {
+      await h.terminate();
+      await client.connection.close();
     }
   });
 

@@ -1,0 +1,159 @@
+/**
+ * Activities run in compute processes, not on the worker's event loop. A training step holds the
+ * thread that runs it for seconds; in the worker process that thread also answers workflow tasks,
+ * queries and heartbeats, so status would stall behind training. A worker keeps a pool of child
+ * processes (one per concurrent activity slot, started on demand and reused; each loads the tfjs
+ * backend once) and forwards every activity call: input and heartbeat details go in, heartbeats,
+ * the result or the error come back, a cancellation is passed on. A child that dies fails its
+ * activity with a retryable error; a child whose parent dies exits (the IPC channel closes).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { Activities } from '../activities';
+import type { S3Config } from '../config/connection';
+
+/** Parent -> child messages. */
+export type ToChild =
+  | { type: 'init'; s3: S3Config }
+  | { type: 'run'; id: number; name: string; input: unknown; heartbeatDetails: unknown }
+  | { type: 'cancel'; id: number };
+
+/** An error as it crosses the process boundary. */
+export interface ChildError {
+  message: string;
+  type: string;
+  stack?: string;
+  nonRetryable: boolean;
+  cancelled: boolean;
+}
+
+/** Child -> parent messages. */
+export type FromChild =
+  | { type: 'ready'; backend: string; activities: string[] }
+  | { type: 'heartbeat'; id: number; details: unknown }
+  | { type: 'done'; id: number; result: unknown }
+  | { type: 'failed'; id: number; error: ChildError };
+
+const CHILD = fileURLToPath(new URL('./compute-child.ts', import.meta.url));
+
+/** An error raised in the child, as it crosses to the parent. */
+export function fromError(err: unknown): ChildError {
+  if (!(err instanceof Error)) return { message: String(err), type: 'Error', nonRetryable: false, cancelled: false };
+  return {
+    message: err.message,
+    // The type Temporal gives an error thrown in-process: its class name (retry policies match on it).
+    type: err instanceof ApplicationFailure && err.type ? err.type : (err.constructor?.name ?? err.name),
+    stack: err.stack,
+    nonRetryable: err instanceof ApplicationFailure && err.nonRetryable === true,
+    cancelled: err instanceof CancelledFailure,
+  };
+}
+
+/** The failure the parent's activity throws for an error raised in the child (same type, same retry rules). */
+export function toFailure(e: ChildError): Error {
+  if (e.cancelled) return new CancelledFailure(e.message);
+  const f = ApplicationFailure.create({ message: e.message, type: e.type, nonRetryable: e.nonRetryable });
+  if (e.stack) f.stack = e.stack;
+  return f;
+}
+
+class ComputeProcess {
+  private pending: { id: number; ctx: Context; resolve(v: unknown): void; reject(e: Error): void } | null = null;
+  private exit: Error | null = null;
+  private nextId = 0;
+
+  private constructor(private readonly child: ChildProcess) {
+    child.on('message', (m: FromChild) => this.receive(m));
+    child.once('exit', (code, signal) => {
+      this.exit = ApplicationFailure.retryable(`compute process ${child.pid} exited (${signal ?? `code ${code}`})`, 'ComputeProcessExit');
+      this.pending?.reject(this.exit);
+      this.pending = null;
+    });
+  }
+
+  /** A started child that has loaded its backend and built its activities. */
+  static async start(s3: S3Config): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
+    const child = fork(CHILD, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = new ComputeProcess(child);
+    const ready = await new Promise<Extract<FromChild, { type: 'ready' }>>((resolve, reject) => {
+      child.once('message', (m: FromChild) => (m.type === 'ready' ? resolve(m) : reject(new Error(`compute process: unexpected ${m.type}`))));
+      child.once('exit', (code, signal) => reject(new Error(`compute process exited while starting (${signal ?? `code ${code}`})`)));
+      child.send({ type: 'init', s3 } satisfies ToChild);
+    });
+    return { proc, ready };
+  }
+
+  get alive(): boolean {
+    return this.exit === null;
+  }
+
+  run(name: string, input: unknown, ctx: Context): Promise<unknown> {
+    if (this.exit) return Promise.reject(this.exit);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending = { id, ctx, resolve, reject };
+      const cancel = () => this.alive && this.child.send({ type: 'cancel', id } satisfies ToChild);
+      if (ctx.cancellationSignal.aborted) cancel();
+      else ctx.cancellationSignal.addEventListener('abort', cancel, { once: true });
+      this.child.send({ type: 'run', id, name, input, heartbeatDetails: ctx.info.heartbeatDetails } satisfies ToChild);
+    });
+  }
+
+  private receive(m: FromChild): void {
+    const p = this.pending;
+    if (!p || !('id' in m) || m.id !== p.id) return;
+    if (m.type === 'heartbeat') return p.ctx.heartbeat(m.details);
+    this.pending = null;
+    if (m.type === 'done') p.resolve(m.result);
+    else p.reject(toFailure(m.error));
+  }
+
+  kill(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+export class ComputePool {
+  private readonly idle: ComputeProcess[] = [];
+  private readonly all = new Set<ComputeProcess>();
+  private closed = false;
+
+  constructor(private readonly s3: S3Config) {}
+
+  /**
+   * Starts the first child and returns the activities it serves, each call run in an idle child (a
+   * new one when none is idle), and its backend (every child loads the same one).
+   */
+  async start(): Promise<{ backend: string; activities: Activities }> {
+    const { proc, ready } = await this.spawn();
+    this.idle.push(proc);
+    const activities = Object.fromEntries(ready.activities.map((name) => [name, (input: unknown) => this.run(name, input)]));
+    return { backend: ready.backend, activities: activities as unknown as Activities };
+  }
+
+  private async spawn() {
+    const started = await ComputeProcess.start(this.s3);
+    this.all.add(started.proc);
+    return started;
+  }
+
+  private async run(name: string, input: unknown): Promise<unknown> {
+    const ctx = Context.current();
+    const proc = this.idle.pop() ?? (await this.spawn()).proc;
+    try {
+      return await proc.run(name, input, ctx);
+    } finally {
+      if (proc.alive && !this.closed) this.idle.push(proc);
+      else this.all.delete(proc);
+    }
+  }
+
+  /** Stops every child (call after the workers have stopped). */
+  close(): void {
+    this.closed = true;
+    for (const p of this.all) p.kill();
+    this.all.clear();
+    this.idle.length = 0;
+  }
+}
