@@ -20,6 +20,8 @@ import { getTask } from '../tasks/registry';
 import { splitAnswer, writeTrace } from '../tasks/teacher';
 import { SftTrainer, type SftConfig } from '../training/sft';
 import { Prng } from '../util/prng';
+import { ConfigError } from '../util/errors';
+import { ExhaustedError } from '../tasks/types';
 import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { CheckpointCache } from './cache';
 import { runResumable } from './resumable';
@@ -66,6 +68,16 @@ const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.t
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => activityScope().heartbeat(details);
 
+/** Runs `f`; a problem space it exhausts is reported as the config field that asked too much. */
+function namingField<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ExhaustedError) throw new ConfigError(`${field}: ${e.message}`);
+    throw e;
+  }
+}
+
 export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache) {
 
   /** The training state in a checkpoint (SFT, RL, or anchor weights). */
@@ -88,7 +100,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
   return {
     async synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef> {
       const spec = datasetSpec(input.config);
-      const { examples, stats } = synthesizeSft(spec);
+      const { examples, stats } = namingField('data.sftExamples', () => synthesizeSft(spec));
       heartbeat({ step: examples.length, total: spec.examples });
       const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
       const { manifest } = await store.commit(

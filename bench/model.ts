@@ -1,6 +1,7 @@
 /**
  * Model throughput on the reference model (4 layers, d_model 256, context 256, batch 16):
- * SFT tokens/s and MFU, sampling tokens/s, KV-cache speedup over full recompute, SFT peak RSS.
+ * SFT tokens/s and MFU, sampling tokens/s at batch 16 and 256, scoring tokens/s, KV-cache speedup
+ * over full recompute, SFT peak RSS.
  * One warm-up then one timed run per metric: numbers for trends, not for decimals.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +10,7 @@ import { modelConfig } from '../model/config';
 import { generate } from '../model/sample';
 import { BOS, EOS, buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
+import { responseLogProbs } from '../rl/loss';
 import { SftTrainer } from '../training/sft';
 import { Prng } from '../util/prng';
 import type { Bench } from './metric';
@@ -53,7 +55,7 @@ function nonStopping(seed: number): Transformer {
 }
 
 export const modelBench: Bench = {
-  metrics: ['sft_tokens_per_s', 'sft_mfu', 'sft_peak_rss_mb', 'sample_tokens_per_s', 'kv_cache_speedup'],
+  metrics: ['sft_tokens_per_s', 'sft_mfu', 'sft_peak_rss_mb', 'sample_tokens_per_s', 'sample_tokens_per_s_b256', 'score_tokens_per_s', 'kv_cache_speedup'],
   async run(emit) {
     const { name: backend } = await initBackend();
     const ctx = (params: number) => ({ backend, params, model: 'L4 D256 T256', batch: BATCH });
@@ -81,6 +83,20 @@ export const modelBench: Bench = {
       generated = out.reduce((n, s) => n + s.tokens.length, 0);
     });
     emit({ metric: 'sample_tokens_per_s', value: generated / sampleS, unit: 'tokens/s', ...ctx(params), new_tokens: generated });
+
+    // RL-sized sampling: 256 sequences in flight, 64 new tokens each (one timed run, no warm-up: it is long).
+    const wide = Array.from({ length: 256 }, () => [BOS, ...Array.from({ length: 15 }, () => 6 + rng.int(95))]);
+    let wideTokens = 0;
+    const wideS = await timed(async () => {
+      const out = await generate(model, wide, { maxNewTokens: 64, temperature: 1 }, new Prng(4));
+      wideTokens = out.reduce((n, s) => n + s.tokens.length, 0);
+    }, false);
+    emit({ metric: 'sample_tokens_per_s_b256', value: wideTokens / wideS, unit: 'tokens/s', ...ctx(params), batch: 256, new_tokens: wideTokens });
+
+    // Scoring (the anchor's side of the KL): log-probs of 256 sampled sequences of 80 tokens, micro-batch 64.
+    const seqs = wide.map((p) => ({ tokens: [...p, ...Array.from({ length: 64 }, () => 6 + rng.int(95))], promptLength: p.length }));
+    const scoreS = await timed(() => responseLogProbs(model, seqs, 64, 1));
+    emit({ metric: 'score_tokens_per_s', value: (256 * 64) / scoreS, unit: 'response tokens/s', ...ctx(params), batch: 256, micro_batch: 64 });
 
     // KV cache vs recomputing the whole prefix for every new token: batch 1, greedy, 256 new tokens.
     const cachedS = await timed(() => generate(model, [[BOS]], { maxNewTokens: 256, greedy: true }, new Prng(0)));

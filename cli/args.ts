@@ -1,7 +1,10 @@
 /** A small subcommand framework over node:util parseArgs: every command gets --help and typed flags. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import type { Overrides } from '../config/connection';
+import { UserError } from '../util/errors';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -31,9 +34,10 @@ export function overridesFrom(values: Record<string, any>): Overrides {
 }
 
 /** Errors that are the user's to fix: printed as one clear message, no stack trace. */
-const USER_ERRORS = new Set(['ConfigError', 'StackError', 'ProvisionError', 'CheckpointError', 'CheckpointConflictError', 'CheckpointCorruptError', 'UsageError', 'CampaignError', 'EndpointError', 'BenchmarkError', 'HyperparameterError', 'PlanError']);
+/** Failures of the environment whose message says everything (no stack trace helps). */
+const COMPLETE_MESSAGES = new Set(['StackError', 'ProvisionError', 'CheckpointError', 'CheckpointConflictError', 'CheckpointCorruptError', 'EndpointError']);
 
-export class UsageError extends Error {
+export class UsageError extends UserError {
   override name = 'UsageError';
 }
 
@@ -41,7 +45,13 @@ export function formatError(e: unknown): string {
   if (e instanceof ZodError) {
     return `invalid input:\n${e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`;
   }
-  if (e instanceof Error && USER_ERRORS.has(e.name)) return e.message;
+  if (e instanceof UserError || (e instanceof Error && COMPLETE_MESSAGES.has(e.name))) return e.message;
+  // A workflow failed by a non-retryable activity failure (a user's mistake met inside a worker): its message.
+  if (e instanceof WorkflowFailedError) {
+    let root: unknown = e.cause;
+    while (root instanceof TemporalFailure && root.cause) root = root.cause;
+    if (root instanceof ApplicationFailure && root.nonRetryable) return `${e.message.replace(/\.$/, '')}: ${root.message}`;
+  }
   if (e instanceof Error && (e as any).code === 'ECONNREFUSED') return `${e.message}\nIs the stack up? Run \`npx t1 stack up\`.`;
   return e instanceof Error ? (process.env.T1_DEBUG ? String(e.stack) : `${e.name}: ${e.message} (set T1_DEBUG=1 for the stack trace)`) : String(e);
 }

@@ -7,7 +7,8 @@ import { ModelConfigSchema } from '../model/config';
 import { RlConfigSchema } from '../rl/config';
 import { SplitConfig } from '../tasks/splits';
 import { TeacherConfig } from '../tasks/teacher';
-import { TASK_NAMES } from '../tasks/types';
+import { DIFFICULTY, TASK_NAMES } from '../tasks/types';
+import { UserError } from '../util/errors';
 
 const int = (min = 0) => z.number().int().min(min);
 const range = z.object({ min: int(1), max: int(1) }).refine((r) => r.min <= r.max, { message: 'min must be <= max' });
@@ -92,6 +93,10 @@ export const CampaignConfigSchema = z.object({
   /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */
   promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
 }).superRefine((c, ctx) => {
+  const allowed = DIFFICULTY[c.task.name];
+  if (c.task.difficulty.min < allowed.min || c.task.difficulty.max > allowed.max) {
+    ctx.addIssue({ code: 'custom', path: ['task', 'difficulty'], message: `${c.task.name} takes difficulties ${allowed.min}..${allowed.max}, got ${c.task.difficulty.min}..${c.task.difficulty.max}` });
+  }
   // A response budget shorter than the teacher's traces cuts every long reflection: garbage in RL
   // (which then learns to stop reflecting) and wrong answers in evaluation.
   // Upper bound on a teacher response in tokens: prompt + trace fit teacherMaxChars characters (one
@@ -148,7 +153,7 @@ export const TUNABLE = [
   'rl.anchor.emaLambda',
 ] as const;
 
-export class HyperparameterError extends Error {
+export class HyperparameterError extends UserError {
   override name = 'HyperparameterError';
 }
 

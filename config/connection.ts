@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from '../util/errors';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z
@@ -85,9 +86,7 @@ const ENV: Record<string, string> = {
 };
 const SECRET_FIELDS = new Set(['s3.secretAccessKey', 's3.accessKeyId']);
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 /** Flags use the field path, e.g. `{ 's3.bucket': 'x' }` (the CLI maps --s3-bucket to it). */
 export type Overrides = Partial<Record<keyof typeof ENV, string>>;

@@ -4,10 +4,11 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ZodError } from 'zod';
 import { CampaignConfigSchema, type CampaignConfig } from './campaign';
+import { UserError } from '../util/errors';
 
 const DIR = fileURLToPath(new URL('../presets/', import.meta.url));
 
-export class PresetError extends Error {
+export class PresetError extends UserError {
   override name = 'ConfigError';
 }
 

@@ -7,8 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { checkAnswer } from './math-answer';
 import type { CompletionClient } from './openai';
+import { UserError } from '../util/errors';
 
-export class BenchmarkError extends Error {
+export class BenchmarkError extends UserError {
   override name = 'BenchmarkError';
 }
 

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { CampaignConfigSchema, setPaths, type CampaignConfig } from '../config/campaign';
+import { UserError } from '../util/errors';
 
 export interface Arm {
   name: string;
@@ -68,7 +69,7 @@ export interface ReproductionPlan {
   ablations: PlannedCampaign[];
 }
 
-export class PlanError extends Error {
+export class PlanError extends UserError {
   override name = 'PlanError';
 }
 

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import type { Prng } from '../util/prng';
 import { bin, countOps, num, parseExpr, show, type Expr, type Op } from './expr';
-import { checkDifficulty, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
+import { checkDifficulty, DIFFICULTY, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
 
 export const ArithmeticConfig = z.object({
   maxOperand: z.number().int().min(2).max(999).default(12),
@@ -89,8 +89,8 @@ export function createArithmetic(config: z.input<typeof ArithmeticConfig> = {}):
 
   const task: Task<ArithmeticData, number> = {
     name: 'arithmetic',
-    minDifficulty: 1,
-    maxDifficulty: 8,
+    minDifficulty: DIFFICULTY.arithmetic.min,
+    maxDifficulty: DIFFICULTY.arithmetic.max,
 
     generate(rng, difficulty, accept) {
       checkDifficulty(task, difficulty);

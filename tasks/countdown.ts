@@ -12,7 +12,7 @@ import type { Prng } from '../util/prng';
 import { leaves, parseExpr, show, type Expr } from './expr';
 import { greedyAttempt, solveCountdown } from './countdownSearch';
 import { evalRational } from './rational';
-import { checkDifficulty, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
+import { checkDifficulty, DIFFICULTY, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
 
 /** Difficulty is the count of numbers (3..6); these are the other knobs. */
 export const CountdownConfig = z
@@ -59,8 +59,8 @@ export function createCountdown(config: z.input<typeof CountdownConfig> = {}): T
 
   const task: Task<CountdownData, CountdownAnswer> = {
     name: 'countdown',
-    minDifficulty: 3,
-    maxDifficulty: 6,
+    minDifficulty: DIFFICULTY.countdown.min,
+    maxDifficulty: DIFFICULTY.countdown.max,
 
     generate(rng: Prng, difficulty: number, accept?: (candidate: Problem<CountdownData>) => boolean) {
       checkDifficulty(task, difficulty);

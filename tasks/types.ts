@@ -1,8 +1,12 @@
 import type { Prng } from '../util/prng';
 import { hash64 } from './hash';
+import { ConfigError, UserError } from '../util/errors';
 
 export const TASK_NAMES = ['countdown', 'arithmetic'] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
+
+/** Difficulty range of each task (countdown: numbers; arithmetic: operations): the generators and the campaign schema read it here. */
+export const DIFFICULTY: Record<TaskName, { min: number; max: number }> = { countdown: { min: 3, max: 6 }, arithmetic: { min: 1, max: 8 } };
 
 export interface Problem<D = unknown> {
   task: TaskName;
@@ -73,14 +77,12 @@ export function problemId(task: TaskName, prompt: string): string {
 
 export function checkDifficulty(task: Task<any, any>, difficulty: number): void {
   if (!Number.isInteger(difficulty) || difficulty < task.minDifficulty || difficulty > task.maxDifficulty) {
-    throw new RangeError(
-      `${task.name}: difficulty must be an integer in ${task.minDifficulty}..${task.maxDifficulty}, got ${difficulty}`,
-    );
+    throw new ConfigError(`task.difficulty: ${task.name} difficulty must be an integer in ${task.minDifficulty}..${task.maxDifficulty}, got ${difficulty}`);
   }
 }
 
 /** A generator found nothing acceptable: its problem space, or what a filter leaves of it, is used up. */
-export class ExhaustedError extends Error {
+export class ExhaustedError extends UserError {
   override name = 'ExhaustedError';
 }
 

@@ -11,7 +11,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Activities } from '../activities';
+import { ZodError } from 'zod';
 import type { S3Config } from '../config/connection';
+import { UserError } from '../util/errors';
 
 /** Parent -> child messages. */
 export type ToChild =
@@ -37,7 +39,7 @@ export type FromChild =
 
 const CHILD = fileURLToPath(new URL('./compute-child.ts', import.meta.url));
 
-/** An error raised in the child, as it crosses to the parent. */
+/** An error raised in the child, as it crosses to the parent; a user's mistake is not retried. */
 export function fromError(err: unknown): ChildError {
   if (!(err instanceof Error)) return { message: String(err), type: 'Error', nonRetryable: false, cancelled: false };
   return {
@@ -45,7 +47,7 @@ export function fromError(err: unknown): ChildError {
     // The type Temporal gives an error thrown in-process: its class name (retry policies match on it).
     type: err instanceof ApplicationFailure && err.type ? err.type : (err.constructor?.name ?? err.name),
     stack: err.stack,
-    nonRetryable: err instanceof ApplicationFailure && err.nonRetryable === true,
+    nonRetryable: err instanceof ApplicationFailure ? err.nonRetryable === true : err instanceof UserError || err instanceof ZodError,
     cancelled: err instanceof CancelledFailure,
   };
 }

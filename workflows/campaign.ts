@@ -28,19 +28,13 @@ import { SA } from '../config/search-attributes';
 import type { CheckpointRef } from '../storage/manifest';
 import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
 import { QUEUES } from './queues';
+import { ACTIVITY_RETRY } from './retry';
 
-const retry = {
-  initialInterval: '2s',
-  backoffCoefficient: 2,
-  maximumInterval: '1m',
-  maximumAttempts: 30,
-  nonRetryableErrorTypes: ['ConfigError', 'CheckpointConflictError', 'ZodError'],
-};
 // A dead worker stops heartbeating: the 20 s heartbeat timeout hands the activity to another worker,
 // which resumes from the last intra-activity checkpoint. Start-to-close is generous on purpose.
-const gpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '12h', heartbeatTimeout: '20s', retry });
-const cpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry });
-const evalQueue = proxyActivities<ScalingActivities>({ taskQueue: QUEUES.eval, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry });
+const gpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '12h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
+const cpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
+const evalQueue = proxyActivities<ScalingActivities>({ taskQueue: QUEUES.eval, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
 
 export interface CampaignInput {
   campaignId: string;

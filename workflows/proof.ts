@@ -1,10 +1,10 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { ProofActivities } from '../activities/proof';
 import { QUEUES } from './queues';
+import { PROOF_RETRY } from './retry';
 
-const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 };
-const onCpu = proxyActivities<ProofActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2m', retry });
-const onGpu = proxyActivities<ProofActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '2m', retry });
+const onCpu = proxyActivities<ProofActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2m', retry: PROOF_RETRY });
+const onGpu = proxyActivities<ProofActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '2m', retry: PROOF_RETRY });
 
 /** Proves the wiring: CPU activity writes a checkpoint, GPU activity verifies it by reference. */
 export async function proofWorkflow(input: { campaign: string; seed: number }) {

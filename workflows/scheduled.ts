@@ -8,11 +8,12 @@ import type { PromotionActivities } from '../activities/promotion';
 import type { CampaignConfig } from '../config/campaign';
 import { campaignWorkflow } from './campaign';
 import { QUEUES } from './queues';
+import { ACTIVITY_RETRY } from './retry';
 
 const cpu = proxyActivities<PromotionActivities>({
   taskQueue: QUEUES.cpu,
   startToCloseTimeout: '2m',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 30 },
+  retry: ACTIVITY_RETRY,
 });
 
 export interface ScheduledInput {

@@ -10,8 +10,9 @@ import type { CampaignStatus } from '../../workflows/campaign';
 import { QUEUES } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { progressOf, renderStatus, type StatusView } from '../progress';
+import { UserError } from '../../util/errors';
 
-export class CampaignError extends Error {
+export class CampaignError extends UserError {
   override name = 'CampaignError';
 }
 

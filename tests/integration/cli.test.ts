@@ -136,6 +136,32 @@ describe('the t1 command (against the real stack)', () => {
     }
   });
 
+  it('a config error met inside an activity fails the campaign at once, naming the field, without retries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 't1-cfg-'));
+    try {
+      // Valid for the schema, but more distinct problems than countdown with 3 numbers has.
+      const file = join(dir, 'too-many.json');
+      writeFileSync(file, JSON.stringify({ ...resolveConfig({ preset: 'smoke' }), data: { ...resolveConfig({ preset: 'smoke' }).data, sftExamples: 200000 } }));
+      const id = uniqueCampaign('too-many');
+      const t0 = Date.now();
+      const r = await t1('campaign', 'start', '--config', file, '--id', id, '--wait');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.trim().split('\n').at(-1)).toMatch(/^t1 campaign start: .*failed: data\.sftExamples: countdown: no solvable problem/); // one line
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(Date.now() - t0).toBeLessThan(60_000);
+      const client = await connectClient(testConnection().temporal);
+      try {
+        const history = await client.workflow.getHandle(id).fetchHistory();
+        const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes);
+        expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([1]); // one attempt: not retried
+      } finally {
+        await client.connection.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('user mistakes get one clear message naming the problem, no stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['campaign', 'start', '--preset', 'nope'], /unknown preset "nope"; presets: full, quick, smoke/],

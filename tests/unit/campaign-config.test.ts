@@ -29,6 +29,9 @@ describe('campaign config', () => {
     expect(() => resolveConfig({ overrides: { sft: { lr: 'fast' } } })).toThrow(/sft\.lr: Invalid input: expected number/);
     expect(() => resolveConfig({ overrides: { task: { name: 'chess' } } })).toThrow(/task\.name/);
     expect(() => resolveConfig({ overrides: { model: { dModel: 30, nHeads: 4 } } })).toThrow(/dModel must be divisible by nHeads/);
+    // Each task's own difficulty range (countdown: 3..6 numbers), refused before a campaign starts.
+    expect(() => resolveConfig({ overrides: { task: { name: 'countdown', difficulty: { min: 2, max: 3 } } } })).toThrow(/task\.difficulty: countdown takes difficulties 3\.\.6, got 2\.\.3/);
+    expect(resolveConfig({ overrides: { task: { name: 'arithmetic', difficulty: { min: 1, max: 2 } } } }).task.difficulty).toEqual({ min: 1, max: 2 });
   });
 
   it('refuses response budgets shorter than the teacher traces they must hold, naming the field', () => {

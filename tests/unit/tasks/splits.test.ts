@@ -8,6 +8,7 @@ import { getTask } from '../../../tasks/registry';
 import { SplitConfig, poolOf, splitOf } from '../../../tasks/splits';
 import { problemStream, sampleProblems, type StreamOptions } from '../../../tasks/stream';
 import { problemId, type Problem } from '../../../tasks/types';
+import { ConfigError } from '../../../util/errors';
 
 describe('splits and pools', () => {
   it('partition distinct problems in the configured proportions', () => {
@@ -125,7 +126,7 @@ describe('generators', () => {
       // Solvable: the solver's answer passes the verifier, which shares no code with it.
       expect(task.verify(p, show(solveCountdown(numbers, target, rng)!))).toBe(true);
     }
-    expect(() => task.generate(rng, 7)).toThrow(RangeError);
+    expect(() => task.generate(rng, 7)).toThrow(ConfigError);
     expect(() => createCountdown({ minTarget: 50, maxTarget: 10 })).toThrow();
   });
 
@@ -150,7 +151,7 @@ describe('generators', () => {
       expect(new Function(`return (${p.prompt});`)() + 0).toBe(p.data.value);
       expect(Math.abs(p.data.value)).toBeLessThanOrEqual(99);
     }
-    expect(() => task.generate(rng, 0)).toThrow(RangeError);
+    expect(() => task.generate(rng, 0)).toThrow(ConfigError);
   });
 
   it('registry names the known tasks when asked for an unknown one', () => {

@@ -1,19 +1,29 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../config/connection';
+import { z } from 'zod';
+import { ExhaustedError } from '../../../tasks/types';
+import { ConfigError } from '../../../util/errors';
 import { fromError, toFailure } from '../../../workers/compute';
 
 /** An error thrown in a compute process, as the parent worker's activity rethrows it. */
 const across = (err: unknown) => toFailure(structuredClone(fromError(err)));
 
 describe('errors across the compute-process boundary', () => {
-  it('keep the class name as the failure type, so the workflow retry policy still matches it', () => {
+  it("a user's mistake keeps its class name as the failure type and is not retried", () => {
     const f = across(new ConfigError('rl.lr: expected a positive number'));
     expect(f).toBeInstanceOf(ApplicationFailure);
     expect((f as ApplicationFailure).type).toBe('ConfigError');
     expect(f.message).toBe('rl.lr: expected a positive number');
-    expect((f as ApplicationFailure).nonRetryable).toBe(false); // the policy's nonRetryableErrorTypes decides
+    expect((f as ApplicationFailure).nonRetryable).toBe(true);
     expect(f.stack).toContain('compute.test.ts'); // the child's stack, not the parent's
+    expect((across(new ExhaustedError('countdown: no solvable problem')) as ApplicationFailure).nonRetryable).toBe(true);
+    expect((across(z.number().safeParse('x').error) as ApplicationFailure).type).toBe('ZodError');
+    expect((across(z.number().safeParse('x').error) as ApplicationFailure).nonRetryable).toBe(true);
+  });
+
+  it('any other error keeps its type and stays retryable (a transient fault may pass)', () => {
+    const f = across(Object.assign(new Error('connect ECONNREFUSED'), { name: 'Error' })) as ApplicationFailure;
+    expect([f.type, f.nonRetryable]).toEqual(['Error', false]);
   });
 
   it('keep an ApplicationFailure type and its non-retryable flag', () => {
