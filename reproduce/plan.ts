@@ -17,12 +17,14 @@ export interface Arm {
   claim: string;
   /** Dotted config paths set on top of the base config. */
   changes: Record<string, unknown>;
+  /** Oversampling arms: this K, with B scaled so that B * K stays the base campaign's. */
+  k?: number;
 }
 
-/** The ablations; the base campaign itself is the arm 'base'. B * K stays 512 and every sample enters the update. */
+/** The ablations; the base campaign itself is the arm 'base'. B * K stays the base's and every sample enters the update. */
 export const ARMS: Arm[] = [
-  { name: 'k4', claim: 'oversampling: K = 4 (B = 128) instead of K = 16', changes: { 'rl.samplesPerPrompt': 4, 'rl.promptsPerStep': 128, 'rl.updateSamples': 4 } },
-  { name: 'k64', claim: 'oversampling: K = 64 (B = 8) instead of K = 16', changes: { 'rl.samplesPerPrompt': 64, 'rl.promptsPerStep': 8, 'rl.updateSamples': 64 } },
+  { name: 'k4', claim: 'oversampling: K = 4 instead of the base K (B scaled up to keep B x K)', changes: {}, k: 4 },
+  { name: 'k64', claim: 'oversampling: K = 64 instead of the base K (B scaled down to keep B x K)', changes: {}, k: 64 },
   { name: 'frozen-anchor', claim: 'KL to the frozen SFT model instead of a refreshed anchor', changes: { 'rl.anchor.mode': 'frozen' } },
   { name: 'no-kl', claim: 'no KL penalty', changes: { 'rl.betaKl': 0 } },
   { name: 'no-entropy', claim: 'no entropy bonus', changes: { 'rl.alphaEnt': 0 } },
@@ -35,11 +37,11 @@ export const ARMS: Arm[] = [
  */
 export const COST = {
   /** Synthesis, SFT and the SFT evaluation of one seed. */
-  sftSeconds: 330,
-  /** One RL step at B * K = 512. */
-  rlStepSeconds: 6,
+  sftSeconds: 220,
+  /** One RL step of the quick preset (B * K = 768). */
+  rlStepSeconds: 5.5,
   /** One held-out evaluation (500 problems x (4 samples + greedy)). */
-  evalSeconds: 50,
+  evalSeconds: 15,
   /** The base campaign's inference-scaling sweep. */
   scalingSeconds: 150,
 };
@@ -79,6 +81,14 @@ export function withChanges(config: CampaignConfig, changes: Record<string, unkn
 }
 
 /** RL epochs per campaign to fill the budget: the fixed costs first, the rest shared by every campaign's RL. */
+/** An arm's config changes on top of `base`; an oversampling arm's B keeps B * K. */
+function armChanges(a: Arm, base: CampaignConfig): Record<string, unknown> {
+  if (a.k === undefined) return a.changes;
+  const perStep = base.rl.promptsPerStep * base.rl.samplesPerPrompt;
+  if (perStep % a.k !== 0) throw new PlanError(`arm ${a.name}: B x K = ${perStep} of the base campaign is not a multiple of K = ${a.k}`);
+  return { ...a.changes, 'rl.samplesPerPrompt': a.k, 'rl.updateSamples': a.k, 'rl.promptsPerStep': perStep / a.k };
+}
+
 export function reproductionPlan(quick: CampaignConfig, options: ReproduceOptions): ReproductionPlan {
   const arms = options.arms ? ARMS.filter((a) => options.arms!.includes(a.name)) : ARMS;
   const seeds = options.seeds;
@@ -105,7 +115,7 @@ export function reproductionPlan(quick: CampaignConfig, options: ReproduceOption
     estimatedMinutes,
     base: seeds.map((seed) => ({ seed, arm: 'base', config: withChanges(base, { seed }) })),
     ablations: seeds.flatMap((seed) =>
-      arms.map((a) => ({ seed, arm: a.name, config: withChanges(base, { ...a.changes, seed, 'eval.scaling.enabled': false }) })),
+      arms.map((a) => ({ seed, arm: a.name, config: withChanges(base, { ...armChanges(a, base), seed, 'eval.scaling.enabled': false }) })),
     ),
   };
 }
