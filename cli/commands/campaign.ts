@@ -44,18 +44,20 @@ const QUERY_TIMEOUT_MS = 3000;
  * accuracy come from the search attributes instead, and `fallback` says why.
  */
 export async function fetchStatus(handle: WorkflowHandle): Promise<StatusView> {
+  const timeout = AbortSignal.timeout(QUERY_TIMEOUT_MS);
+  // Query and describe in parallel; the abort cancels the query and the client's retries of it.
+  const query = handle.client.withAbortSignal(timeout, () => handle.query<CampaignStatus>('status')).then(
+    (status) => ({ status }),
+    (error: unknown) => ({ error }),
+  );
   const desc = await handle.describe();
   const view = { campaignId: handle.workflowId, workflow: desc.status.name, progress: progressOf(desc.raw.pendingActivities ?? []) };
-  const timeout = AbortSignal.timeout(QUERY_TIMEOUT_MS);
-  try {
-    // The abort cancels the call and the client's retries of it.
-    return { ...view, status: await handle.client.withAbortSignal(timeout, () => handle.query<CampaignStatus>('status')) };
-  } catch (e) {
-    const sa = desc.searchAttributes as Record<string, unknown[] | undefined>;
-    const fallback = { stage: sa.T1Stage?.[0] as string | undefined, epoch: sa.T1Epoch?.[0] as number | undefined, bestAccuracy: sa.T1BestAccuracy?.[0] as number | undefined };
-    const reason = timeout.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : e instanceof Error ? e.message : String(e);
-    return { ...view, fallback: { ...fallback, reason: `status query unanswered (${reason})` } };
-  }
+  const answer = await query;
+  if ('status' in answer) return { ...view, status: answer.status };
+  const sa = desc.searchAttributes as Record<string, unknown[] | undefined>;
+  const fallback = { stage: sa.T1Stage?.[0] as string | undefined, epoch: sa.T1Epoch?.[0] as number | undefined, bestAccuracy: sa.T1BestAccuracy?.[0] as number | undefined };
+  const reason = timeout.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : answer.error instanceof Error ? answer.error.message : String(answer.error);
+  return { ...view, fallback: { ...fallback, reason: `status query unanswered (${reason})` } };
 }
 
 /** Polls until the workflow closes, rendering progress on stderr when it is a terminal. */
