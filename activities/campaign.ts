@@ -23,7 +23,7 @@ import { Prng } from '../util/prng';
 import { ConfigError } from '../util/errors';
 import { ExhaustedError } from '../tasks/types';
 import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
-import { CheckpointCache } from './cache';
+import { type CheckpointCache } from './cache';
 import { runResumable } from './resumable';
 import { activityScope } from './scope';
 
@@ -277,7 +277,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         const r = await heldOutAccuracy(model, problems, {
           ...heldOutOptions(config),
           // Sampled rows first, then the greedy pass: one running count for the heartbeat.
-          onProgress: (phase, done, total) => {
+          onProgress: (phase, done) => {
             if (phase === 'greedy') offset = problems.length * config.eval.samples;
             return heartbeat({ step: offset + done, total: problems.length * (config.eval.samples + 1) });
           },

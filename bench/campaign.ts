@@ -9,14 +9,13 @@
  *   steps the retry computed a second time.
  */
 import { spawn } from 'node:child_process';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { startCampaign, type CampaignHandle } from '../client/campaigns';
 import { loadConnection, loadStack } from '../config/connection';
 import { resolveConfig } from '../config/presets';
 import { stackUp } from '../infra/stack';
 import { connectClient } from '../infra/temporal';
 import { CheckpointStore } from '../storage/checkpoints';
-import type { CampaignResult } from '../workflows/campaign-types';
-import { QUEUES } from '../workflows/queues';
 import type { Bench } from './metric';
 
 const tsOf = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
@@ -34,9 +33,9 @@ async function spawnWorker() {
   return child;
 }
 
-async function runCampaign(client: Client, id: string, preset: string, overrides?: Record<string, unknown>): Promise<WorkflowHandle> {
+async function runCampaign(client: Client, id: string, preset: string, overrides?: Record<string, unknown>): Promise<CampaignHandle> {
   const config = resolveConfig({ preset, overrides });
-  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset }] });
+  return startCampaign(client, { campaignId: id, config, preset });
 }
 
 export const campaignBench: Bench = {
@@ -52,7 +51,7 @@ export const campaignBench: Bench = {
       const id = `bench-${Date.now().toString(36)}`;
       console.error(`[bench] ${preset} campaign ${id} …`);
       const h = await runCampaign(client, id, preset);
-      const result = (await h.result()) as CampaignResult;
+      const result = await h.result();
       const history = await h.fetchHistory();
       const events = history.events!;
       const wall = tsOf(events[events.length - 1].eventTime) - tsOf(events[0].eventTime);
@@ -91,7 +90,7 @@ export const campaignBench: Bench = {
         await new Promise((r) => setTimeout(r, 100));
       }
       const detect = (Date.now() - killedAt) / 1000;
-      const crashed = (await ch.result()) as CampaignResult;
+      const crashed = await ch.result();
       const epoch = crashed.epochs[0];
       emit({ metric: 'crash_detect_seconds', value: Math.round(detect * 100) / 100, unit: 's', heartbeat_timeout_s: 20 });
       // The kill lands right after step `every` was committed (a lower bound on the steps done by then).

@@ -1,5 +1,5 @@
 /** Progress lines for `campaign watch` / `status`: workflow state plus the activity's last heartbeat. */
-import { temporal } from '@temporalio/proto';
+import { type temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { CampaignStatus } from '../workflows/campaign';
 

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ZodError } from 'zod';
+import { type ZodError } from 'zod';
 import { CampaignConfigSchema, type CampaignConfig } from './campaign';
 import { UserError } from '../util/errors';
 

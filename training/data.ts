@@ -1,4 +1,4 @@
-import { Prng } from '../util/prng';
+import { type Prng } from '../util/prng';
 
 /** Position in a deterministic epoch-by-epoch shuffle of a dataset: JSON, stored in checkpoints. */
 export interface DataCursor {

@@ -6,8 +6,7 @@ import { parseAssignments } from '../../config/campaign';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import type { CampaignStatus } from '../../workflows/campaign';
-import { QUEUES } from '../../workflows/queues';
+import { campaignHandle, campaignStatus, listCampaigns, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign, type CampaignHandle } from '../../client/campaigns';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { progressOf, renderStatus, type StatusView } from '../progress';
 import { UserError } from '../../util/errors';
@@ -46,7 +45,7 @@ const QUERY_TIMEOUT_MS = 3000;
 export async function fetchStatus(handle: WorkflowHandle): Promise<StatusView> {
   const timeout = AbortSignal.timeout(QUERY_TIMEOUT_MS);
   // Query and describe in parallel; the abort cancels the query and the client's retries of it.
-  const query = handle.client.withAbortSignal(timeout, () => handle.query<CampaignStatus>('status')).then(
+  const query = handle.client.withAbortSignal(timeout, () => campaignStatus(handle)).then(
     (status) => ({ status }),
     (error: unknown) => ({ error }),
   );
@@ -83,8 +82,8 @@ function oneId(pos: string[]): string {
   return pos[0];
 }
 
-async function handleFor(client: Client, id: string): Promise<WorkflowHandle> {
-  const h = client.workflow.getHandle(id);
+async function handleFor(client: Client, id: string): Promise<CampaignHandle> {
+  const h = campaignHandle(client, id);
   try {
     await h.describe();
   } catch (e) {
@@ -127,18 +126,14 @@ export const campaignCommands: Command[] = [
         if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
         const config = resolveConfig({ preset: v.preset ?? (v.config ? undefined : 'quick'), file: v.config, overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined });
         const id = v.id ?? newCampaignId();
-        const handle = await client.workflow.start('campaignWorkflow', {
-          taskQueue: QUEUES.cpu,
-          workflowId: id,
-          args: [{ campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') }],
-        });
+        const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') });
         if (!v.wait) {
           console.log(v.json ? JSON.stringify({ id, runId: handle.firstExecutionRunId, uiUrl: uiUrl(conn, id) }) : `started ${id}\n${uiUrl(conn, id)}`);
           return;
         }
         if (!v.json) console.error(`started ${id}  ${uiUrl(conn, id)}`);
         await follow(handle, { quiet: v.json });
-        const result = (await handle.result()) as CampaignResult;
+        const result = await handle.result();
         console.log(v.json ? JSON.stringify(result) : `${resultTable(result)}\n\nTemporal UI: ${uiUrl(conn, id)}`);
       }),
   },
@@ -161,7 +156,7 @@ export const campaignCommands: Command[] = [
     run: (v) =>
       withClient(v, async (client) => {
         const rows = [];
-        for await (const w of client.workflow.list({ query: "WorkflowType = 'campaignWorkflow'" })) {
+        for await (const w of listCampaigns(client)) {
           const sa = w.searchAttributes as Record<string, unknown[]>;
           rows.push({ id: w.workflowId, status: w.status.name, started: w.startTime.toISOString(), stage: sa.T1Stage?.[0], epoch: sa.T1Epoch?.[0], bestAccuracy: sa.T1BestAccuracy?.[0], preset: sa.T1Preset?.[0] });
         }
@@ -177,7 +172,8 @@ export const campaignCommands: Command[] = [
       options: connectionOptions,
       run: (v, pos) =>
         withClient(v, async (client) => {
-          await (await handleFor(client, oneId(pos))).signal(sig);
+          const h = await handleFor(client, oneId(pos));
+          await (sig === 'pause' ? pauseCampaign(h) : resumeCampaign(h));
           console.log(`${sig === 'pause' ? 'pause' : 'resume'} sent to ${pos[0]}`);
         }),
     }),
@@ -205,11 +201,11 @@ export const campaignCommands: Command[] = [
         const changes = parseAssignments(words);
         let effective;
         try {
-          effective = await (await handleFor(client, id)).executeUpdate('setHyperparameters', { args: [changes] });
+          effective = await setHyperparameters(await handleFor(client, id), changes);
         } catch (e: any) {
           throw new CampaignError(`rejected: ${e?.cause?.message ?? e.message}`);
         }
-        console.log(v.json ? JSON.stringify(effective) : `accepted for the next epoch; effective rl config:\n${JSON.stringify((effective as any).rl, null, 2)}`);
+        console.log(v.json ? JSON.stringify(effective) : `accepted for the next epoch; effective rl config:\n${JSON.stringify(effective.rl, null, 2)}`);
       }),
   },
   {
@@ -223,7 +219,7 @@ export const campaignCommands: Command[] = [
         await follow(h);
         const d = await h.describe();
         console.log(`${pos[0]} ${d.status.name}`);
-        if (d.status.name === 'COMPLETED') console.log(resultTable((await h.result()) as CampaignResult));
+        if (d.status.name === 'COMPLETED') console.log(resultTable(await h.result()));
         console.log(`Temporal UI: ${uiUrl(conn, pos[0])}`);
       }),
   },

@@ -2,11 +2,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
+import { campaignHandle } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { buildReport } from '../../report/html';
 import { svgToPng } from '../../report/png';
 import { CheckpointStore } from '../../storage/checkpoints';
-import type { CampaignResult } from '../../workflows/campaign-types';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { CampaignError, uiUrl } from './campaign';
 
@@ -14,7 +14,7 @@ import { CampaignError, uiUrl } from './campaign';
 export async function writeCampaignReport(conn: ConnectionConfig, client: Client, id: string, outDir?: string): Promise<string> {
   const store = new CheckpointStore(conn.s3);
   try {
-    const handle = client.workflow.getHandle(id);
+    const handle = campaignHandle(client, id);
     let status: string;
     try {
       status = (await handle.describe()).status.name;
@@ -23,7 +23,7 @@ export async function writeCampaignReport(conn: ConnectionConfig, client: Client
       throw e;
     }
     if (status !== 'COMPLETED') throw new CampaignError(`campaign ${id} is ${status}; a report needs a completed campaign (watch it with \`t1 campaign watch ${id}\`)`);
-    const result = (await handle.result()) as CampaignResult;
+    const result = await handle.result();
     const manifests = await store.list({ campaign: id });
     const report = buildReport({ campaignId: id, workflowStatus: status, result, manifests, uiUrl: uiUrl(conn, id), generatedAt: new Date().toISOString() });
     const out = resolve(outDir ?? join('reports', id));

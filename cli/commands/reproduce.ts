@@ -5,12 +5,12 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { loadConnection, loadStack } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
+import { campaignHandle, reproductionHandle, reproductionProgress, startReproduction, type ReproductionHandle } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { ReproduceOptionsSchema, reproductionPlan } from '../../reproduce/plan';
 import { buildReproductionReport } from '../../report/reproduction';
 import { startWorkers } from '../../workers/worker';
-import { QUEUES } from '../../workflows/queues';
-import { campaignIdOf, reproduceProgressQuery, reproduceWorkflow, type ReproduceRun } from '../../workflows/reproduce';
+import { campaignIdOf, type ReproduceRun } from '../../workflows/reproduce';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { follow, uiUrl } from './campaign';
 
@@ -67,7 +67,7 @@ export const reproduceCommands: Command[] = [
         const missing = [...plan.base, ...plan.ablations].filter((c) => !runs.some((r) => r.seed === c.seed && r.arm === c.arm));
         const seconds: Record<string, number> = {};
         for (const r of runs) {
-          const d = await client.workflow.getHandle(r.campaignId).describe();
+          const d = await campaignHandle(client, r.campaignId).describe();
           seconds[r.campaignId] = ((d.closeTime ?? new Date()).getTime() - d.startTime.getTime()) / 1000;
         }
         const report = buildReproductionReport(runs, {
@@ -99,7 +99,7 @@ async function completedRuns(client: Client, id: string, plan: ReturnType<typeof
   for (const base of plan.base) {
     for (const c of [base, ...plan.ablations.filter((a) => a.seed === base.seed)]) {
       const campaignId = campaignIdOf(id, c);
-      const handle = client.workflow.getHandle(campaignId);
+      const handle = campaignHandle(client, campaignId);
       const status = await handle.describe().then((d) => d.status.name, (e) => (e instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(e)));
       if (status === 'COMPLETED') runs.push({ seed: c.seed, arm: c.arm, campaignId, result: await handle.result() });
     }
@@ -109,27 +109,27 @@ async function completedRuns(client: Client, id: string, plan: ReturnType<typeof
 
 async function startOrAttach(client: Client, id: string, plan: ReturnType<typeof reproductionPlan>) {
   try {
-    return await client.workflow.start(reproduceWorkflow, { taskQueue: QUEUES.cpu, workflowId: id, args: [{ id, plan }] });
+    return await startReproduction(client, { id, plan });
   } catch (e) {
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-    return client.workflow.getHandle<typeof reproduceWorkflow>(id);
+    return reproductionHandle(client, id);
   }
 }
 
 /** Follows each child campaign in turn (progress on stderr) until the reproduction completes. */
-async function followRuns(client: Client, handle: Awaited<ReturnType<typeof startOrAttach>>, log: (l: string) => void): Promise<ReproduceRun[]> {
+async function followRuns(client: Client, handle: ReproductionHandle, log: (l: string) => void): Promise<ReproduceRun[]> {
   let shown = -1;
   for (;;) {
     const d = await handle.describe();
     if (d.status.name !== 'RUNNING') return handle.result();
-    const p = await handle.query(reproduceProgressQuery);
+    const p = await reproductionProgress(handle);
     if (p.done.length !== shown) {
       shown = p.done.length;
       log(`[reproduce] ${p.done.length}/${p.total} campaigns done${p.running ? `; running ${p.running}` : ''}`);
     }
     if (p.running) {
       try {
-        await follow(client.workflow.getHandle(p.running));
+        await follow(campaignHandle(client, p.running));
       } catch {
         // the child is not started yet: poll again
       }

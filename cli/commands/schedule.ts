@@ -1,6 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { resolveConfig } from '../../config/presets';
-import { QUEUES } from '../../workflows/queues';
+import { scheduledCampaignAction } from '../../client/campaigns';
 import { connectionOptions, UsageError, type Command } from '../args';
 import { CampaignError, withClient } from './campaign';
 
@@ -35,7 +35,7 @@ export const scheduleCommands: Command[] = [
         await client.schedule.create({
           scheduleId: name,
           spec: { cronExpressions: [v.cron] },
-          action: { type: 'startWorkflow', workflowType: 'scheduledCampaignWorkflow', workflowId: name, taskQueue: QUEUES.cpu, args: [{ schedule: name, config, preset }] },
+          action: scheduledCampaignAction({ schedule: name, config, preset }),
           policies: { overlap: v['allow-overlap'] ? ScheduleOverlapPolicy.ALLOW_ALL : ScheduleOverlapPolicy.SKIP },
         });
         console.log(`schedule ${name} created (${v.cron})`);

@@ -1,13 +1,11 @@
 import { Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
+import { campaignHandle, campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../client/campaigns';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
-import type { CampaignResult } from '../../workflows/campaign-types';
-import type { CampaignStatus } from '../../workflows/campaign';
 import { workflowBundle } from '../../workers/worker';
-import { QUEUES } from '../../workflows/queues';
 import { testConnection, testStack, uniqueCampaign, waitFor, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();
@@ -17,16 +15,16 @@ afterAll(() => store.close());
 
 function start(id: string, overrides: Record<string, unknown> = {}, epochsPerRun?: number) {
   const config = resolveConfig({ preset: 'smoke', overrides });
-  return env.client().workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke', epochsPerRun }] });
+  return startCampaign(env.client(), { campaignId: id, config, preset: 'smoke', epochsPerRun });
 }
-const status = (id: string) => env.client().workflow.getHandle(id).query<CampaignStatus>('status');
+const status = (id: string) => campaignStatus(campaignHandle(env.client(), id));
 
 describe('campaign workflow (real Temporal + S3)', () => {
   it('the smoke campaign completes, records its stages, and its history replays deterministically', async () => {
     const id = uniqueCampaign('smoke');
     const t0 = Date.now();
     const handle = await start(id);
-    const result = (await handle.result()) as CampaignResult;
+    const result = await handle.result();
     const seconds = (Date.now() - t0) / 1000;
     expect(seconds).toBeLessThan(60);
     expect(result).toMatchObject({ id, status: 'completed', preset: 'smoke' });
@@ -63,7 +61,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     // Long enough SFT to pause it in the middle.
     const handle = await start(id, { sft: { steps: 1500 }, checkpoints: { sftEvery: 5000 }, rl: { epochs: 3 } });
     await waitFor('SFT to run', async () => (await status(id)).stage === 'sft');
-    await handle.signal('pause');
+    await pauseCampaign(handle);
     await waitFor('the paused SFT activity to stop', async () => (await handle.describe()).raw.pendingActivities?.length === 0, 60_000);
     const paused = await status(id);
     expect(paused).toMatchObject({ stage: 'sft', paused: true });
@@ -73,14 +71,14 @@ describe('campaign workflow (real Temporal + S3)', () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await handle.describe()).raw.pendingActivities?.length ?? 0).toBe(0);
 
-    const effective = await handle.executeUpdate('setHyperparameters', { args: [{ 'rl.temperature': 0.9, 'rl.epochs': 2 }] });
-    expect((effective as any).rl).toMatchObject({ temperature: 0.9, epochs: 2 });
+    const effective = await setHyperparameters(handle, { 'rl.temperature': 0.9, 'rl.epochs': 2 });
+    expect(effective.rl).toMatchObject({ temperature: 0.9, epochs: 2 });
     const reason = (p: Promise<unknown>) => p.then(() => 'accepted', (e) => String(e?.cause?.message ?? e));
-    expect(await reason(handle.executeUpdate('setHyperparameters', { args: [{ 'rl.lr': -1 }] }))).toMatch(/^rl\.lr: Too small/);
-    expect(await reason(handle.executeUpdate('setHyperparameters', { args: [{ 'model.dModel': 8 }] }))).toMatch(/"model\.dModel" cannot be changed while a campaign runs/);
+    expect(await reason(setHyperparameters(handle, { 'rl.lr': -1 }))).toMatch(/^rl\.lr: Too small/);
+    expect(await reason(setHyperparameters(handle, { 'model.dModel': 8 }))).toMatch(/"model\.dModel" cannot be changed while a campaign runs/);
 
-    await handle.signal('resume');
-    const result = (await handle.result()) as CampaignResult;
+    await resumeCampaign(handle);
+    const result = await handle.result();
     expect(result.epochs.length).toBe(2);
     expect(result.configTimeline).toEqual([{ epoch: 1, changes: { 'rl.temperature': 0.9, 'rl.epochs': 2 } }]);
     const history = await handle.fetchHistory();
@@ -93,7 +91,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
   it('continues as new between RL epochs, carrying its state: one short history per run', async () => {
     const id = uniqueCampaign('can');
     const handle = await start(id, { rl: { epochs: 3 } }, 1);
-    const result = (await handle.result()) as CampaignResult;
+    const result = await handle.result();
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);
     expect(result.evals.map((e) => e.label)).toEqual(['sft', 'final']);
     expect((await status(id)).runs).toBe(3);
@@ -134,7 +132,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     await startService(testStack(), 'temporal');
     const fresh = await connectClient(conn.temporal);
     try {
-      const result = (await fresh.workflow.getHandle(id).result()) as CampaignResult;
+      const result = await campaignHandle(fresh, id).result();
       expect(result.epochs.length).toBe(3);
     } finally {
       await fresh.connection.close();

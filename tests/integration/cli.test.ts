@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureChromium, screenshot } from '../../infra/chromium';
 import { resolveConfig } from '../../config/presets';
 import { SA } from '../../config/search-attributes';
+import { campaignHandle } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
+import { campaignWorkflow } from '../../workflows/campaign';
 import { killHard, spawnWorker, testConnection, testEnv, uniqueCampaign } from './helpers';
 import { decodePng, inkFraction } from './png';
 
@@ -118,7 +120,7 @@ describe('the t1 command (against the real stack)', () => {
     const client = await connectClient(testConnection().temporal);
     const id = uniqueCampaign('unserved');
     // A task queue no worker polls: the workflow exists but nothing can answer its status query.
-    const h = await client.workflow.start('campaignWorkflow', {
+    const h = await client.workflow.start(campaignWorkflow, {
       taskQueue: `nobody-${id}`,
       workflowId: id,
       args: [{ campaignId: id, config: resolveConfig({ preset: 'smoke' }), preset: 'smoke' }],
@@ -151,7 +153,7 @@ describe('the t1 command (against the real stack)', () => {
       expect(Date.now() - t0).toBeLessThan(60_000);
       const client = await connectClient(testConnection().temporal);
       try {
-        const history = await client.workflow.getHandle(id).fetchHistory();
+        const history = await campaignHandle(client, id).fetchHistory();
         const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes);
         expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([1]); // one attempt: not retried
       } finally {

@@ -7,11 +7,10 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
+import { campaignStatus, startCampaign, type CampaignHandle } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import type { CampaignStatus } from '../../workflows/campaign';
-import { QUEUES } from '../../workflows/queues';
 import { killHard, spawnWorker, testConnection, testStack, uniqueCampaign, waitFor } from './helpers';
 
 const conn = testConnection();
@@ -34,9 +33,9 @@ const overrides = {
   checkpoints: { sftEvery: 5, rlEvery: 2 },
 };
 
-function start(id: string): Promise<WorkflowHandle> {
+function start(id: string): Promise<CampaignHandle> {
   const config = resolveConfig({ preset: 'smoke', overrides });
-  return client.workflow.start('campaignWorkflow', { taskQueue: QUEUES.cpu, workflowId: id, args: [{ campaignId: id, config, preset: 'smoke' }] });
+  return startCampaign(client, { campaignId: id, config, preset: 'smoke' });
 }
 
 /** The running activity's name and heartbeated step, if any. */
@@ -86,7 +85,7 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
       expect(result.scaling.every((p) => p.cached)).toBe(true);
       expect(result.scaling.map((p) => p.accuracy)).toEqual(refResult.scaling.map((p) => p.accuracy));
       // Retries resumed from intra-activity checkpoints instead of starting over.
-      const st = await h.query<CampaignStatus>('status');
+      const st = await campaignStatus(h);
       expect(st.sft!.resumedFromStep).toBeGreaterThanOrEqual(5);
       expect(st.epochs.some((e) => e.resumedFromStep >= 2)).toBe(true);
       // The heartbeat timeout handed the SFT activity to the new worker well within a minute.

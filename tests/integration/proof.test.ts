@@ -1,6 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { startService, stopService } from '../../infra/stack';
+import { runProof } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { workflowBundle } from '../../workers/worker';
@@ -13,7 +14,7 @@ const env = useWorkerAndClient();
 describe('proof workflow (real Temporal dev server + S3)', () => {
   it('a CPU activity writes a checkpoint, a GPU activity verifies it by reference; history replays; a Temporal restart keeps it', async () => {
     const campaign = uniqueCampaign('proof');
-    const result = await env.client().workflow.execute('proofWorkflow', { taskQueue: QUEUES.cpu, workflowId: campaign, args: [{ campaign, seed: 7 }] });
+    const result = await runProof(env.client(), { campaign, seed: 7 });
     expect(result.read).toMatchObject({ id: `${campaign}/proof`, verified: true, bytes: 65536 });
     expect(result.read.sha256).toBe(result.ref.sha256);
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { startReproduction } from '../../client/campaigns';
 import { resolveConfig } from '../../config/presets';
 import { withChanges } from '../../reproduce/plan';
 import { buildReproductionReport } from '../../report/reproduction';
-import { QUEUES } from '../../workflows/queues';
-import { campaignIdOf, reproduceWorkflow } from '../../workflows/reproduce';
+import { campaignIdOf } from '../../workflows/reproduce';
 import { uniqueCampaign, useWorkerAndClient } from './helpers';
 
 const env = useWorkerAndClient();
@@ -19,7 +19,7 @@ describe('reproduce workflow (real Temporal + S3)', () => {
       ablations: [1, 2].map((seed) => ({ seed, arm: 'no-kl', config: withChanges(smoke, { seed, 'rl.betaKl': 0, 'eval.scaling.enabled': false }) })),
     };
     const id = uniqueCampaign('repro');
-    const runs = await env.client().workflow.execute(reproduceWorkflow, { taskQueue: QUEUES.cpu, workflowId: id, args: [{ id, plan }] });
+    const runs = await (await startReproduction(env.client(), { id, plan })).result();
     expect(runs.map((r) => `${r.seed}/${r.arm}`)).toEqual(['1/base', '1/no-kl', '2/base', '2/no-kl']);
     expect(runs.map((r) => r.campaignId)).toEqual(runs.map((r) => campaignIdOf(id, r)));
     for (const seed of [1, 2]) {

@@ -1,9 +1,9 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
+import { scheduledCampaignAction } from '../../client/campaigns';
 import { resolveConfig } from '../../config/presets';
 import { promotionActivities } from '../../activities/promotion';
 import { CheckpointStore } from '../../storage/checkpoints';
-import { QUEUES } from '../../workflows/queues';
 import { testConnection, uniqueCampaign, waitFor, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();
@@ -19,7 +19,7 @@ describe('nightly retraining schedule', () => {
     const schedule = await env.client().schedule.create({
       scheduleId: name,
       spec: { cronExpressions: ['0 3 1 1 *'] },
-      action: { type: 'startWorkflow', workflowType: 'scheduledCampaignWorkflow', workflowId: name, taskQueue: QUEUES.cpu, args: [{ schedule: name, config, preset: 'smoke' }] },
+      action: scheduledCampaignAction({ schedule: name, config, preset: 'smoke' }),
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
     });
     const promoted = () => promotionActivities(store).getPromoted({ schedule: name });
