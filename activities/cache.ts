@@ -22,7 +22,8 @@ export class CheckpointCache {
       return hit;
     }
     const { manifest, objects } = await this.store.load(ref.id);
-    if (contentDigest(manifest) !== ref.sha256) throw new Error(`checkpoint ${ref.id} does not match its reference (content digest differs)`);
+    if (contentDigest(manifest) !== ref.sha256)
+      throw new Error(`checkpoint ${ref.id} does not match its reference (content digest differs)`);
     this.entries.set(ref.sha256, objects);
     while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
     return objects;

@@ -30,8 +30,18 @@ import { activityScope } from './scope';
 /** sha256 of canonical JSON: names a configuration in manifests and matches intra checkpoints. */
 export function hashOf(value: unknown): string {
   const canon = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canon) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as any)[k])])) : v;
-  return createHash('sha256').update(JSON.stringify(canon(value))).digest('hex');
+    Array.isArray(v)
+      ? v.map(canon)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canon((v as any)[k])]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canon(value)))
+    .digest('hex');
 }
 
 export function datasetSpec(config: CampaignConfig): DatasetSpec {
@@ -60,10 +70,22 @@ export function sftConfigOf(config: CampaignConfig): SftConfig {
 /** Held-out pass@1 settings of a campaign: the one definition evaluation, SFT validation and bench share. */
 export function heldOutOptions(config: CampaignConfig): HeldOutOptions {
   const e = config.eval;
-  return { samples: e.samples, temperature: e.temperature, maxNewTokens: e.maxNewTokens, batchSize: e.batchSize, seed: e.seed, garbage: config.rl.garbage };
+  return {
+    samples: e.samples,
+    temperature: e.temperature,
+    maxNewTokens: e.maxNewTokens,
+    batchSize: e.batchSize,
+    seed: e.seed,
+    garbage: config.rl.garbage,
+  };
 }
 
-const promptSource = (config: CampaignConfig): PromptSource => ({ task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits });
+const promptSource = (config: CampaignConfig): PromptSource => ({
+  task: config.task.name,
+  seed: config.seed,
+  difficulty: config.task.difficulty,
+  splits: config.task.splits,
+});
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => activityScope().heartbeat(details);
@@ -79,7 +101,6 @@ function namingField<T>(field: string, f: () => T): T {
 }
 
 export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache) {
-
   /** The training state in a checkpoint (SFT, RL, or anchor weights). */
   async function stateOf(ref: CheckpointRef): Promise<TrainingState> {
     const objects = await cache.get(ref);
@@ -110,7 +131,12 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       return refOf(manifest);
     },
 
-    async sftTrain(input: { campaignId: string; config: CampaignConfig; dataset: CheckpointRef; init: CheckpointRef | null }): Promise<SftSummary> {
+    async sftTrain(input: {
+      campaignId: string;
+      config: CampaignConfig;
+      dataset: CheckpointRef;
+      init: CheckpointRef | null;
+    }): Promise<SftSummary> {
       const { config } = input;
       const sftCfg = sftConfigOf(config);
       const train = (await readDataset(input.dataset)).map(buildExample);
@@ -122,7 +148,10 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         const t = writeTrace(p, rng, spec.teacher);
         return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
       });
-      const evalItems = valProblems.map((p) => ({ prompt: p.prompt, verify: (a: string | null) => a !== null && getTask(p.task).verify(p, splitAnswer(a).answer) }));
+      const evalItems = valProblems.map((p) => ({
+        prompt: p.prompt,
+        verify: (a: string | null) => a !== null && getTask(p.task).verify(p, splitAnswer(a).answer),
+      }));
       const initWeights = input.init ? (await stateOf(input.init)).weights : null;
       const t0 = performance.now();
       let tokens = 0;
@@ -130,7 +159,13 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       // About 60 points of the loss curve, kept in intra checkpoints so a resumed run has them all.
       let curve: SftCurvePoint[] = [];
       const stride = Math.max(1, Math.floor(config.sft.steps / 60));
-      const configHash = hashOf({ model: config.model, sft: config.sft, seed: config.seed, dataset: input.dataset.sha256, init: input.init?.sha256 ?? null });
+      const configHash = hashOf({
+        model: config.model,
+        sft: config.sft,
+        seed: config.seed,
+        dataset: input.dataset.sha256,
+        init: input.init?.sha256 ?? null,
+      });
       const { state: trainer, resumedFromStep } = await runResumable<SftTrainer>({
         store,
         campaignId: input.campaignId,
@@ -161,7 +196,12 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
             curve.push({ step: done, loss: r.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy });
           } else if (done % stride === 0) curve.push({ step: done, loss: r.loss });
           await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
-          return { loss: r.loss, lr: r.lr, tokensPerS: tokens / ((performance.now() - t0) / 1000), ...(Number.isNaN(last.valLoss) ? {} : { valLoss: last.valLoss, valAccuracy: last.valAccuracy }) };
+          return {
+            loss: r.loss,
+            lr: r.lr,
+            tokensPerS: tokens / ((performance.now() - t0) / 1000),
+            ...(Number.isNaN(last.valLoss) ? {} : { valLoss: last.valLoss, valAccuracy: last.valAccuracy }),
+          };
         },
       });
       try {
@@ -178,13 +218,28 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           },
           { state: encodeState(trainer.state()) },
         );
-        return { checkpoint: refOf(manifest), steps: trainer.step, trainLoss: last.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy, tokensPerS: tokens / seconds, seconds, resumedFromStep };
+        return {
+          checkpoint: refOf(manifest),
+          steps: trainer.step,
+          trainLoss: last.loss,
+          valLoss: last.valLoss,
+          valAccuracy: last.valAccuracy,
+          tokensPerS: tokens / seconds,
+          seconds,
+          resumedFromStep,
+        };
       } finally {
         trainer.model.dispose();
       }
     },
 
-    async rlEpoch(input: { campaignId: string; config: CampaignConfig; epoch: number; policy: CheckpointRef; anchor: CheckpointRef }): Promise<RlEpochSummary> {
+    async rlEpoch(input: {
+      campaignId: string;
+      config: CampaignConfig;
+      epoch: number;
+      policy: CheckpointRef;
+      anchor: CheckpointRef;
+    }): Promise<RlEpochSummary> {
       const { config, epoch } = input;
       const rl = config.rl;
       const source = promptSource(config);
@@ -207,7 +262,13 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           // From SFT: a new optimizer and cursor. From an RL epoch: its optimizer, Prng and cursor.
           const t = policyState.arrays?.anchor
             ? RlTrainer.fromState(policyState, rl, source)
-            : RlTrainer.create(new Transformer(policyState.config, policyState.weights), new Transformer(policyState.config, policyState.weights), rl, source, config.seed);
+            : RlTrainer.create(
+                new Transformer(policyState.config, policyState.weights),
+                new Transformer(policyState.config, policyState.weights),
+                rl,
+                source,
+                config.seed,
+              );
           if (anchorWeights) copyWeights(t.anchor, anchorWeights);
           return t;
         },
@@ -219,18 +280,34 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         async step(t) {
           const m = await t.step();
           metrics.push(m);
-          return { reward: m.reward, accuracy: m.accuracy, kl: m.kl, entropy: m.entropy, garbage: m.garbageRate, tokensPerS: m.samplingTokensPerS };
+          return {
+            reward: m.reward,
+            accuracy: m.accuracy,
+            kl: m.kl,
+            entropy: m.entropy,
+            garbage: m.garbageRate,
+            tokensPerS: m.samplingTokensPerS,
+          };
         },
       });
       try {
         const s = summarise(metrics);
         const seconds = (performance.now() - t0) / 1000;
         const { manifest } = await store.commit(
-          { id: `${input.campaignId}/${run}`, kind: 'rl', step: epoch, parent: input.policy.id, configHash, backend, meta: { ...s, curve: metrics.map(curvePoint) } },
+          {
+            id: `${input.campaignId}/${run}`,
+            kind: 'rl',
+            step: epoch,
+            parent: input.policy.id,
+            configHash,
+            backend,
+            meta: { ...s, curve: metrics.map(curvePoint) },
+          },
           { state: encodeState(trainer.state()) },
         );
         let anchor: CheckpointRef | undefined;
-        if (rl.anchor.mode === 'ema') anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, trainer.anchor, input.policy.id, backend);
+        if (rl.anchor.mode === 'ema')
+          anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, trainer.anchor, input.policy.id, backend);
         return {
           epoch,
           checkpoint: refOf(manifest),
@@ -300,7 +377,14 @@ export interface SftCurvePoint {
 
 /** The per-step RL numbers a report plots. */
 function curvePoint(m: RlStepMetrics) {
-  return { reward: m.reward, accuracy: m.accuracy, kl: m.kl, entropy: m.entropy, responseLength: m.responseLength, garbageRate: m.garbageRate };
+  return {
+    reward: m.reward,
+    accuracy: m.accuracy,
+    kl: m.kl,
+    entropy: m.entropy,
+    responseLength: m.responseLength,
+    garbageRate: m.garbageRate,
+  };
 }
 
 function copyWeights(target: Transformer, weights: TrainingState['weights']): void {
@@ -309,10 +393,24 @@ function copyWeights(target: Transformer, weights: TrainingState['weights']): vo
   source.dispose();
 }
 
-async function commitAnchor(store: CheckpointStore, campaignId: string, label: string, model: Transformer, parent: string, backend: string): Promise<CheckpointRef> {
+async function commitAnchor(
+  store: CheckpointStore,
+  campaignId: string,
+  label: string,
+  model: Transformer,
+  parent: string,
+  backend: string,
+): Promise<CheckpointRef> {
   const { bytes, sha256 } = encodeAnchor(model);
   const { manifest } = await store.commit(
-    { id: `${campaignId}/anchor-${label}-${sha256.slice(0, 12)}`, kind: 'anchor', parent, configHash: sha256, backend, meta: { weightsSha256: sha256 } },
+    {
+      id: `${campaignId}/anchor-${label}-${sha256.slice(0, 12)}`,
+      kind: 'anchor',
+      parent,
+      configHash: sha256,
+      backend,
+      meta: { weightsSha256: sha256 },
+    },
     { anchor: bytes },
   );
   return refOf(manifest);

@@ -31,7 +31,14 @@ export function promotionActivities(store: CheckpointStore) {
     async promote(p: Omit<Promotion, 'promotedAt'>): Promise<Promotion> {
       await store.markKeep(p.checkpoint.id);
       const promotion: Promotion = { ...p, promotedAt: new Date().toISOString() };
-      await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: key(p.schedule), Body: JSON.stringify(promotion), ContentType: 'application/json' }));
+      await store.client.send(
+        new PutObjectCommand({
+          Bucket: store.bucket,
+          Key: key(p.schedule),
+          Body: JSON.stringify(promotion),
+          ContentType: 'application/json',
+        }),
+      );
       return promotion;
     },
   };

@@ -74,11 +74,20 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
   return { state, resumedFromStep: start };
 }
 
-const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) => `${r.campaignId}/${r.run}-s${String(step).padStart(6, '0')}`;
+const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) =>
+  `${r.campaignId}/${r.run}-s${String(step).padStart(6, '0')}`;
 
 async function commitIntra<S>(r: Resumable<S>, state: S, step: number): Promise<Manifest> {
   const { manifest } = await r.store.commit(
-    { id: intraId(r, step), kind: 'partial', step, parent: r.parent?.id ?? null, configHash: r.configHash, backend: r.backend, meta: { run: r.run } },
+    {
+      id: intraId(r, step),
+      kind: 'partial',
+      step,
+      parent: r.parent?.id ?? null,
+      configHash: r.configHash,
+      backend: r.backend,
+      meta: { run: r.run },
+    },
     await r.serialize(state),
   );
   return manifest;

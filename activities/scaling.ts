@@ -30,7 +30,17 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
     async scalingPoint(input: ScalingInput): Promise<ScalingPoint> {
       const { config, checkpoint, budget } = input;
       const s = config.eval.scaling;
-      const evalConfig = { task: config.task, seed: config.eval.seed, problems: s.problems, samples: s.samples, temperature: s.temperature, maxNewTokens: config.eval.maxNewTokens, answerTokens: s.answerTokens, garbage: config.rl.garbage, budget };
+      const evalConfig = {
+        task: config.task,
+        seed: config.eval.seed,
+        problems: s.problems,
+        samples: s.samples,
+        temperature: s.temperature,
+        maxNewTokens: config.eval.maxNewTokens,
+        answerTokens: s.answerTokens,
+        garbage: config.rl.garbage,
+        budget,
+      };
       const key = `eval-cache/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
       const hit = await readJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(store, key);
       if (hit) {
@@ -85,7 +95,15 @@ async function readJson<T>(store: CheckpointStore, key: string): Promise<T | und
 
 async function putOnce(store: CheckpointStore, key: string, value: unknown): Promise<void> {
   try {
-    await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: JSON.stringify(value), ContentType: 'application/json', IfNoneMatch: '*' }));
+    await store.client.send(
+      new PutObjectCommand({
+        Bucket: store.bucket,
+        Key: key,
+        Body: JSON.stringify(value),
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+      }),
+    );
   } catch (e: any) {
     if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
   }

@@ -23,7 +23,12 @@ export function activityScope(): ActivityScope {
   const own = scopes.getStore();
   if (own) return own;
   const ctx = Context.current();
-  return { heartbeatDetails: ctx.info.heartbeatDetails, heartbeat: (d) => ctx.heartbeat(d), signal: ctx.cancellationSignal, log: (m) => ctx.log.info(m) };
+  return {
+    heartbeatDetails: ctx.info.heartbeatDetails,
+    heartbeat: (d) => ctx.heartbeat(d),
+    signal: ctx.cancellationSignal,
+    log: (m) => ctx.log.info(m),
+  };
 }
 
 /** Runs `fn` with `scope` as the activity scope of everything it calls. */

@@ -22,7 +22,10 @@ const tsOf = (t: { seconds?: unknown; nanos?: number | null } | null | undefined
 
 /** A worker process, resolved once it polls (its start is not orchestration overhead). */
 async function spawnWorker() {
-  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', 'all'], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', 'all'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: process.env,
+  });
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (d) => {
       process.stderr.write(d);
@@ -59,7 +62,8 @@ export const campaignBench: Bench = {
       const started = new Map<string, number>();
       const spans: [number, number][] = [];
       for (const e of events) {
-        if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), tsOf(e.eventTime));
+        if (e.activityTaskStartedEventAttributes)
+          started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), tsOf(e.eventTime));
         const done = e.activityTaskCompletedEventAttributes;
         if (done) spans.push([started.get(String(done.scheduledEventId))!, tsOf(e.eventTime)]);
       }
@@ -70,14 +74,37 @@ export const campaignBench: Bench = {
         busy += Math.max(0, b - Math.max(a, end));
         end = Math.max(end, b);
       }
-      emit({ metric: 'orchestration_overhead_fraction', value: Math.round(((wall - busy) / wall) * 1e4) / 1e4, unit: 'fraction', target: 0.02, preset, wall_s: wall / 1000, activities_s: busy / 1000, sft_accuracy: result.results.sft.accuracy, final_accuracy: result.results.final.accuracy });
+      emit({
+        metric: 'orchestration_overhead_fraction',
+        value: Math.round(((wall - busy) / wall) * 1e4) / 1e4,
+        unit: 'fraction',
+        target: 0.02,
+        preset,
+        wall_s: wall / 1000,
+        activities_s: busy / 1000,
+        sft_accuracy: result.results.sft.accuracy,
+        final_accuracy: result.results.final.accuracy,
+      });
       const { sft, final } = result.results;
-      emit({ metric: 'quick_rl_gain_points', value: Math.round((final.accuracy - sft.accuracy) * 1e4) / 100, unit: 'points', target: 5, preset, problems: resolveConfig({ preset }).eval.problems, sft_accuracy: sft.accuracy, final_accuracy: final.accuracy });
+      emit({
+        metric: 'quick_rl_gain_points',
+        value: Math.round((final.accuracy - sft.accuracy) * 1e4) / 100,
+        unit: 'points',
+        target: 5,
+        preset,
+        problems: resolveConfig({ preset }).eval.problems,
+        sft_accuracy: sft.accuracy,
+        final_accuracy: final.accuracy,
+      });
 
       // Crash: kill the worker right after the first RL intra checkpoint of epoch 1 is committed.
       const cid = `bench-crash-${Date.now().toString(36)}`;
       const every = 4;
-      const ch = await runCampaign(client, cid, 'smoke', { sft: { steps: 40 }, rl: { epochs: 1, stepsPerEpoch: 3 * every }, checkpoints: { rlEvery: every } });
+      const ch = await runCampaign(client, cid, 'smoke', {
+        sft: { steps: 40 },
+        rl: { epochs: 1, stepsPerEpoch: 3 * every },
+        checkpoints: { rlEvery: every },
+      });
       const intra = `${cid}/rl-e0001-s${String(every).padStart(6, '0')}`;
       while (!(await store.manifest(intra))) await new Promise((r) => setTimeout(r, 50));
       worker.kill('SIGKILL');
@@ -94,7 +121,14 @@ export const campaignBench: Bench = {
       const epoch = crashed.epochs[0];
       emit({ metric: 'crash_detect_seconds', value: Math.round(detect * 100) / 100, unit: 's', heartbeat_timeout_s: 20 });
       // The kill lands right after step `every` was committed (a lower bound on the steps done by then).
-      emit({ metric: 'crash_steps_redone', value: every - epoch.resumedFromStep, unit: 'steps', killed_after_step: every, resumed_from_step: epoch.resumedFromStep, checkpoint_every: every });
+      emit({
+        metric: 'crash_steps_redone',
+        value: every - epoch.resumedFromStep,
+        unit: 'steps',
+        killed_after_step: every,
+        resumed_from_step: epoch.resumedFromStep,
+        checkpoint_every: every,
+      });
     } finally {
       worker.kill('SIGKILL');
       store.close();

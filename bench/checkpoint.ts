@@ -13,7 +13,14 @@ const SIZES_MB = [64, 512];
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
 export const checkpointBench: Bench = {
-  metrics: ['checkpoint_commit_vs_raw', 'checkpoint_load_vs_raw', 'checkpoint_commit_mb_s', 'checkpoint_load_mb_s', 'raw_put_mb_s', 'raw_get_mb_s'],
+  metrics: [
+    'checkpoint_commit_vs_raw',
+    'checkpoint_load_vs_raw',
+    'checkpoint_commit_mb_s',
+    'checkpoint_load_mb_s',
+    'raw_put_mb_s',
+    'raw_get_mb_s',
+  ],
   async run(emit) {
     await stackUp(loadStack(), (l) => console.error(`[stack] ${l}`));
     const { s3 } = loadConnection();

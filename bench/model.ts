@@ -27,7 +27,11 @@ async function timed(f: () => unknown | Promise<unknown>, warmup = true): Promis
 }
 
 function matmulFlops(rng: Prng): Promise<number> {
-  const rand = () => tf.tensor2d(Float32Array.from({ length: 1024 * 1024 }, () => rng.next()), [1024, 1024]);
+  const rand = () =>
+    tf.tensor2d(
+      Float32Array.from({ length: 1024 * 1024 }, () => rng.next()),
+      [1024, 1024],
+    );
   const a = rand();
   const b = rand();
   return timed(() => tf.tidy(() => void tf.matMul(a, b).dataSync())).then((s) => {
@@ -55,7 +59,15 @@ function nonStopping(seed: number): Transformer {
 }
 
 export const modelBench: Bench = {
-  metrics: ['sft_tokens_per_s', 'sft_mfu', 'sft_peak_rss_mb', 'sample_tokens_per_s', 'sample_tokens_per_s_b256', 'score_tokens_per_s', 'kv_cache_speedup'],
+  metrics: [
+    'sft_tokens_per_s',
+    'sft_mfu',
+    'sft_peak_rss_mb',
+    'sample_tokens_per_s',
+    'sample_tokens_per_s_b256',
+    'score_tokens_per_s',
+    'kv_cache_speedup',
+  ],
   async run(emit) {
     const { name: backend } = await initBackend();
     const ctx = (params: number) => ({ backend, params, model: 'L4 D256 T256', batch: BATCH });
@@ -64,13 +76,21 @@ export const modelBench: Bench = {
 
     // SFT: full-context sequences, one update per step (no accumulation).
     const text = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + rng.int(95))).join('');
-    const examples = Array.from({ length: 4 * BATCH }, () => buildExample({ prompt: text(60), reasoning: text(150), answer: text(10), verification: text(32) }));
+    const examples = Array.from({ length: 4 * BATCH }, () =>
+      buildExample({ prompt: text(60), reasoning: text(150), answer: text(10), verification: text(32) }),
+    );
     const trainer = SftTrainer.create(REF, { batchSize: BATCH, microBatchSize: BATCH }, examples, 1);
     let positions = 0;
     const stepS = await timed(() => (positions = trainer.trainStep().positions));
     const params = trainer.model.paramCount();
     emit({ metric: 'sft_tokens_per_s', value: positions / stepS, unit: 'tokens/s', ...ctx(params), steps_per_s: 1 / stepS });
-    emit({ metric: 'sft_mfu', value: sftFlops(trainer.model, positions, positions / BATCH) / stepS / peakFlops, unit: 'fraction', ...ctx(params), matmul_gflops: peakFlops / 1e9 });
+    emit({
+      metric: 'sft_mfu',
+      value: sftFlops(trainer.model, positions, positions / BATCH) / stepS / peakFlops,
+      unit: 'fraction',
+      ...ctx(params),
+      matmul_gflops: peakFlops / 1e9,
+    });
     emit({ metric: 'sft_peak_rss_mb', value: process.resourceUsage().maxRSS / 1024, unit: 'MB', ...ctx(params) });
     trainer.dispose();
 
@@ -91,23 +111,53 @@ export const modelBench: Bench = {
       const out = await generate(model, wide, { maxNewTokens: 64, temperature: 1 }, new Prng(4));
       wideTokens = out.reduce((n, s) => n + s.tokens.length, 0);
     }, false);
-    emit({ metric: 'sample_tokens_per_s_b256', value: wideTokens / wideS, unit: 'tokens/s', ...ctx(params), batch: 256, new_tokens: wideTokens });
+    emit({
+      metric: 'sample_tokens_per_s_b256',
+      value: wideTokens / wideS,
+      unit: 'tokens/s',
+      ...ctx(params),
+      batch: 256,
+      new_tokens: wideTokens,
+    });
 
     // Scoring (the anchor's side of the KL): log-probs of 256 sampled sequences of 80 tokens, micro-batch 64.
     const seqs = wide.map((p) => ({ tokens: [...p, ...Array.from({ length: 64 }, () => 6 + rng.int(95))], promptLength: p.length }));
     const scoreS = await timed(() => responseLogProbs(model, seqs, 64, 1));
-    emit({ metric: 'score_tokens_per_s', value: (256 * 64) / scoreS, unit: 'response tokens/s', ...ctx(params), batch: 256, micro_batch: 64 });
+    emit({
+      metric: 'score_tokens_per_s',
+      value: (256 * 64) / scoreS,
+      unit: 'response tokens/s',
+      ...ctx(params),
+      batch: 256,
+      micro_batch: 64,
+    });
 
     // KV cache vs recomputing the whole prefix for every new token: batch 1, greedy, 256 new tokens.
     const cachedS = await timed(() => generate(model, [[BOS]], { maxNewTokens: 256, greedy: true }, new Prng(0)));
     const recomputeS = await timed(() => {
       const seq = [BOS];
       while (seq.length <= REF.contextLength) {
-        const next = tf.tidy(() => model.forward(tf.tensor2d([seq], undefined, 'int32')).slice([0, seq.length - 1, 0], [1, 1, -1]).argMax(-1).dataSync()[0]);
+        const next = tf.tidy(
+          () =>
+            model
+              .forward(tf.tensor2d([seq], undefined, 'int32'))
+              .slice([0, seq.length - 1, 0], [1, 1, -1])
+              .argMax(-1)
+              .dataSync()[0],
+        );
         seq.push(next);
       }
     }, false); // the cached run above already warmed up every kernel
-    emit({ metric: 'kv_cache_speedup', value: recomputeS / cachedS, unit: 'x', ...ctx(params), batch: 1, new_tokens: 256, cached_s: cachedS, recompute_s: recomputeS });
+    emit({
+      metric: 'kv_cache_speedup',
+      value: recomputeS / cachedS,
+      unit: 'x',
+      ...ctx(params),
+      batch: 1,
+      new_tokens: 256,
+      cached_s: cachedS,
+      recompute_s: recomputeS,
+    });
     model.dispose();
   },
 };

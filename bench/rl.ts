@@ -30,7 +30,13 @@ export const rlBench: Bench = {
     const anchor = policy.clone();
     const rng = new Prng(2);
     const step = (K: number, optimizer: AdamW) => {
-      const config = rlConfig({ samplesPerPrompt: K, promptsPerStep: B, updateSamples: Math.min(K, 16), maxNewTokens: MAX_NEW, dropZeroVariance: false });
+      const config = rlConfig({
+        samplesPerPrompt: K,
+        promptsPerStep: B,
+        updateSamples: Math.min(K, 16),
+        maxNewTokens: MAX_NEW,
+        dropZeroVariance: false,
+      });
       return rlStep({ policy, anchor, optimizer, problems, config, lr: config.lr, rng });
     };
     const optimizer = new AdamW(policy.variables, policy.names, rlConfig().optimizer);

@@ -4,12 +4,17 @@ import type { Bench, Metric } from './metric';
 
 async function benches(): Promise<Bench[]> {
   const mods = await Promise.all([import('./checkpoint'), import('./model'), import('./rl'), import('./campaign')]);
-  return mods.flatMap((m) => Object.values(m).filter((b): b is Bench => typeof b === 'object' && b !== null && 'metrics' in b && 'run' in b));
+  return mods.flatMap((m) =>
+    Object.values(m).filter((b): b is Bench => typeof b === 'object' && b !== null && 'metrics' in b && 'run' in b),
+  );
 }
 
 export async function runBenches(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { only: { type: 'string' } } });
-  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const all = await benches();
   const known = new Set(all.flatMap((b) => b.metrics));
   const unknown = only?.filter((n) => !known.has(n)) ?? [];

@@ -80,22 +80,56 @@ if (mode === 'sft') {
     trainS += now() - t;
     if (s % every === 0 || s === steps) {
       const acc = await greedy(sft.model);
-      emit({ event: 'eval', step: s, trainMinutes: r4(trainS / 60), trainLoss: r4(lossSum / (s % every || every)), valLoss: r4(sft.validationLoss(valExamples)), valAccuracy: r4(acc.accuracy), valGarbage: r4(acc.garbageRate) });
+      emit({
+        event: 'eval',
+        step: s,
+        trainMinutes: r4(trainS / 60),
+        trainLoss: r4(lossSum / (s % every || every)),
+        valLoss: r4(sft.validationLoss(valExamples)),
+        valAccuracy: r4(acc.accuracy),
+        valGarbage: r4(acc.garbageRate),
+      });
       lossSum = 0;
     }
   }
   const final = await heldOutAccuracy(sft.model, test, evalOpts);
-  emit({ event: 'final', steps, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(final.accuracy), testStderr: r4(final.stderr), testGreedy: r4(final.greedyAccuracy), testGarbage: r4(final.garbageRate), meanLength: r4(final.meanLength) });
+  emit({
+    event: 'final',
+    steps,
+    trainMinutes: r4(trainS / 60),
+    testProblems: test.length,
+    testAccuracy: r4(final.accuracy),
+    testStderr: r4(final.stderr),
+    testGreedy: r4(final.greedyAccuracy),
+    testGarbage: r4(final.garbageRate),
+    meanLength: r4(final.meanLength),
+  });
   if (values.save) writeFileSync(values.save, encodeState(sft.state()));
 } else {
   if (!values.from) throw new Error('rl needs --from SFT_STATE');
   const state = decodeState(new Uint8Array(readFileSync(values.from)));
   const source = { task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits };
-  const trainer = RlTrainer.create(new Transformer(state.config, state.weights), new Transformer(state.config, state.weights), config.rl, source, config.seed);
+  const trainer = RlTrainer.create(
+    new Transformer(state.config, state.weights),
+    new Transformer(state.config, state.weights),
+    config.rl,
+    source,
+    config.seed,
+  );
   const evalEvery = Number(values['eval-every']);
   const evaluate = async (step: number, trainS: number) => {
     const e = await heldOutAccuracy(trainer.policy, test, evalOpts);
-    emit({ event: 'eval', step, trainMinutes: r4(trainS / 60), testProblems: test.length, testAccuracy: r4(e.accuracy), testStderr: r4(e.stderr), testGreedy: r4(e.greedyAccuracy), testGarbage: r4(e.garbageRate), meanLength: r4(e.meanLength) });
+    emit({
+      event: 'eval',
+      step,
+      trainMinutes: r4(trainS / 60),
+      testProblems: test.length,
+      testAccuracy: r4(e.accuracy),
+      testStderr: r4(e.stderr),
+      testGreedy: r4(e.greedyAccuracy),
+      testGarbage: r4(e.garbageRate),
+      meanLength: r4(e.meanLength),
+    });
   };
   const { promptsPerStep: B, samplesPerPrompt: K, temperature, lr, stepsPerEpoch } = config.rl;
   emit({ event: 'plan', B, K, temperature, lr, stepsPerEpoch, anchor: config.rl.anchor });
@@ -106,9 +140,29 @@ if (mode === 'sft') {
     const t = now();
     const m = await trainer.step();
     step++;
-    if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0) refreshAnchor(trainer.anchor, trainer.policy);
+    if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0)
+      refreshAnchor(trainer.anchor, trainer.policy);
     trainS += now() - t;
-    emit({ event: 'step', step, trainMinutes: r4(trainS / 60), reward: r4(m.reward), accuracy: r4(m.accuracy), kl: r4(m.kl), entropy: r4(m.entropy), garbage: r4(m.garbageRate), length: r4(m.responseLength), zeroVar: r4(m.zeroVarianceGroups), difficulty: r4(m.difficulty), klPenalty: r4(m.klPenalty), rewardSpread: r4(m.rewardSpread), pgNorm: r4(m.pgNorm), entropyNorm: r4(m.entropyNorm), gradNorm: r4(m.gradNorm), lr: m.lr, seconds: r4(now() - t) });
+    emit({
+      event: 'step',
+      step,
+      trainMinutes: r4(trainS / 60),
+      reward: r4(m.reward),
+      accuracy: r4(m.accuracy),
+      kl: r4(m.kl),
+      entropy: r4(m.entropy),
+      garbage: r4(m.garbageRate),
+      length: r4(m.responseLength),
+      zeroVar: r4(m.zeroVarianceGroups),
+      difficulty: r4(m.difficulty),
+      klPenalty: r4(m.klPenalty),
+      rewardSpread: r4(m.rewardSpread),
+      pgNorm: r4(m.pgNorm),
+      entropyNorm: r4(m.entropyNorm),
+      gradNorm: r4(m.gradNorm),
+      lr: m.lr,
+      seconds: r4(now() - t),
+    });
     if (step % evalEvery === 0) await evaluate(step, trainS);
   }
   if (step % evalEvery !== 0) await evaluate(step, trainS);

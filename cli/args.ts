@@ -35,7 +35,14 @@ export function overridesFrom(values: Record<string, any>): Overrides {
 
 /** Errors that are the user's to fix: printed as one clear message, no stack trace. */
 /** Failures of the environment whose message says everything (no stack trace helps). */
-const COMPLETE_MESSAGES = new Set(['StackError', 'ProvisionError', 'CheckpointError', 'CheckpointConflictError', 'CheckpointCorruptError', 'EndpointError']);
+const COMPLETE_MESSAGES = new Set([
+  'StackError',
+  'ProvisionError',
+  'CheckpointError',
+  'CheckpointConflictError',
+  'CheckpointCorruptError',
+  'EndpointError',
+]);
 
 export class UsageError extends UserError {
   override name = 'UsageError';
@@ -53,14 +60,16 @@ export function formatError(e: unknown): string {
     if (root instanceof ApplicationFailure && root.nonRetryable) return `${e.message.replace(/\.$/, '')}: ${root.message}`;
   }
   if (e instanceof Error && (e as any).code === 'ECONNREFUSED') return `${e.message}\nIs the stack up? Run \`npx t1 stack up\`.`;
-  return e instanceof Error ? (process.env.T1_DEBUG ? String(e.stack) : `${e.name}: ${e.message} (set T1_DEBUG=1 for the stack trace)`) : String(e);
+  return e instanceof Error
+    ? process.env.T1_DEBUG
+      ? String(e.stack)
+      : `${e.name}: ${e.message} (set T1_DEBUG=1 for the stack trace)`
+    : String(e);
 }
 
 export async function dispatch(commands: Command[], argv: string[]): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));
-  const cmd = commands
-    .filter((c) => c.path.every((p, i) => words[i] === p))
-    .sort((a, b) => b.path.length - a.path.length)[0];
+  const cmd = commands.filter((c) => c.path.every((p, i) => words[i] === p)).sort((a, b) => b.path.length - a.path.length)[0];
   if (!cmd) {
     const wantsHelp = argv.length === 0 || argv.includes('--help') || argv.includes('-h') || argv[0] === 'help';
     const prefix = words.length ? commands.filter((c) => c.path[0] === words[0]) : [];

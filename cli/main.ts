@@ -33,6 +33,18 @@ const evalCommand: Command = {
   run: (v, pos) => (v.endpoint !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
 };
 
-const commands: Command[] = [...startCommands, ...campaignCommands, evalCommand, ...scheduleCommands, ...reportCommands, ...reproduceCommands, ...externalCommands, ...stackCommands, ...checkpointCommands, ...workerCommands, benchCommand];
+const commands: Command[] = [
+  ...startCommands,
+  ...campaignCommands,
+  evalCommand,
+  ...scheduleCommands,
+  ...reportCommands,
+  ...reproduceCommands,
+  ...externalCommands,
+  ...stackCommands,
+  ...checkpointCommands,
+  ...workerCommands,
+  benchCommand,
+];
 
 process.exitCode = await dispatch(commands, process.argv.slice(2));

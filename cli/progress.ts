@@ -17,7 +17,8 @@ export function progressOf(pending: PendingActivity[]): Heartbeat | undefined {
     const payload = p.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
     const d = defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload);
-    if (d && typeof d.step === 'number') return { activity: p.activityType?.name ?? '?', ...(d.progress as object), step: d.step, total: Number(d.total ?? 0) } as Heartbeat;
+    if (d && typeof d.step === 'number')
+      return { activity: p.activityType?.name ?? '?', ...(d.progress as object), step: d.step, total: Number(d.total ?? 0) } as Heartbeat;
   }
   return undefined;
 }

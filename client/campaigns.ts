@@ -4,7 +4,15 @@
  * come back typed. No workflow or handler name is written as a string outside `workflows/`.
  */
 import type { Client, ScheduleOptionsStartWorkflowAction, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { campaignWorkflow, pauseSignal, resumeSignal, setHyperparametersUpdate, statusQuery, type CampaignInput, type CampaignStatus } from '../workflows/campaign';
+import {
+  campaignWorkflow,
+  pauseSignal,
+  resumeSignal,
+  setHyperparametersUpdate,
+  statusQuery,
+  type CampaignInput,
+  type CampaignStatus,
+} from '../workflows/campaign';
 import { proofWorkflow } from '../workflows/proof';
 import { QUEUES } from '../workflows/queues';
 import { reproduceProgressQuery, reproduceWorkflow, type ReproduceInput, type ReproduceProgress } from '../workflows/reproduce';
@@ -15,7 +23,10 @@ export type CampaignHandle = WorkflowHandle<typeof campaignWorkflow>;
 export type ReproductionHandle = WorkflowHandle<typeof reproduceWorkflow>;
 
 /** Starts a campaign; its workflow id is the campaign id. */
-export function startCampaign(client: Client, input: CampaignInput): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
+export function startCampaign(
+  client: Client,
+  input: CampaignInput,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof campaignWorkflow>> {
   return client.workflow.start(campaignWorkflow, { taskQueue: QUEUES.cpu, workflowId: input.campaignId, args: [input] });
 }
 
@@ -47,7 +58,13 @@ export const reproductionProgress = (h: WorkflowHandle): Promise<ReproduceProgre
 
 /** What a retraining schedule starts: the scheduled campaign workflow, named after the schedule. */
 export function scheduledCampaignAction(input: ScheduledInput): ScheduleOptionsStartWorkflowAction<typeof scheduledCampaignWorkflow> {
-  return { type: 'startWorkflow', workflowType: scheduledCampaignWorkflow, workflowId: input.schedule, taskQueue: QUEUES.cpu, args: [input] };
+  return {
+    type: 'startWorkflow',
+    workflowType: scheduledCampaignWorkflow,
+    workflowId: input.schedule,
+    taskQueue: QUEUES.cpu,
+    args: [input],
+  };
 }
 
 /** The wiring proof: a CPU activity writes a checkpoint and a GPU activity reads it back. */

@@ -13,106 +13,121 @@ import { UserError } from '../util/errors';
 const int = (min = 0) => z.number().int().min(min);
 const range = z.object({ min: int(1), max: int(1) }).refine((r) => r.min <= r.max, { message: 'min must be <= max' });
 
-export const CampaignConfigSchema = z.object({
-  /** Every seed in the campaign derives from this one. */
-  seed: int().default(1),
-  task: z
-    .object({
-      name: z.enum(TASK_NAMES).default('countdown'),
-      /** Countdown: how many numbers; arithmetic: how many operations. */
-      difficulty: range.default({ min: 3, max: 3 }),
-      splits: SplitConfig.default(SplitConfig.parse({})),
-    })
-    .prefault({}),
-  data: z
-    .object({
-      /** Teacher traces for SFT, drawn from the SFT pool of the train split. */
-      sftExamples: int(1).default(2000),
-      /** Held-out validation problems scored during SFT. */
-      valProblems: int(1).default(64),
-      teacher: TeacherConfig.prefault({}),
-      /** 'trace' = trial and error + self-verification (T1); 'direct' = answer only (ablation). */
-      style: z.enum(['trace', 'direct']).default('trace'),
-    })
-    .prefault({}),
-  model: ModelConfigSchema.prefault({}),
-  sft: z
-    .object({
-      steps: int(1).default(300),
-      batchSize: int(1).default(16),
-      lr: z.number().positive().default(3e-3),
-      minLr: z.number().min(0).default(1e-4),
-      warmupSteps: int().default(20),
-      weightDecay: z.number().min(0).default(0.01),
-      gradClip: z.number().positive().default(1),
-      /** Sequences per forward/backward pass (default: batchSize); gradients accumulate over the passes. */
-      microBatchSize: int(1).optional(),
-      evalEvery: int(1).default(100),
-    })
-    .refine((s) => s.microBatchSize === undefined || s.batchSize % s.microBatchSize === 0, { message: 'batchSize must be a multiple of microBatchSize', path: ['microBatchSize'] })
-    .prefault({}),
-  /** RL hyper-parameters (T1 section 3): the RL layer's own schema. */
-  rl: RlConfigSchema.prefault({}),
-  /** Intra-activity checkpoints (the resume points after a crash or pause). */
-  checkpoints: z
-    .object({
-      sftEvery: int(1).default(50),
-      rlEvery: int(1).default(5),
-    })
-    .prefault({}),
-  eval: z
-    .object({
-      /** Held-out test problems for accuracy. */
-      problems: int(1).default(500),
-      /** Fixed apart from the training seed, so campaigns with different seeds are compared on the same problems. */
-      seed: int().default(2025),
-      /** n: samples per problem for held-out pass@1 (T1's headline number); greedy accuracy is reported beside it. */
-      samples: int(1).default(4),
-      /** Sampling temperature of held-out pass@1. */
-      temperature: z.number().positive().default(1),
-      maxNewTokens: int(1).default(252),
-      /** Prompts decoded together. */
-      batchSize: int(1).default(64),
-      /**
-       * T1 inference scaling: the SFT checkpoint and the RL checkpoints at about 30%, 60% and 100% of
-       * the RL epochs, each at every reasoning budget and untruncated (one cached activity per point).
-       */
-      scaling: z
-        .object({
-          enabled: z.boolean().default(true),
-          budgets: z.array(int(1)).refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'budgets must increase').default([16, 32, 64]),
-          problems: int(1).default(100),
-          samples: int(1).default(2),
-          temperature: z.number().positive().default(1),
-          /** Tokens the model may write for its answer after a cut. */
-          answerTokens: int(1).default(40),
-        })
-        .prefault({}),
-    })
-    .prefault({}),
-  /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */
-  promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
-}).superRefine((c, ctx) => {
-  const allowed = DIFFICULTY[c.task.name];
-  if (c.task.difficulty.min < allowed.min || c.task.difficulty.max > allowed.max) {
-    ctx.addIssue({ code: 'custom', path: ['task', 'difficulty'], message: `${c.task.name} takes difficulties ${allowed.min}..${allowed.max}, got ${c.task.difficulty.min}..${c.task.difficulty.max}` });
-  }
-  // A response budget shorter than the teacher's traces cuts every long reflection: garbage in RL
-  // (which then learns to stop reflecting) and wrong answers in evaluation.
-  // Upper bound on a teacher response in tokens: prompt + trace fit teacherMaxChars characters (one
-  // token each), the response adds ANS and EOS, and every prompt has at least two characters.
-  const longest = teacherMaxChars(c);
-  for (const path of [['rl', 'maxNewTokens'], ['eval', 'maxNewTokens']] as const) {
-    const budget = c[path[0]].maxNewTokens;
-    if (budget < longest) {
+export const CampaignConfigSchema = z
+  .object({
+    /** Every seed in the campaign derives from this one. */
+    seed: int().default(1),
+    task: z
+      .object({
+        name: z.enum(TASK_NAMES).default('countdown'),
+        /** Countdown: how many numbers; arithmetic: how many operations. */
+        difficulty: range.default({ min: 3, max: 3 }),
+        splits: SplitConfig.default(SplitConfig.parse({})),
+      })
+      .prefault({}),
+    data: z
+      .object({
+        /** Teacher traces for SFT, drawn from the SFT pool of the train split. */
+        sftExamples: int(1).default(2000),
+        /** Held-out validation problems scored during SFT. */
+        valProblems: int(1).default(64),
+        teacher: TeacherConfig.prefault({}),
+        /** 'trace' = trial and error + self-verification (T1); 'direct' = answer only (ablation). */
+        style: z.enum(['trace', 'direct']).default('trace'),
+      })
+      .prefault({}),
+    model: ModelConfigSchema.prefault({}),
+    sft: z
+      .object({
+        steps: int(1).default(300),
+        batchSize: int(1).default(16),
+        lr: z.number().positive().default(3e-3),
+        minLr: z.number().min(0).default(1e-4),
+        warmupSteps: int().default(20),
+        weightDecay: z.number().min(0).default(0.01),
+        gradClip: z.number().positive().default(1),
+        /** Sequences per forward/backward pass (default: batchSize); gradients accumulate over the passes. */
+        microBatchSize: int(1).optional(),
+        evalEvery: int(1).default(100),
+      })
+      .refine((s) => s.microBatchSize === undefined || s.batchSize % s.microBatchSize === 0, {
+        message: 'batchSize must be a multiple of microBatchSize',
+        path: ['microBatchSize'],
+      })
+      .prefault({}),
+    /** RL hyper-parameters (T1 section 3): the RL layer's own schema. */
+    rl: RlConfigSchema.prefault({}),
+    /** Intra-activity checkpoints (the resume points after a crash or pause). */
+    checkpoints: z
+      .object({
+        sftEvery: int(1).default(50),
+        rlEvery: int(1).default(5),
+      })
+      .prefault({}),
+    eval: z
+      .object({
+        /** Held-out test problems for accuracy. */
+        problems: int(1).default(500),
+        /** Fixed apart from the training seed, so campaigns with different seeds are compared on the same problems. */
+        seed: int().default(2025),
+        /** n: samples per problem for held-out pass@1 (T1's headline number); greedy accuracy is reported beside it. */
+        samples: int(1).default(4),
+        /** Sampling temperature of held-out pass@1. */
+        temperature: z.number().positive().default(1),
+        maxNewTokens: int(1).default(252),
+        /** Prompts decoded together. */
+        batchSize: int(1).default(64),
+        /**
+         * T1 inference scaling: the SFT checkpoint and the RL checkpoints at about 30%, 60% and 100% of
+         * the RL epochs, each at every reasoning budget and untruncated (one cached activity per point).
+         */
+        scaling: z
+          .object({
+            enabled: z.boolean().default(true),
+            budgets: z
+              .array(int(1))
+              .refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'budgets must increase')
+              .default([16, 32, 64]),
+            problems: int(1).default(100),
+            samples: int(1).default(2),
+            temperature: z.number().positive().default(1),
+            /** Tokens the model may write for its answer after a cut. */
+            answerTokens: int(1).default(40),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    /** Scheduled retraining: promote the new checkpoint only if it beats the promoted one by this much. */
+    promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const allowed = DIFFICULTY[c.task.name];
+    if (c.task.difficulty.min < allowed.min || c.task.difficulty.max > allowed.max) {
       ctx.addIssue({
         code: 'custom',
-        path: [...path],
-        message: `${path.join('.')} = ${budget} is shorter than the teacher's longest trace (${longest} tokens: data.teacher.maxChars capped at model.contextLength - 4); raise it to at least ${longest} or lower data.teacher.maxChars`,
+        path: ['task', 'difficulty'],
+        message: `${c.task.name} takes difficulties ${allowed.min}..${allowed.max}, got ${c.task.difficulty.min}..${c.task.difficulty.max}`,
       });
     }
-  }
-});
+    // A response budget shorter than the teacher's traces cuts every long reflection: garbage in RL
+    // (which then learns to stop reflecting) and wrong answers in evaluation.
+    // Upper bound on a teacher response in tokens: prompt + trace fit teacherMaxChars characters (one
+    // token each), the response adds ANS and EOS, and every prompt has at least two characters.
+    const longest = teacherMaxChars(c);
+    for (const path of [
+      ['rl', 'maxNewTokens'],
+      ['eval', 'maxNewTokens'],
+    ] as const) {
+      const budget = c[path[0]].maxNewTokens;
+      if (budget < longest) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path],
+          message: `${path.join('.')} = ${budget} is shorter than the teacher's longest trace (${longest} tokens: data.teacher.maxChars capped at model.contextLength - 4); raise it to at least ${longest} or lower data.teacher.maxChars`,
+        });
+      }
+    }
+  });
 export type CampaignConfig = z.infer<typeof CampaignConfigSchema>;
 
 /**

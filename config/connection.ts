@@ -27,7 +27,10 @@ export const StackSchema = z.object({
 
 export const TemporalSchema = z.object({
   address: hostPort,
-  namespace: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a namespace name').default('default'),
+  namespace: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'expected a namespace name')
+    .default('default'),
   uiUrl: httpUrl,
   tls: z
     .object({
@@ -47,9 +50,7 @@ function required(hint: string) {
 
 export const S3Schema = z.object({
   endpoint: httpUrl,
-  bucket: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 chars of a-z, 0-9, ".", "-")'),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3-63 chars of a-z, 0-9, ".", "-")'),
   region: z.string().min(1).default('us-east-1'),
   accessKeyId: required('set T1_S3_ACCESS_KEY_ID, or run `t1 stack up` for local credentials'),
   secretAccessKey: required('set T1_S3_SECRET_ACCESS_KEY, or run `t1 stack up` for local credentials'),

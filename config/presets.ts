@@ -21,7 +21,8 @@ export function presetNames(): string[] {
 
 export function readPreset(name: string): Record<string, unknown> {
   const path = join(DIR, `${name}.json`);
-  if (!/^[a-z0-9-]+$/.test(name) || !existsSync(path)) throw new PresetError(`unknown preset "${name}"; presets: ${presetNames().join(', ')}`);
+  if (!/^[a-z0-9-]+$/.test(name) || !existsSync(path))
+    throw new PresetError(`unknown preset "${name}"; presets: ${presetNames().join(', ')}`);
   return JSON.parse(readFileSync(path, 'utf8'));
 }
 

@@ -41,9 +41,25 @@ export interface HeldOutResult {
 
 export async function heldOutAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
   if (!problems.length) throw new Error('heldOutAccuracy: no problems');
-  const base: Omit<EvalOptions, 'samples'> = { maxNewTokens: opts.maxNewTokens, batchSize: opts.batchSize, seed: opts.seed, garbage: opts.garbage, ks: [1] };
-  const sampled = await evaluate(model, problems, { ...base, samples: opts.samples, temperature: opts.temperature, onProgress: opts.onProgress });
-  const greedy = await evaluate(model, problems, { ...base, samples: 1, greedy: true, onProgress: opts.onProgress && ((_, d, t) => opts.onProgress!('greedy', d, t)) });
+  const base: Omit<EvalOptions, 'samples'> = {
+    maxNewTokens: opts.maxNewTokens,
+    batchSize: opts.batchSize,
+    seed: opts.seed,
+    garbage: opts.garbage,
+    ks: [1],
+  };
+  const sampled = await evaluate(model, problems, {
+    ...base,
+    samples: opts.samples,
+    temperature: opts.temperature,
+    onProgress: opts.onProgress,
+  });
+  const greedy = await evaluate(model, problems, {
+    ...base,
+    samples: 1,
+    greedy: true,
+    onProgress: opts.onProgress && ((_, d, t) => opts.onProgress!('greedy', d, t)),
+  });
   const perProblem = sampled.problems.map((p) => p.samples.filter((s) => s.correct).length / p.samples.length);
   return {
     accuracy: sampled.metrics.passAt1,

@@ -8,7 +8,12 @@ import type { Transformer } from '../model/transformer';
 import type { Prng } from '../util/prng';
 
 /** Continues each prefix (KV-cache decoding, `generate`'s stopping rules); row b draws from rngs[b]. */
-export async function decodeRows(model: Transformer, prefixes: number[][], rngs: readonly Prng[], opts: SampleOptions): Promise<number[][]> {
+export async function decodeRows(
+  model: Transformer,
+  prefixes: number[][],
+  rngs: readonly Prng[],
+  opts: SampleOptions,
+): Promise<number[][]> {
   return (await generate(model, prefixes, opts, rngs)).map((s) => s.tokens);
 }
 

@@ -39,11 +39,19 @@ export function sampleStream(seed: number, problemId: string, sample: number): P
 /** Responses (token ids after RESP) as [problem][sample]. */
 export async function sampleResponses(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<number[][][]> {
   if (!problems.length) throw new Error('evaluate: no problems');
-  if (!(Number.isInteger(opts.samples) && opts.samples >= 1)) throw new Error(`evaluate: samples must be a positive integer, got ${opts.samples}`);
+  if (!(Number.isInteger(opts.samples) && opts.samples >= 1))
+    throw new Error(`evaluate: samples must be a positive integer, got ${opts.samples}`);
   if (opts.greedy && opts.samples !== 1) throw new Error('evaluate: greedy decoding gives one sample per problem');
   const n = opts.samples;
-  const rows = problems.flatMap((p) => Array.from({ length: n }, (_, j) => ({ prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) })));
-  const out = await decodeAll(model, rows.map((r) => r.prompt), rows.map((r) => r.rng), { ...opts, phase: 'sampling' });
+  const rows = problems.flatMap((p) =>
+    Array.from({ length: n }, (_, j) => ({ prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) })),
+  );
+  const out = await decodeAll(
+    model,
+    rows.map((r) => r.prompt),
+    rows.map((r) => r.rng),
+    { ...opts, phase: 'sampling' },
+  );
   return problems.map((_, i) => out.slice(i * n, (i + 1) * n));
 }
 
@@ -59,8 +67,17 @@ export function scoreSample(problem: Problem, response: readonly number[], garba
   };
 }
 
-export function scoreResponses(problems: readonly Problem[], responses: readonly (readonly number[])[][], garbage: RlConfig['garbage']): ProblemRecord[] {
-  return problems.map((p, i) => ({ task: p.task, id: p.id, difficulty: p.difficulty, samples: responses[i].map((r) => scoreSample(p, r, garbage)) }));
+export function scoreResponses(
+  problems: readonly Problem[],
+  responses: readonly (readonly number[])[][],
+  garbage: RlConfig['garbage'],
+): ProblemRecord[] {
+  return problems.map((p, i) => ({
+    task: p.task,
+    id: p.id,
+    difficulty: p.difficulty,
+    samples: responses[i].map((r) => scoreSample(p, r, garbage)),
+  }));
 }
 
 export async function evaluate(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {

@@ -79,10 +79,12 @@ export function majorityVote(task: TaskName, samples: readonly Pick<SampleRecord
 
 /** Share of problems whose majority answer over the first k samples is correct. */
 export function majAtK(problems: readonly ProblemRecord[], k: number): number {
-  return mean(problems.map((p) => {
-    const w = majorityVote(p.task, p.samples, k);
-    return w !== null && p.samples[w].correct ? 1 : 0;
-  }));
+  return mean(
+    problems.map((p) => {
+      const w = majorityVote(p.task, p.samples, k);
+      return w !== null && p.samples[w].correct ? 1 : 0;
+    }),
+  );
 }
 
 /** 1, 2, 4, ... up to n, and n itself. */
@@ -93,7 +95,10 @@ export function defaultKs(n: number): number[] {
   return ks;
 }
 
-export function summarise(problems: readonly ProblemRecord[], ks: readonly number[] = defaultKs(problems[0]?.samples.length ?? 1)): Metrics {
+export function summarise(
+  problems: readonly ProblemRecord[],
+  ks: readonly number[] = defaultKs(problems[0]?.samples.length ?? 1),
+): Metrics {
   if (!problems.length) throw new Error('summarise: no problems');
   const n = problems[0].samples.length;
   if (problems.some((p) => p.samples.length !== n)) throw new Error('summarise: every problem needs the same number of samples');

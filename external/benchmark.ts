@@ -22,7 +22,10 @@ const Line = z
     answer: z.union([z.string(), z.number()]).transform(String),
     id: z.union([z.string(), z.number()]).transform(String).optional(),
   })
-  .refine((l) => (l.problem ?? l.question ?? l.prompt) !== undefined, { message: 'needs one of "problem", "question" or "prompt"', path: ['problem'] });
+  .refine((l) => (l.problem ?? l.question ?? l.prompt) !== undefined, {
+    message: 'needs one of "problem", "question" or "prompt"',
+    path: ['problem'],
+  });
 
 export interface BenchmarkProblem {
   id: string;
@@ -44,7 +47,10 @@ export function parseBenchmark(text: string, source = 'benchmark'): BenchmarkPro
       throw new BenchmarkError(`${source}:${lineNo}: not JSON (${(e as Error).message})`);
     }
     const r = Line.safeParse(json);
-    if (!r.success) throw new BenchmarkError(`${source}:${lineNo}: ${r.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+    if (!r.success)
+      throw new BenchmarkError(
+        `${source}:${lineNo}: ${r.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`,
+      );
     const id = r.data.id ?? String(lineNo);
     if (seen.has(id)) throw new BenchmarkError(`${source}:${lineNo}: id "${id}" already used on line ${seen.get(id)}`);
     seen.set(id, lineNo);
@@ -115,7 +121,13 @@ export async function evaluateEndpoint(o: EvaluateOptions): Promise<EndpointEval
       const i = next++;
       const p = o.problems[i];
       try {
-        const choices = await o.client.complete({ model: o.model, prompt: template.replaceAll('{problem}', p.problem), maxTokens: o.maxTokens, temperature: o.temperature, n });
+        const choices = await o.client.complete({
+          model: o.model,
+          prompt: template.replaceAll('{problem}', p.problem),
+          maxTokens: o.maxTokens,
+          temperature: o.temperature,
+          n,
+        });
         const samples = choices.map((c) => ({ ...c, ...checkAnswer(c.text, p.answer) }));
         records[i] = { id: p.id, answer: p.answer, samples, passAt1: samples.filter((s) => s.correct).length / n };
       } catch (e) {

@@ -18,7 +18,15 @@ export function extractAnswer(text: string): string | null {
   if (cues.length) {
     const cue = cues[cues.length - 1];
     // The rest of the cue's line, up to a sentence end ("... is $5$. I hope it is correct.").
-    return nonEmpty(stripBold(text.slice(cue.index + cue[0].length).trimStart().split('\n')[0].split(/\.\s/)[0]));
+    return nonEmpty(
+      stripBold(
+        text
+          .slice(cue.index + cue[0].length)
+          .trimStart()
+          .split('\n')[0]
+          .split(/\.\s/)[0],
+      ),
+    );
   }
   const ans = text.lastIndexOf('<ANS>');
   if (ans >= 0) return nonEmpty(text.slice(ans + '<ANS>'.length).split(/\n|<EOS>/)[0]);

@@ -48,7 +48,11 @@ const CompletionResponse = z.object({
 });
 const ChatResponse = z.object({
   choices: z.array(
-    z.object({ index: z.number().int().default(0), message: z.object({ content: z.string().nullable() }), finish_reason: z.string().nullish() }),
+    z.object({
+      index: z.number().int().default(0),
+      message: z.object({ content: z.string().nullable() }),
+      finish_reason: z.string().nullish(),
+    }),
   ),
 });
 
@@ -68,7 +72,12 @@ export class CompletionClient {
     this.url = completionsUrl(opts.endpoint, opts.chat);
     new URL(this.url); // fail early on a malformed endpoint
     this.apiKey = opts.apiKey ?? (process.env.T1_OPENAI_API_KEY || undefined);
-    this.opts = { chat: opts.chat ?? false, timeoutMs: opts.timeoutMs ?? 120_000, maxAttempts: opts.maxAttempts ?? 5, backoffMs: opts.backoffMs ?? 1000 };
+    this.opts = {
+      chat: opts.chat ?? false,
+      timeoutMs: opts.timeoutMs ?? 120_000,
+      maxAttempts: opts.maxAttempts ?? 5,
+      backoffMs: opts.backoffMs ?? 1000,
+    };
   }
 
   /** n choices for one prompt, in index order. */
@@ -83,7 +92,11 @@ export class CompletionClient {
     });
     const json = await this.post(body);
     const choices = this.opts.chat
-      ? this.parse(ChatResponse, json).choices.map((c) => ({ index: c.index, text: c.message.content ?? '', finishReason: c.finish_reason ?? null }))
+      ? this.parse(ChatResponse, json).choices.map((c) => ({
+          index: c.index,
+          text: c.message.content ?? '',
+          finishReason: c.finish_reason ?? null,
+        }))
       : this.parse(CompletionResponse, json).choices.map((c) => ({ index: c.index, text: c.text, finishReason: c.finish_reason ?? null }));
     if (choices.length !== p.n) throw new EndpointError(`${this.where()} returned ${choices.length} choice(s), asked for ${p.n}`);
     return choices.sort((a, b) => a.index - b.index).map(({ text, finishReason }) => ({ text, finishReason }));
@@ -126,7 +139,11 @@ export class CompletionClient {
     const r = schema.safeParse(json);
     if (r.success) return r.data;
     const issue = r.error.issues[0];
-    throw new EndpointError(this.redact(`${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${snippet(JSON.stringify(json))}`));
+    throw new EndpointError(
+      this.redact(
+        `${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${snippet(JSON.stringify(json))}`,
+      ),
+    );
   }
 
   /** The URL without any user:password part: safe to print or record. */

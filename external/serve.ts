@@ -82,7 +82,8 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
       throw new HttpError(400, `prompt: ${(e as Error).message}`, 'prompt');
     }
     const C = o.model.config.contextLength;
-    if (prompt.length > C) throw new HttpError(400, `prompt: ${prompt.length} tokens with its markers; this model's context is ${C}`, 'prompt');
+    if (prompt.length > C)
+      throw new HttpError(400, `prompt: ${prompt.length} tokens with its markers; this model's context is ${C}`, 'prompt');
     const seed = req.seed ?? rng.nextU32();
     const samples = await serially(() =>
       generate(
@@ -112,7 +113,10 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     const path = new URL(req.url ?? '/', 'http://x').pathname.replace(/\/+$/, '');
     if (path === '/v1/models') {
       if (req.method !== 'GET') throw new HttpError(405, 'use GET');
-      return { object: 'list', data: [{ id: o.name, object: 'model', created: 0, owned_by: 't1', max_model_len: o.model.config.contextLength }] };
+      return {
+        object: 'list',
+        data: [{ id: o.name, object: 'model', created: 0, owned_by: 't1', max_model_len: o.model.config.contextLength }],
+      };
     }
     if (path === '/v1/completions') {
       if (req.method !== 'POST') throw new HttpError(405, 'use POST');

@@ -22,7 +22,11 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== want) {
 
 // tfjs-node on the tensorflow-cpu wheel's library (infra/native-tf.md): about 5x wasm. A no-op
 // when in place; on failure t1 falls back to wasm and says so. T1_NATIVE_TF=off skips it.
-const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'infra', 'native-tf.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'infra', 'native-tf.ts')], {
+  cwd: root,
+  stdio: ['ignore', 'pipe', 'pipe'],
+  encoding: 'utf8',
+});
 const result = (() => {
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');

@@ -12,7 +12,8 @@ const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 export function ensureChromium(log: (l: string) => void = () => {}): string {
   const found = CANDIDATES.find((p) => existsSync(p));
   if (found) return found;
-  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) throw new Error('headless Chromium is needed: install Debian\'s "chromium" package');
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get'))
+    throw new Error('headless Chromium is needed: install Debian\'s "chromium" package');
   log('installing chromium (apt-get) …');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-q'], { stdio: 'ignore', env });
@@ -27,7 +28,20 @@ export function screenshot(url: string, out: string, size = { width: 1200, heigh
     // No network beyond loopback here: background services would only fail and slow the start.
     const r = spawnSync(
       ensureChromium(),
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, `--window-size=${size.width},${size.height}`, `--screenshot=${out}`, url],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        `--user-data-dir=${profile}`,
+        `--window-size=${size.width},${size.height}`,
+        `--screenshot=${out}`,
+        url,
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
     if (!existsSync(out)) throw new Error(`chromium wrote no screenshot (exit ${r.status}): ${r.stderr.slice(-500)}`);

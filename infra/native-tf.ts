@@ -217,8 +217,15 @@ async function probeTfjsNode(projectDir: string, env: NodeJS.ProcessEnv): Promis
   const r = await run(process.execPath, ['-e', PROBE_SCRIPT], { cwd: projectDir, env: childEnv, timeoutMs: 120_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith(PROBE_MARK));
   if (r.code !== 0 || !line) return { ok: false, reason: `probe exited ${r.code}: ${errorLines(r.stderr || r.stdout)}` };
-  const p = JSON.parse(line.slice(PROBE_MARK.length)) as { ok: boolean; backend: string; tensorflowVersion?: string; c: unknown; g: unknown };
-  if (!p.ok) return { ok: false, reason: `probe check failed: backend=${p.backend} matMul=${JSON.stringify(p.c)} grad=${JSON.stringify(p.g)}` };
+  const p = JSON.parse(line.slice(PROBE_MARK.length)) as {
+    ok: boolean;
+    backend: string;
+    tensorflowVersion?: string;
+    c: unknown;
+    g: unknown;
+  };
+  if (!p.ok)
+    return { ok: false, reason: `probe check failed: backend=${p.backend} matMul=${JSON.stringify(p.c)} grad=${JSON.stringify(p.g)}` };
   return { ok: true, backend: p.backend, tensorflowVersion: p.tensorflowVersion };
 }
 
@@ -232,7 +239,11 @@ interface LibsManifest {
   headers: number;
 }
 
-async function ensureLibs(cacheRoot: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<{ dir: string } | { reason: string }> {
+async function ensureLibs(
+  cacheRoot: string,
+  env: NodeJS.ProcessEnv,
+  log: (l: string) => void,
+): Promise<{ dir: string } | { reason: string }> {
   const dir = path.join(cacheRoot, `tensorflow-cpu-${NATIVE_TF.tensorflowVersion}`);
   if (libsComplete(dir)) return { dir };
 
@@ -272,13 +283,20 @@ function libsComplete(dir: string): boolean {
   try {
     const m = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as LibsManifest;
     if (m.tensorflowVersion !== NATIVE_TF.tensorflowVersion || m.wheelSha256 !== NATIVE_TF.wheel.sha256) return false;
-    return LIBS.every((l) => fs.statSync(path.join(dir, 'lib', l)).size === m.libs[l]) && fs.existsSync(path.join(dir, 'include', 'tensorflow', 'c', 'c_api.h'));
+    return (
+      LIBS.every((l) => fs.statSync(path.join(dir, 'lib', l)).size === m.libs[l]) &&
+      fs.existsSync(path.join(dir, 'include', 'tensorflow', 'c', 'c_api.h'))
+    );
   } catch {
     return false;
   }
 }
 
-async function ensureWheel(cacheRoot: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<{ path: string } | { reason: string }> {
+async function ensureWheel(
+  cacheRoot: string,
+  env: NodeJS.ProcessEnv,
+  log: (l: string) => void,
+): Promise<{ path: string } | { reason: string }> {
   const wheelsDir = path.join(cacheRoot, 'wheels');
   const file = path.join(wheelsDir, NATIVE_TF.wheel.file);
   if (fs.existsSync(file)) {
@@ -301,9 +319,30 @@ async function ensureWheel(cacheRoot: string, env: NodeJS.ProcessEnv, log: (l: s
     const w = NATIVE_TF.wheel;
     const r = await run(
       py,
-      ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--require-hashes', '--no-cache-dir', '--progress-bar', 'off',
-        '--disable-pip-version-check', '--python-version', w.pythonVersion, '--implementation', 'cp', '--abi', w.abi,
-        '--platform', w.platform, '-r', req, '-d', tmp],
+      [
+        '-m',
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--require-hashes',
+        '--no-cache-dir',
+        '--progress-bar',
+        'off',
+        '--disable-pip-version-check',
+        '--python-version',
+        w.pythonVersion,
+        '--implementation',
+        'cp',
+        '--abi',
+        w.abi,
+        '--platform',
+        w.platform,
+        '-r',
+        req,
+        '-d',
+        tmp,
+      ],
       { env, timeoutMs: 1_800_000 },
     );
     const got = path.join(tmp, w.file);
@@ -347,14 +386,28 @@ print(json.dumps({'headers': len(seen) - len(missing), 'missing': missing}))
 // ---------------------------------------------------------------------------------------------
 // Package files, deps/, addon
 
-async function ensurePackage(projectDir: string, pkgDir: string, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<string | undefined> {
+async function ensurePackage(
+  projectDir: string,
+  pkgDir: string,
+  env: NodeJS.ProcessEnv,
+  log: (l: string) => void,
+): Promise<string | undefined> {
   if (installedVersion(pkgDir) === NATIVE_TF.tfjsNodeVersion) return undefined;
   const npm = npmCommand(env);
   log(`installing ${PKG}@${NATIVE_TF.tfjsNodeVersion} package files (npm install --no-save --ignore-scripts)`);
   const r = await run(
     npm.cmd,
-    [...npm.args, 'install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error',
-      `${PKG}@${NATIVE_TF.tfjsNodeVersion}`],
+    [
+      ...npm.args,
+      'install',
+      '--no-save',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--loglevel=error',
+      `${PKG}@${NATIVE_TF.tfjsNodeVersion}`,
+    ],
     { cwd: projectDir, env: npmEnv(env), timeoutMs: 600_000 },
   );
   if (r.code !== 0) return `npm install of ${PKG} failed: ${lastLines(r.stderr || r.stdout, 3)}`;
@@ -426,8 +479,16 @@ async function ensureAddon(
   log(`compiling the tfjs-node addon with node-gyp (nodedir ${nodedir}, napi v${napi})`);
   const r = await run(
     process.execPath,
-    [gyp, 'rebuild', `--nodedir=${nodedir}`, '--module_name=tfjs_binding', `--module_path=${moduleDir}`, `--napi_build_version=${napi}`,
-      '-j', String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length))],
+    [
+      gyp,
+      'rebuild',
+      `--nodedir=${nodedir}`,
+      '--module_name=tfjs_binding',
+      `--module_path=${moduleDir}`,
+      `--napi_build_version=${napi}`,
+      '-j',
+      String(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
+    ],
     { cwd: pkgDir, env: { ...npmEnv(env), PYTHON: env.PYTHON ?? pythonCmd(env) }, timeoutMs: 900_000 },
   );
   if (r.code !== 0 || !fs.existsSync(target)) return fail(`node-gyp build failed: ${lastLines(r.stderr || r.stdout, 5)}`);
@@ -445,7 +506,10 @@ async function ensureAddon(
 
 function declaredVersion(projectDir: string): string | undefined {
   try {
-    const pj = JSON.parse(fs.readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+    const pj = JSON.parse(fs.readFileSync(path.join(projectDir, 'package.json'), 'utf8')) as Record<
+      string,
+      Record<string, string> | undefined
+    >;
     return pj.optionalDependencies?.[PKG] ?? pj.dependencies?.[PKG] ?? pj.devDependencies?.[PKG];
   } catch {
     return undefined;
@@ -510,7 +574,9 @@ function nodeGypScript(env: NodeJS.ProcessEnv): string | undefined {
   if (env.npm_config_node_gyp) candidates.push(env.npm_config_node_gyp);
   const cli = npmCliScript(env);
   if (cli) candidates.push(path.join(path.dirname(path.dirname(cli)), 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  candidates.push(path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  candidates.push(
+    path.join(path.dirname(path.dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  );
   return candidates.find((c) => c.endsWith('.js') && fs.existsSync(c));
 }
 
@@ -638,7 +704,10 @@ function lastLines(s: string, n: number): string {
 
 /** The first error lines of a Node stack dump (the message), else the last lines. */
 function errorLines(s: string): string {
-  const errs = s.split('\n').map((l) => l.trim()).filter((l) => /^(\w*Error|error)\b|Error:/.test(l) && !/^at /.test(l));
+  const errs = s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(\w*Error|error)\b|Error:/.test(l) && !/^at /.test(l));
   return errs.length ? errs.slice(0, 2).join(' | ') : lastLines(s, 3);
 }
 

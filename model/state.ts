@@ -59,19 +59,31 @@ export function encodeState(s: TrainingState): Uint8Array {
     }
   }
   const header = new TextEncoder().encode(
-    JSON.stringify({ format: FORMAT, config: s.config, step: s.step, prng: s.prng, cursor: s.cursor, adamT: s.optimizer.t, extra: s.extra, entries }),
+    JSON.stringify({
+      format: FORMAT,
+      config: s.config,
+      step: s.step,
+      prng: s.prng,
+      cursor: s.cursor,
+      adamT: s.optimizer.t,
+      extra: s.extra,
+      entries,
+    }),
   );
   const dataStart = align4(8 + header.length);
   const bytes = new Uint8Array(dataStart + offset);
   bytes.set(new TextEncoder().encode(MAGIC), 0);
   new DataView(bytes.buffer).setUint32(4, header.length, true);
   bytes.set(header, 8);
-  entries.forEach((e, i) => bytes.set(new Uint8Array(buffers[i].buffer, buffers[i].byteOffset, buffers[i].byteLength), dataStart + e.offset));
+  entries.forEach((e, i) =>
+    bytes.set(new Uint8Array(buffers[i].buffer, buffers[i].byteOffset, buffers[i].byteLength), dataStart + e.offset),
+  );
   return bytes;
 }
 
 export function decodeState(bytes: Uint8Array): TrainingState {
-  if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) throw new Error('state: not a T1 training state (bad magic)');
+  if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC)
+    throw new Error('state: not a T1 training state (bad magic)');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   if (header.format !== FORMAT) throw new Error(`state: unsupported format ${header.format}`);

@@ -23,13 +23,22 @@ export const BLOCKED = -1e9;
 /** Every parameter's name and shape, in a fixed order (the order of `variables`). */
 export function paramShapes(c: ModelConfig): [string, number[]][] {
   const { vocabSize: V, contextLength: T, dModel: D, dFF: F } = c;
-  const shapes: [string, number[]][] = [['wte', [V, D]], ['wpe', [T, D]]];
+  const shapes: [string, number[]][] = [
+    ['wte', [V, D]],
+    ['wpe', [T, D]],
+  ];
   for (let l = 0; l < c.nLayers; l++) {
     shapes.push(
-      [`h${l}.ln1.g`, [D]], [`h${l}.ln1.b`, [D]],
-      [`h${l}.attn.wq`, [D, D]], [`h${l}.attn.wk`, [D, D]], [`h${l}.attn.wv`, [D, D]], [`h${l}.attn.wo`, [D, D]],
-      [`h${l}.ln2.g`, [D]], [`h${l}.ln2.b`, [D]],
-      [`h${l}.mlp.w1`, [D, F]], [`h${l}.mlp.w2`, [F, D]],
+      [`h${l}.ln1.g`, [D]],
+      [`h${l}.ln1.b`, [D]],
+      [`h${l}.attn.wq`, [D, D]],
+      [`h${l}.attn.wk`, [D, D]],
+      [`h${l}.attn.wv`, [D, D]],
+      [`h${l}.attn.wo`, [D, D]],
+      [`h${l}.ln2.g`, [D]],
+      [`h${l}.ln2.b`, [D]],
+      [`h${l}.mlp.w1`, [D, F]],
+      [`h${l}.mlp.w2`, [F, D]],
     );
   }
   shapes.push(['lnf.g', [D]], ['lnf.b', [D]]);
@@ -65,7 +74,11 @@ const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   return {
     value: x.mul(cdf),
     gradFunc: (dy: tf.Tensor, [xs, cdfs]: tf.Tensor[]) => {
-      const pdf = xs.square().mul(-0.5).exp().mul(1 / Math.sqrt(2 * Math.PI));
+      const pdf = xs
+        .square()
+        .mul(-0.5)
+        .exp()
+        .mul(1 / Math.sqrt(2 * Math.PI));
       return dy.mul(xs.mul(pdf).add(cdfs));
     },
   };
@@ -90,7 +103,10 @@ function makeLayerNorm(eps: number) {
       value: xh.mul(g).add(b),
       gradFunc: (dy: tf.Tensor, [xhs, rstds, gs]: tf.Tensor[]) => {
         const dxh = dy.mul(gs);
-        const dx = dxh.sub(dxh.mean(-1, true)).sub(xhs.mul(dxh.mul(xhs).mean(-1, true))).mul(rstds);
+        const dx = dxh
+          .sub(dxh.mean(-1, true))
+          .sub(xhs.mul(dxh.mul(xhs).mean(-1, true)))
+          .mul(rstds);
         const ones = tf.ones([1, dy.shape[0]]);
         return [dx, tf.matMul(ones, dy.mul(xhs)).reshape(gs.shape), tf.matMul(ones, dy).reshape(gs.shape)];
       },
@@ -142,19 +158,36 @@ export class Transformer {
    * broadcastable to [B,H,Tq,Tk]. Returns logits [B,Tq,V] and the extended cache; the caller
    * owns both and disposes the old cache.
    */
-  forwardCached(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor, cache: KVCache | null): { logits: tf.Tensor3D; cache: KVCache } {
+  forwardCached(
+    tokens: tf.Tensor2D,
+    positions: tf.Tensor2D,
+    bias: tf.Tensor,
+    cache: KVCache | null,
+  ): { logits: tf.Tensor3D; cache: KVCache } {
     const [B, T] = tokens.shape;
-    return tf.tidy(() => this.run(tokens, tf.gather(this.p.wpe, positions.flatten()).reshape([B, T, this.config.dModel]), bias, cache, true));
+    return tf.tidy(() =>
+      this.run(tokens, tf.gather(this.p.wpe, positions.flatten()).reshape([B, T, this.config.dModel]), bias, cache, true),
+    );
   }
 
   /** pos: position embeddings for the tokens, [B,T,D] or [1,T,D]. */
-  private run(tokens: tf.Tensor2D, pos: tf.Tensor, bias: tf.Tensor, past: KVCache | null, keepCache: boolean): { logits: tf.Tensor3D; cache: KVCache } {
+  private run(
+    tokens: tf.Tensor2D,
+    pos: tf.Tensor,
+    bias: tf.Tensor,
+    past: KVCache | null,
+    keepCache: boolean,
+  ): { logits: tf.Tensor3D; cache: KVCache } {
     const { vocabSize: V, dModel: D, nLayers } = this.config;
     const [B, T] = tokens.shape;
     const p = this.p;
     // Embedding lookup as one-hot @ wte: its gradient is a matMul (wasm has no kernel for gather's gradient).
     const onehot = oneHotFloat(tokens.flatten(), V);
-    let x = tf.matMul(onehot, p.wte).reshape([B, T, D]).add(pos).reshape([B * T, D]);
+    let x = tf
+      .matMul(onehot, p.wte)
+      .reshape([B, T, D])
+      .add(pos)
+      .reshape([B * T, D]);
     const newCache: KVCache = [];
     for (let l = 0; l < nLayers; l++) {
       const a = this.attention(this.norm(x, `h${l}.ln1`), l, B, T, bias, past?.[l] ?? null, keepCache);
@@ -175,7 +208,9 @@ export class Transformer {
     const { dModel: D, nHeads: H } = this.config;
     const K = D / H;
     const proj = (w: string) => tf.matMul(x, this.p[`h${l}.attn.${w}`]).reshape([B, T, H, K]);
-    const q = proj('wq').transpose([0, 2, 1, 3]).mul(1 / Math.sqrt(K)); // [B,H,T,K], scaled here: smaller than the scores
+    const q = proj('wq')
+      .transpose([0, 2, 1, 3])
+      .mul(1 / Math.sqrt(K)); // [B,H,T,K], scaled here: smaller than the scores
     let v = proj('wv').transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B,H,T,K]
     let scores: tf.Tensor; // [B,H,T,Tk]
     let kv: KVCache[number] | null = null;
@@ -193,7 +228,10 @@ export class Transformer {
       scores = tf.matMul(q, proj('wk').transpose([0, 2, 3, 1]));
     }
     const att = tf.softmax(scores.add(bias));
-    const y = tf.matMul(att, v).transpose([0, 2, 1, 3]).reshape([B * T, D]);
+    const y = tf
+      .matMul(att, v)
+      .transpose([0, 2, 1, 3])
+      .reshape([B * T, D]);
     return { y: tf.matMul(y, this.p[`h${l}.attn.wo`]), kv };
   }
 

@@ -40,7 +40,8 @@ export function installWasmMatMul(): void {
     }
     const [M, K] = tA ? last2(a).reverse() : last2(a);
     const [Kb, P] = tB ? last2(b).reverse() : last2(b);
-    if (K !== Kb) throw new Error(`Error in matMul: inner shapes of [${a.shape}] and [${b.shape}] (transposeA=${tA}, transposeB=${tB}) must match`);
+    if (K !== Kb)
+      throw new Error(`Error in matMul: inner shapes of [${a.shape}] and [${b.shape}] (transposeA=${tA}, transposeB=${tB}) must match`);
     // Many tiny pairs (decoding one token against a KV cache): the stock loop beats a per-pair call.
     if (batchB > 1 && M * K * P < SMALL_PAIR) return stock(args) as Info;
     const outShape = [...tf.backend_util.assertAndGetBroadcastShape(outerA, outerB), M, P];
@@ -52,7 +53,8 @@ export function installWasmMatMul(): void {
       perm.splice(-2, 2, perm.length - 1, perm.length - 2);
       return keep(transposeKernel({ inputs: { x }, backend, attrs: { perm } }) as Info);
     };
-    const plain = (x: Info, y: Info) => keep(stock({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } }) as Info);
+    const plain = (x: Info, y: Info) =>
+      keep(stock({ inputs: { a: x, b: y }, backend, attrs: { transposeA: false, transposeB: false } }) as Info);
     const as2d = (x: Info, rows: number, cols: number): Info => ({ ...x, shape: [rows, cols] });
 
     let out: Info;
@@ -60,9 +62,10 @@ export function installWasmMatMul(): void {
       const size = (x: Info) => tf.util.sizeFromShape(x.shape);
       const direct = (tA ? size(a) : 0) + (tB ? size(b) : 0);
       const swapped = (tB ? 0 : size(b)) + (tA ? 0 : size(a)) + M * P;
-      out = direct <= swapped
-        ? plain(as2d(tA ? swapLast(a) : a, M, K), as2d(tB ? swapLast(b) : b, K, P))
-        : swapLast(plain(as2d(tB ? b : swapLast(b), P, K), as2d(tA ? a : swapLast(a), K, M)));
+      out =
+        direct <= swapped
+          ? plain(as2d(tA ? swapLast(a) : a, M, K), as2d(tB ? swapLast(b) : b, K, P))
+          : swapLast(plain(as2d(tB ? b : swapLast(b), P, K), as2d(tA ? a : swapLast(a), K, M)));
     } else {
       const A = tA ? swapLast(a) : a; // [..., M, K]
       const B = tB ? swapLast(b) : b; // [..., K, P]

@@ -48,13 +48,30 @@ export function buildReport(input: ReportInput): Report {
     });
   }
   // RL steps in order across epochs.
-  const rlSteps: RlPoint[] = result.epochs.flatMap((e) => (manifests.find((m) => m.id === e.checkpoint.id)?.meta.curve as RlPoint[] | undefined) ?? []);
+  const rlSteps: RlPoint[] = result.epochs.flatMap(
+    (e) => (manifests.find((m) => m.id === e.checkpoint.id)?.meta.curve as RlPoint[] | undefined) ?? [],
+  );
   if (rlSteps.length) {
     const s = (name: string, k: keyof RlPoint): Series => ({ name, points: rlSteps.map((p, i) => [i + 1, p[k]]) });
-    charts['rl-reward.svg'] = lineChart({ title: 'RL reward and accuracy (sampled)', xLabel: 'RL step', yLabel: 'per sample', series: [s('reward r + p', 'reward'), s('accuracy', 'accuracy'), s('garbage rate', 'garbageRate')] });
+    charts['rl-reward.svg'] = lineChart({
+      title: 'RL reward and accuracy (sampled)',
+      xLabel: 'RL step',
+      yLabel: 'per sample',
+      series: [s('reward r + p', 'reward'), s('accuracy', 'accuracy'), s('garbage rate', 'garbageRate')],
+    });
     charts['rl-kl.svg'] = lineChart({ title: 'KL to the anchor', xLabel: 'RL step', yLabel: 'nats per response', series: [s('KL', 'kl')] });
-    charts['rl-entropy.svg'] = lineChart({ title: 'Policy entropy', xLabel: 'RL step', yLabel: 'nats per token', series: [s('entropy', 'entropy')] });
-    charts['rl-length.svg'] = lineChart({ title: 'Response length', xLabel: 'RL step', yLabel: 'tokens', series: [s('length', 'responseLength')] });
+    charts['rl-entropy.svg'] = lineChart({
+      title: 'Policy entropy',
+      xLabel: 'RL step',
+      yLabel: 'nats per token',
+      series: [s('entropy', 'entropy')],
+    });
+    charts['rl-length.svg'] = lineChart({
+      title: 'Response length',
+      xLabel: 'RL step',
+      yLabel: 'tokens',
+      series: [s('length', 'responseLength')],
+    });
   }
   if (result.scaling.length) {
     const labels = [...new Set(result.scaling.map((p) => p.label))];
@@ -63,7 +80,10 @@ export function buildReport(input: ReportInput): Report {
       xLabel: 'reasoning budget (tokens; last point untruncated)',
       yLabel: 'accuracy (pass@1)',
       logX: true,
-      series: labels.map((l) => ({ name: l, points: result.scaling.filter((p) => p.label === l).map((p) => [p.budget, p.accuracy] as [number, number]) })),
+      series: labels.map((l) => ({
+        name: l,
+        points: result.scaling.filter((p) => p.label === l).map((p) => [p.budget, p.accuracy] as [number, number]),
+      })),
     });
     const full = result.scaling.filter((p) => p.untruncated && p.steps?.length);
     if (full.length) {
@@ -78,7 +98,9 @@ export function buildReport(input: ReportInput): Report {
   const budgets = [...new Set(result.scaling.map((p) => (p.untruncated ? 'untruncated' : String(p.budget))))];
   const scalingRows = [...new Set(result.scaling.map((p) => p.label))].map((l) => [
     l,
-    ...budgets.map((b) => pct(result.scaling.find((p) => p.label === l && (p.untruncated ? 'untruncated' : String(p.budget)) === b)?.accuracy ?? NaN)),
+    ...budgets.map((b) =>
+      pct(result.scaling.find((p) => p.label === l && (p.untruncated ? 'untruncated' : String(p.budget)) === b)?.accuracy ?? NaN),
+    ),
   ]);
   const backend = [...new Set(manifests.map((m) => m.backend).filter((b) => b !== 'none'))].join(', ');
   const refreshes = new Map(result.anchorRefreshes.map((r) => [r.epoch, r.anchor.id]));
@@ -96,21 +118,82 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; greedy decoding beside it.</p>
 ${table(
   ['checkpoint', 'pass@1', '± s.e.', 'greedy', 'problems × samples', 'temperature', 'garbage', 'mean length'],
-  result.evals.map((e) => [`${e.label} (${e.checkpoint.id})`, pct(e.accuracy), pct(e.stderr), pct(e.greedyAccuracy), `${e.n} × ${e.samples}`, e.temperature, pct(e.garbageRate), num(e.meanLength, 1)]),
+  result.evals.map((e) => [
+    `${e.label} (${e.checkpoint.id})`,
+    pct(e.accuracy),
+    pct(e.stderr),
+    pct(e.greedyAccuracy),
+    `${e.n} × ${e.samples}`,
+    e.temperature,
+    pct(e.garbageRate),
+    num(e.meanLength, 1),
+  ]),
 )}
 ${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>
 <h2>RL epochs</h2>
 ${table(
-  ['epoch', 'reward', 'accuracy', 'KL', '|KL term|', 'reward spread', 'entropy', 'entropy/pg grad', 'garbage', 'length', 'zero-variance groups', 'prompt difficulty', 'tokens/s', 'seconds', 'anchor refreshed to'],
-  result.epochs.map((e) => [e.epoch, num(e.reward), pct(e.accuracy), num(e.kl, 4), num(e.klPenalty, 4), num(e.rewardSpread), num(e.entropy), num(e.entropyGradRatio, 4), pct(e.garbageRate), num(e.responseLength, 1), pct(e.zeroVarianceGroups), num(e.difficulty, 2), num(e.tokensPerS, 0), num(e.seconds, 1), refreshes.get(e.epoch) ?? '']),
+  [
+    'epoch',
+    'reward',
+    'accuracy',
+    'KL',
+    '|KL term|',
+    'reward spread',
+    'entropy',
+    'entropy/pg grad',
+    'garbage',
+    'length',
+    'zero-variance groups',
+    'prompt difficulty',
+    'tokens/s',
+    'seconds',
+    'anchor refreshed to',
+  ],
+  result.epochs.map((e) => [
+    e.epoch,
+    num(e.reward),
+    pct(e.accuracy),
+    num(e.kl, 4),
+    num(e.klPenalty, 4),
+    num(e.rewardSpread),
+    num(e.entropy),
+    num(e.entropyGradRatio, 4),
+    pct(e.garbageRate),
+    num(e.responseLength, 1),
+    pct(e.zeroVarianceGroups),
+    num(e.difficulty, 2),
+    num(e.tokensPerS, 0),
+    num(e.seconds, 1),
+    refreshes.get(e.epoch) ?? '',
+  ]),
 )}
 <h2>Configuration</h2>
-${result.configTimeline.length ? table(['from epoch', 'changes'], result.configTimeline.map((c) => [c.epoch, JSON.stringify(c.changes)])) : '<p>No changes while running.</p>'}
+${
+  result.configTimeline.length
+    ? table(
+        ['from epoch', 'changes'],
+        result.configTimeline.map((c) => [c.epoch, JSON.stringify(c.changes)]),
+      )
+    : '<p>No changes while running.</p>'
+}
 <pre>${esc(JSON.stringify(result.config, null, 2))}</pre>
 <h2>Checkpoint lineage</h2>
-${table(['id', 'kind', 'step', 'parent', 'MB', 'content sha256', 'created'], manifests.filter((m) => m.kind !== 'partial').map((m) => [m.id, m.kind, m.step, m.parent ?? '', (m.objects.reduce((s, o) => s + o.size, 0) / 1e6).toFixed(2), contentDigest(m).slice(0, 16), m.created]))}
+${table(
+  ['id', 'kind', 'step', 'parent', 'MB', 'content sha256', 'created'],
+  manifests
+    .filter((m) => m.kind !== 'partial')
+    .map((m) => [
+      m.id,
+      m.kind,
+      m.step,
+      m.parent ?? '',
+      (m.objects.reduce((s, o) => s + o.size, 0) / 1e6).toFixed(2),
+      contentDigest(m).slice(0, 16),
+      m.created,
+    ]),
+)}
 </body></html>
 `;
   return { html, charts };

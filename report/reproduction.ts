@@ -29,7 +29,8 @@ const stat = (xs: readonly number[]): Stat => ({ mean: xs.reduce((a, b) => a + b
 const pts = (s: Stat) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
 const signed = (s: Stat) => `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
 /** A difference is called real when it exceeds twice its standard error over seeds. */
-const verdict = (s: Stat, wantPositive = true) => (s.n < 2 ? 'one seed: no verdict' : (wantPositive ? s.mean : -s.mean) > 2 * s.se ? 'reproduced' : 'not reproduced');
+const verdict = (s: Stat, wantPositive = true) =>
+  s.n < 2 ? 'one seed: no verdict' : (wantPositive ? s.mean : -s.mean) > 2 * s.se ? 'reproduced' : 'not reproduced';
 
 type Table = { head: string[]; rows: string[][] };
 
@@ -56,9 +57,27 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       rows: [
         ...base.map((r) => {
           const { sft, final } = r.result.results;
-          return [String(r.seed), pct(sft.accuracy, sft.stderr), pct(final.accuracy, final.stderr), pp(final.accuracy - sft.accuracy), pct(sft.greedyAccuracy), pct(final.greedyAccuracy), String(r.result.epochs.length), r.campaignId];
+          return [
+            String(r.seed),
+            pct(sft.accuracy, sft.stderr),
+            pct(final.accuracy, final.stderr),
+            pp(final.accuracy - sft.accuracy),
+            pct(sft.greedyAccuracy),
+            pct(final.greedyAccuracy),
+            String(r.result.epochs.length),
+            r.campaignId,
+          ];
         }),
-        ['mean ± s.e.', pts(stat(base.map((r) => r.result.results.sft.accuracy))), pts(stat(base.map((r) => r.result.results.final.accuracy))), signed(gain), pts(stat(base.map((r) => r.result.results.sft.greedyAccuracy))), pts(stat(base.map((r) => r.result.results.final.greedyAccuracy))), '', ''],
+        [
+          'mean ± s.e.',
+          pts(stat(base.map((r) => r.result.results.sft.accuracy))),
+          pts(stat(base.map((r) => r.result.results.final.accuracy))),
+          signed(gain),
+          pts(stat(base.map((r) => r.result.results.sft.greedyAccuracy))),
+          pts(stat(base.map((r) => r.result.results.final.greedyAccuracy))),
+          '',
+          '',
+        ],
       ],
     },
   });
@@ -68,7 +87,10 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   if (points.length) {
     const labels = [...new Set(points.map((p) => p.label))];
     const budgets = [...new Set(points.map((p) => (p.untruncated ? Infinity : p.budget)))].sort((a, b) => a - b);
-    const at = (label: string, b: number) => stat(base.map((r) => r.result.scaling.find((p) => p.label === label && (p.untruncated ? Infinity : p.budget) === b)?.accuracy ?? NaN));
+    const at = (label: string, b: number) =>
+      stat(
+        base.map((r) => r.result.scaling.find((p) => p.label === label && (p.untruncated ? Infinity : p.budget) === b)?.accuracy ?? NaN),
+      );
     // Per seed: pass@1 untruncated minus pass@1 at the smallest budget.
     const riseOf = (r: ReproduceRun, label: string) => {
       const s = r.result.scaling.filter((p) => p.label === label);
@@ -117,12 +139,25 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
     sections.push({
       title: 'Ablations at equal sampling compute',
       text:
-        'Every arm starts RL from the same SFT model as its seed\'s base campaign and samples B × K responses per step for the same number of steps. ' +
+        "Every arm starts RL from the same SFT model as its seed's base campaign and samples B × K responses per step for the same number of steps. " +
         '"base − arm" is how much the T1 ingredient adds (reproduced when positive beyond 2 standard errors over seeds). KL, entropy, garbage and length are the last RL epoch\'s training means.' +
-        (arms.length < ARMS.length ? ` Not in this run: ${ARMS.filter((a) => !arms.includes(a)).map((a) => `${a.name} (${a.claim})`).join('; ')}.` : ''),
+        (arms.length < ARMS.length
+          ? ` Not in this run: ${ARMS.filter((a) => !arms.includes(a))
+              .map((a) => `${a.name} (${a.claim})`)
+              .join('; ')}.`
+          : ''),
       table: {
         head: ['arm', 'what changes', 'final pass@1', 'RL − SFT', 'base − arm', 'final greedy', 'KL', 'entropy', 'garbage', 'length'],
-        rows: [row('base', 'T1 as configured', base), ...arms.map((a) => row(a.name, a.claim, runs.filter((r) => r.arm === a.name)))],
+        rows: [
+          row('base', 'T1 as configured', base),
+          ...arms.map((a) =>
+            row(
+              a.name,
+              a.claim,
+              runs.filter((r) => r.arm === a.name),
+            ),
+          ),
+        ],
       },
     });
   }
@@ -132,14 +167,24 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   sections.push({
     title: 'Response length across RL (base campaigns)',
     text:
-      'Mean sampled response length (tokens) per RL epoch, with the epoch\'s training reward and accuracy, and how much each loss term weighs: ' +
-      'the KL term of the shaped reward next to the task reward\'s spread within a group, and the entropy bonus\'s gradient norm over the policy gradient\'s.',
+      "Mean sampled response length (tokens) per RL epoch, with the epoch's training reward and accuracy, and how much each loss term weighs: " +
+      "the KL term of the shaped reward next to the task reward's spread within a group, and the entropy bonus's gradient norm over the policy gradient's.",
     table: {
       head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', 'KL term', 'reward spread', 'entropy', 'entropy/pg grad'],
       rows: Array.from({ length: epochs }, (_, e) => {
         const es = base.map((r) => r.result.epochs[e]);
         const m = (f: (x: (typeof es)[0]) => number, d: number) => stat(es.map(f)).mean.toFixed(d);
-        return [String(e + 1), m((x) => x.responseLength, 1), m((x) => x.reward, 3), pts(stat(es.map((x) => x.accuracy))), m((x) => x.kl, 2), m((x) => x.klPenalty, 3), m((x) => x.rewardSpread, 3), m((x) => x.entropy, 3), m((x) => x.entropyGradRatio, 3)];
+        return [
+          String(e + 1),
+          m((x) => x.responseLength, 1),
+          m((x) => x.reward, 3),
+          pts(stat(es.map((x) => x.accuracy))),
+          m((x) => x.kl, 2),
+          m((x) => x.klPenalty, 3),
+          m((x) => x.rewardSpread, 3),
+          m((x) => x.entropy, 3),
+          m((x) => x.entropyGradRatio, 3),
+        ];
       }),
     },
   });
@@ -147,16 +192,27 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   sections.push({
     title: 'Campaigns',
     text: 'Every campaign is a Temporal workflow (a child of the reproduction workflow), visible in the Temporal UI under its id.',
-    table: { head: ['campaign', 'seed', 'arm', 'minutes'], rows: runs.map((r) => [r.campaignId, String(r.seed), r.arm, ((meta.seconds[r.campaignId] ?? NaN) / 60).toFixed(1)]) },
+    table: {
+      head: ['campaign', 'seed', 'arm', 'minutes'],
+      rows: runs.map((r) => [r.campaignId, String(r.seed), r.arm, ((meta.seconds[r.campaignId] ?? NaN) / 60).toFixed(1)]),
+    },
   });
 
   const header = [
     `Regenerate with \`${meta.command}\`.`,
     `Machine: ${meta.machine}; tfjs backend ${meta.backend}; ${(meta.totalSeconds / 60).toFixed(0)} minutes wall clock; generated ${meta.generatedAt}.`,
     `Seeds ${seeds.join(', ')}; ± is the standard error over seeds (over problems in per-seed cells).`,
-    ...(meta.missing?.length ? [`Not run (planned, did not complete): ${meta.missing.join(', ')}; their cells average over the seeds that did.`] : []),
+    ...(meta.missing?.length
+      ? [`Not run (planned, did not complete): ${meta.missing.join(', ')}; their cells average over the seeds that did.`]
+      : []),
   ];
-  const markdown = ['# T1 reproduction at small scale', '', ...header.map((h) => `${h}  `), '', ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), ''])].join('\n');
+  const markdown = [
+    '# T1 reproduction at small scale',
+    '',
+    ...header.map((h) => `${h}  `),
+    '',
+    ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), '']),
+  ].join('\n');
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>t1 reproduction</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}</style>
@@ -168,10 +224,15 @@ ${sections.map((s) => `<h2>${esc(s.title)}</h2>\n<p>${inline(s.text)}</p>\n${htm
   return { markdown, html };
 }
 
-const pct = (x: number, se?: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}${se === undefined ? '' : ` ± ${(100 * se).toFixed(1)}`}` : '–');
+const pct = (x: number, se?: number) =>
+  Number.isFinite(x) ? `${(100 * x).toFixed(1)}${se === undefined ? '' : ` ± ${(100 * se).toFixed(1)}`}` : '–';
 const pp = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const inline = (s: string) => esc(s).replace(/\*\*(.+?)\*\*/g, '<b>$1</b>').replace(/`(.+?)`/g, '<code>$1</code>');
-const mdTable = (t: Table) => [`| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const inline = (s: string) =>
+  esc(s)
+    .replace(/\*\*(.+?)\*\*/g, '<b>$1</b>')
+    .replace(/`(.+?)`/g, '<code>$1</code>');
+const mdTable = (t: Table) =>
+  [`| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 const htmlTable = (t: Table) =>
   `<table><thead><tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;

@@ -21,7 +21,15 @@ export function ticks(lo: number, hi: number, count = 5): number[] {
 
 const fmt = (v: number) => (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(1) : String(Number(v.toPrecision(4))));
 
-export function lineChart(opts: { title: string; xLabel: string; yLabel: string; series: Series[]; width?: number; height?: number; logX?: boolean }): string {
+export function lineChart(opts: {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  width?: number;
+  height?: number;
+  logX?: boolean;
+}): string {
   const W = opts.width ?? 560;
   const H = opts.height ?? 320;
   const m = { l: 64, r: 16, t: 36, b: 48 };
@@ -42,7 +50,10 @@ export function lineChart(opts: { title: string; xLabel: string; yLabel: string;
     `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="#333"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="#333"/>`,
   ];
-  for (const v of ticks(y0, y1)) parts.push(`<line x1="${m.l - 4}" y1="${sy(v)}" x2="${W - m.r}" y2="${sy(v)}" stroke="#eee"/><text x="${m.l - 6}" y="${sy(v) + 4}" text-anchor="end">${fmt(v)}</text>`);
+  for (const v of ticks(y0, y1))
+    parts.push(
+      `<line x1="${m.l - 4}" y1="${sy(v)}" x2="${W - m.r}" y2="${sy(v)}" stroke="#eee"/><text x="${m.l - 6}" y="${sy(v) + 4}" text-anchor="end">${fmt(v)}</text>`,
+    );
   const xt = opts.logX ? [...new Set(pts.map((p) => p[0]))].sort((a, b) => a - b) : ticks(x0, x1);
   for (const v of xt) parts.push(`<text x="${sx(v)}" y="${H - m.b + 16}" text-anchor="middle">${fmt(v)}</text>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
@@ -50,9 +61,15 @@ export function lineChart(opts: { title: string; xLabel: string; yLabel: string;
   opts.series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const good = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-    if (good.length) parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
-    for (const [x, y] of good.length <= 40 ? good : []) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${c}"/>`);
-    parts.push(`<rect x="${m.l + 8}" y="${m.t + 4 + i * 15}" width="10" height="3" fill="${c}"/><text x="${m.l + 22}" y="${m.t + 9 + i * 15}">${esc(s.name)}</text>`);
+    if (good.length)
+      parts.push(
+        `<polyline fill="none" stroke="${c}" stroke-width="2" points="${good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`,
+      );
+    for (const [x, y] of good.length <= 40 ? good : [])
+      parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${c}"/>`);
+    parts.push(
+      `<rect x="${m.l + 8}" y="${m.t + 4 + i * 15}" width="10" height="3" fill="${c}"/><text x="${m.l + 22}" y="${m.t + 9 + i * 15}">${esc(s.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('\n');

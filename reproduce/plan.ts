@@ -99,7 +99,9 @@ export function reproductionPlan(quick: CampaignConfig, options: ReproduceOption
   // Three epochs give the 33 / 67 / 100% points of the inference-scaling sweep.
   if (epochs < 3) {
     const needed = Math.ceil((fixed + 3 * campaigns * stepsPerEpoch * COST.rlStepSeconds) / 60);
-    throw new PlanError(`--minutes ${options.minutes} is too short for ${seeds.length} seeds x ${1 + arms.length} campaigns with 3 RL epochs each; give at least ${needed}`);
+    throw new PlanError(
+      `--minutes ${options.minutes} is too short for ${seeds.length} seeds x ${1 + arms.length} campaigns with 3 RL epochs each; give at least ${needed}`,
+    );
   }
   const base = withChanges(quick, {
     'rl.epochs': epochs,

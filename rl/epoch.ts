@@ -81,7 +81,15 @@ export class RlTrainer {
   async step(): Promise<RlStepMetrics> {
     const B = this.config.promptsPerStep;
     const problems = this.pool.take(this.position.prompt, B);
-    const metrics = await rlStep({ policy: this.policy, anchor: this.anchor, optimizer: this.optimizer, problems, config: this.config, lr: rlLearningRate(this.config, this.steps), rng: this.rng });
+    const metrics = await rlStep({
+      policy: this.policy,
+      anchor: this.anchor,
+      optimizer: this.optimizer,
+      problems,
+      config: this.config,
+      lr: rlLearningRate(this.config, this.steps),
+      rng: this.rng,
+    });
     anchorAfterStep(this.anchor, this.policy, this.config.anchor);
     this.steps += 1;
     const { epoch, stepInEpoch, prompt } = this.position;

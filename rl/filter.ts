@@ -22,14 +22,24 @@ export interface FilterResult {
 }
 
 /** Samples with the RL step's sampling settings (temperature, top-p, min-p, length limit). */
-export async function difficultyFilter(model: Transformer, candidates: readonly Problem[], cfg: RlConfig, rng: Prng): Promise<FilterResult> {
+export async function difficultyFilter(
+  model: Transformer,
+  candidates: readonly Problem[],
+  cfg: RlConfig,
+  rng: Prng,
+): Promise<FilterResult> {
   const { samples: n, maxPassRate } = cfg.filter;
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
   const perCall = Math.max(1, Math.floor(cfg.sampleBatch / n));
   const passRates: number[] = [];
   for (let start = 0; start < candidates.length; start += perCall) {
     const chunk = candidates.slice(start, start + perCall);
-    const outs = await generate(model, chunk.flatMap((p) => Array.from({ length: n }, () => encodePrompt(p.prompt))), opts, rng);
+    const outs = await generate(
+      model,
+      chunk.flatMap((p) => Array.from({ length: n }, () => encodePrompt(p.prompt))),
+      opts,
+      rng,
+    );
     chunk.forEach((p, i) => {
       const right = outs.slice(i * n, (i + 1) * n).filter((o) => judge(p, o.tokens, cfg.garbage).correct).length;
       passRates.push(right / n);

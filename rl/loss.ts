@@ -78,7 +78,10 @@ export function rlGradients(policy: Transformer, samples: readonly UpdateSample[
     const b = responseBatch(chunk, policy.config.contextLength);
     const [B, T] = b.mask.shape;
     positions += B * T;
-    const adv = tf.tensor2d(chunk.map((s) => s.advantage * weight(s)), [B, 1]);
+    const adv = tf.tensor2d(
+      chunk.map((s) => s.advantage * weight(s)),
+      [B, 1],
+    );
     const old = opts.clip === undefined ? null : tf.tensor2d(oldLogProbGrid(chunk, T), [B, T]);
     const terms = () => {
       const { logProbs, entropies } = scoreTokens(policy, b.inputs, b.targets, opts.temperature);
@@ -87,7 +90,16 @@ export function rlGradients(policy: Transformer, samples: readonly UpdateSample[
         const ratio = logProbs.sub(old).exp();
         obj = tf.minimum(ratio.mul(adv), ratio.clipByValue(1 - opts.clip!, 1 + opts.clip!).mul(adv));
       }
-      return { pg: obj.mul(b.mask).sum().mul(-1 / Z) as tf.Scalar, ent: entropies.mul(b.mask).sum().mul(-opts.alphaEnt / tokens) as tf.Scalar };
+      return {
+        pg: obj
+          .mul(b.mask)
+          .sum()
+          .mul(-1 / Z) as tf.Scalar,
+        ent: entropies
+          .mul(b.mask)
+          .sum()
+          .mul(-opts.alphaEnt / tokens) as tf.Scalar,
+      };
     };
     if (i === 0) {
       // The first micro-batch takes the terms one at a time (one extra backward) to measure each.
@@ -115,7 +127,13 @@ export function rlGradients(policy: Transformer, samples: readonly UpdateSample[
 }
 
 function globalNorm(grads: readonly tf.Tensor[]): number {
-  return tf.tidy(() => tf.addN(grads.map((g) => g.square().sum())).sqrt().dataSync()[0]);
+  return tf.tidy(
+    () =>
+      tf
+        .addN(grads.map((g) => g.square().sum()))
+        .sqrt()
+        .dataSync()[0],
+  );
 }
 
 /**
@@ -155,7 +173,8 @@ function responseBatch(seqs: readonly Sequence[], contextLength: number): Batch 
 function oldLogProbGrid(chunk: readonly UpdateSample[], T: number): Float32Array {
   const grid = new Float32Array(chunk.length * T);
   chunk.forEach((s, b) => {
-    if (!s.oldLogProbs || s.oldLogProbs.length !== s.tokens.length - s.promptLength) throw new Error('PPO needs oldLogProbs for every response token');
+    if (!s.oldLogProbs || s.oldLogProbs.length !== s.tokens.length - s.promptLength)
+      throw new Error('PPO needs oldLogProbs for every response token');
     grid.set(s.oldLogProbs, b * T + s.promptLength - 1);
   });
   return grid;

@@ -40,7 +40,13 @@ export function selectForUpdate(
       return;
     }
     if (cfg.updateSelection === 'random') {
-      out.push(...rng.shuffle(idx).slice(0, M).sort((a, b) => a - b).map((index) => ({ index, weight: K / M })));
+      out.push(
+        ...rng
+          .shuffle(idx)
+          .slice(0, M)
+          .sort((a, b) => a - b)
+          .map((index) => ({ index, weight: K / M })),
+      );
       return;
     }
     const classes = [rng.shuffle(idx.filter((i) => right[i])), rng.shuffle(idx.filter((i) => !right[i]))];

@@ -88,7 +88,8 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const prompts = promptIds.flatMap((ids) => Array.from({ length: K }, () => ids));
   const samples: Sample[] = [];
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
-  for (let i = 0; i < prompts.length; i += cfg.sampleBatch) samples.push(...(await generate(policy, prompts.slice(i, i + cfg.sampleBatch), opts, rng)));
+  for (let i = 0; i < prompts.length; i += cfg.sampleBatch)
+    samples.push(...(await generate(policy, prompts.slice(i, i + cfg.sampleBatch), opts, rng)));
   const sampledTokens = samples.reduce((n, s) => n + s.tokens.length, 0);
 
   const t1 = now();
@@ -105,7 +106,12 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const flat = zeroVarianceGroups(task, K);
   const right = judged.map((j) => j.correct && !j.garbage);
   const chosen = selectForUpdate(right, cfg.dropZeroVariance ? flat : flat.map(() => false), K, cfg, rng);
-  const batch: UpdateSample[] = chosen.map(({ index: i, weight }) => ({ ...seqs[i], advantage: A[i], weight, oldLogProbs: samples[i].logProbs }));
+  const batch: UpdateSample[] = chosen.map(({ index: i, weight }) => ({
+    ...seqs[i],
+    advantage: A[i],
+    weight,
+    oldLogProbs: samples[i].logProbs,
+  }));
 
   const t2 = now();
   const none = { losses: [], norms: [], positions: 0, pgNorm: NaN, entropyNorm: NaN };
@@ -153,7 +159,13 @@ function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample
   let pgNorm = NaN;
   let entropyNorm = NaN;
   const apply = (part: UpdateSample[], clip?: number) => {
-    const opts = { normalisation: cfg.normalisation, temperature: cfg.temperature, alphaEnt: cfg.alphaEnt, clip, microBatch: cfg.microBatch };
+    const opts = {
+      normalisation: cfg.normalisation,
+      temperature: cfg.temperature,
+      alphaEnt: cfg.alphaEnt,
+      clip,
+      microBatch: cfg.microBatch,
+    };
     const g = rlGradients(policy, part, opts);
     const clipped = clipByGlobalNorm(g.grads, cfg.gradClip > 0 ? cfg.gradClip : Infinity);
     optimizer.step(clipped.grads, lr);

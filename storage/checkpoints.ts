@@ -96,7 +96,13 @@ export class CheckpointStore {
       const sha256 = sha256Hex(bytes);
       return { name: obj, key: `objects/${campaign}/${name}/${obj}.${sha256.slice(0, 16)}`, size: bytes.byteLength, sha256 };
     });
-    const manifest = ManifestSchema.parse({ format: 't1.checkpoint/1', ...head, campaign, created: new Date().toISOString(), objects: entries });
+    const manifest = ManifestSchema.parse({
+      format: 't1.checkpoint/1',
+      ...head,
+      campaign,
+      created: new Date().toISOString(),
+      objects: entries,
+    });
 
     const existing = await this.manifest(head.id);
     if (existing) return { manifest: this.sameOrConflict(existing, manifest), created: false };
@@ -124,7 +130,9 @@ export class CheckpointStore {
 
   private sameOrConflict(existing: Manifest, wanted: Manifest): Manifest {
     if (contentIdentity(existing) === contentIdentity(wanted)) return existing;
-    throw new CheckpointConflictError(`checkpoint ${wanted.id} is already committed with different content; committed checkpoints are never overwritten`);
+    throw new CheckpointConflictError(
+      `checkpoint ${wanted.id} is already committed with different content; committed checkpoints are never overwritten`,
+    );
   }
 
   /** Uploads one object and checks that the server holds exactly its bytes. */
@@ -134,7 +142,9 @@ export class CheckpointStore {
     if (e.size <= this.threshold) {
       expected = Buffer.from(e.sha256, 'hex').toString('base64');
       // The server recomputes the sha256 and rejects the upload (BadDigest) on mismatch.
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: e.key, Body: body, ChecksumSHA256: expected, ContentLength: e.size }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: e.key, Body: body, ChecksumSHA256: expected, ContentLength: e.size }),
+      );
     } else {
       await new Upload({
         client: this.client,
@@ -146,11 +156,13 @@ export class CheckpointStore {
       expected = compositeSha256(body, this.partSize);
     }
     const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: e.key, ChecksumMode: 'ENABLED' }));
-    if (h.ContentLength !== e.size) throw new CheckpointCorruptError('(uncommitted)', e.name, `uploaded ${h.ContentLength} bytes, expected ${e.size}`);
+    if (h.ContentLength !== e.size)
+      throw new CheckpointCorruptError('(uncommitted)', e.name, `uploaded ${h.ContentLength} bytes, expected ${e.size}`);
     if (h.ChecksumSHA256 === undefined) {
       // A server that keeps no checksums: read the object back and hash it.
       const got = await this.readObject(e.key);
-      if (got.sha256 !== e.sha256) throw new CheckpointCorruptError('(uncommitted)', e.name, 'read-back sha256 differs from the bytes sent');
+      if (got.sha256 !== e.sha256)
+        throw new CheckpointCorruptError('(uncommitted)', e.name, 'read-back sha256 differs from the bytes sent');
     } else if (h.ChecksumSHA256 !== expected) {
       throw new CheckpointCorruptError('(uncommitted)', e.name, 'server checksum differs from the bytes sent');
     }
@@ -188,8 +200,10 @@ export class CheckpointStore {
           if (e?.name === 'NoSuchKey') throw new CheckpointCorruptError(id, o.name, 'object is missing');
           throw e;
         }
-        if (got.bytes.byteLength !== o.size) throw new CheckpointCorruptError(id, o.name, `size ${got.bytes.byteLength}, manifest says ${o.size}`);
-        if (got.sha256 !== o.sha256) throw new CheckpointCorruptError(id, o.name, `sha256 ${got.sha256.slice(0, 12)}…, manifest says ${o.sha256.slice(0, 12)}…`);
+        if (got.bytes.byteLength !== o.size)
+          throw new CheckpointCorruptError(id, o.name, `size ${got.bytes.byteLength}, manifest says ${o.size}`);
+        if (got.sha256 !== o.sha256)
+          throw new CheckpointCorruptError(id, o.name, `sha256 ${got.sha256.slice(0, 12)}…, manifest says ${o.sha256.slice(0, 12)}…`);
         return [o.name, got.bytes] as const;
       }),
     );
@@ -232,7 +246,9 @@ export class CheckpointStore {
 
   /** Committed checkpoints, oldest first (by step, then creation time). */
   async list(filter: { campaign?: string; kind?: Manifest['kind'] } = {}): Promise<Manifest[]> {
-    const keys = (await this.listKeys(filter.campaign ? `manifests/${filter.campaign}/` : 'manifests/')).filter((o) => o.Key!.endsWith('.json'));
+    const keys = (await this.listKeys(filter.campaign ? `manifests/${filter.campaign}/` : 'manifests/')).filter((o) =>
+      o.Key!.endsWith('.json'),
+    );
     const all = await mapLimit(keys, 16, async (o) => this.manifest(idFromManifestKey(o.Key!)));
     return all
       .filter((m): m is Manifest => !!m && (!filter.kind || m.kind === filter.kind))
@@ -265,7 +281,9 @@ export class CheckpointStore {
   async markKeep(id: string): Promise<void> {
     await this.require(id);
     const { campaign, name } = splitId(id);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: `marks/${campaign}/${name}.keep`, Body: new Uint8Array(0), ContentLength: 0 }));
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: `marks/${campaign}/${name}.keep`, Body: new Uint8Array(0), ContentLength: 0 }),
+    );
   }
 
   async isKept(id: string): Promise<boolean> {
@@ -280,7 +298,11 @@ export class CheckpointStore {
    */
   async retain(opts: { campaign: string; keepLast: number; kind?: Manifest['kind'] }): Promise<string[]> {
     const ms = await this.list({ campaign: opts.campaign, kind: opts.kind });
-    const kept = new Set((await this.listKeys(`marks/${opts.campaign}/`)).map((o) => `${opts.campaign}/${o.Key!.slice(`marks/${opts.campaign}/`.length, -'.keep'.length)}`));
+    const kept = new Set(
+      (await this.listKeys(`marks/${opts.campaign}/`)).map(
+        (o) => `${opts.campaign}/${o.Key!.slice(`marks/${opts.campaign}/`.length, -'.keep'.length)}`,
+      ),
+    );
     const doomed = ms.slice(0, Math.max(0, ms.length - opts.keepLast)).filter((m) => !kept.has(m.id));
     for (const m of doomed) await this.remove(m);
     return doomed.map((m) => m.id);
@@ -320,7 +342,10 @@ export class CheckpointStore {
   private async deleteKeys(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
-      if (batch.length) await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      if (batch.length)
+        await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        );
     }
   }
 }
@@ -337,7 +362,12 @@ function idFromManifestKey(key: string): string {
 /** S3's multipart SHA256: sha256 over the parts' raw digests, then "-<parts>". */
 function compositeSha256(body: Buffer, partSize: number): string {
   const digests: Buffer[] = [];
-  for (let i = 0; i < body.length; i += partSize) digests.push(createHash('sha256').update(body.subarray(i, i + partSize)).digest());
+  for (let i = 0; i < body.length; i += partSize)
+    digests.push(
+      createHash('sha256')
+        .update(body.subarray(i, i + partSize))
+        .digest(),
+    );
   return `${createHash('sha256').update(Buffer.concat(digests)).digest('base64')}-${digests.length}`;
 }
 

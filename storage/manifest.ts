@@ -5,12 +5,10 @@ import { z } from 'zod';
 export const CAMPAIGN_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** A checkpoint id is `<campaign>/<name>`, so the campaign is part of every reference. */
-export const CheckpointId = z
-  .string()
-  .refine((s) => {
-    const [c, n, ...rest] = s.split('/');
-    return rest.length === 0 && CAMPAIGN_RE.test(c ?? '') && NAME_RE.test(n ?? '');
-  }, 'expected a checkpoint id <campaign>/<name> (letters, digits, ".", "_", "-")');
+export const CheckpointId = z.string().refine((s) => {
+  const [c, n, ...rest] = s.split('/');
+  return rest.length === 0 && CAMPAIGN_RE.test(c ?? '') && NAME_RE.test(n ?? '');
+}, 'expected a checkpoint id <campaign>/<name> (letters, digits, ".", "_", "-")');
 
 export const CheckpointKind = z.enum(['proof', 'dataset', 'sft', 'rl', 'anchor', 'partial', 'eval']);
 

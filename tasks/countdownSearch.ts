@@ -33,7 +33,10 @@ export function solveCountdown(numbers: readonly number[], target: number, rng?:
   const dead = new Set<string>();
   const search = (items: Item[]): Expr | null => {
     if (items.length < 2) return null;
-    const key = items.map((i) => i.value).sort((x, y) => x - y).join(',');
+    const key = items
+      .map((i) => i.value)
+      .sort((x, y) => x - y)
+      .join(',');
     if (dead.has(key)) return null;
     const pairs: [number, number][] = [];
     for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) pairs.push([i, j]);
@@ -71,7 +74,13 @@ export function greedyAttempt(numbers: readonly number[], target: number, rng: P
     });
     const distance = options.map((o) => Math.abs(o.item.value - target));
     const nearest = Math.min(...distance);
-    const choice = options[sampleWeighted(distance.map((d) => Math.exp((nearest - d) / scale)), rng)];
+    const choice =
+      options[
+        sampleWeighted(
+          distance.map((d) => Math.exp((nearest - d) / scale)),
+          rng,
+        )
+      ];
     if (choice.used < 0) break;
     pool.splice(choice.used, 1);
     current = choice.item;

@@ -37,7 +37,14 @@ export function synthesizeSft(spec: DatasetSpec): { examples: SftExample[]; stat
   const examples: SftExample[] = [];
   let skipped = 0;
   // Draw more problems than needed: a few have no trace that fits.
-  const problems = sampleProblems(Math.ceil(spec.examples * 1.2) + 16, { task: spec.task, split: 'train', pool: 'sft', seed: spec.seed, difficulty: spec.difficulty, splits: spec.splits });
+  const problems = sampleProblems(Math.ceil(spec.examples * 1.2) + 16, {
+    task: spec.task,
+    split: 'train',
+    pool: 'sft',
+    seed: spec.seed,
+    difficulty: spec.difficulty,
+    splits: spec.splits,
+  });
   for (const p of problems) {
     if (examples.length === spec.examples) break;
     const t = spec.style === 'direct' ? directTrace(p, rng) : writeTrace(p, rng, spec.teacher);
@@ -47,7 +54,8 @@ export function synthesizeSft(spec: DatasetSpec): { examples: SftExample[]; stat
     }
     examples.push({ id: p.id, prompt: p.prompt, ...t });
   }
-  if (examples.length < spec.examples) throw new Error(`only ${examples.length} of ${spec.examples} SFT examples fit in ${spec.teacher.maxChars} characters`);
+  if (examples.length < spec.examples)
+    throw new Error(`only ${examples.length} of ${spec.examples} SFT examples fit in ${spec.teacher.maxChars} characters`);
   const chars = examples.map((e) => e.prompt.length + e.reasoning.length + e.answer.length + e.verification.length);
   return {
     examples,

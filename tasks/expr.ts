@@ -91,17 +91,19 @@ export function parseExpr(text: string): Expr | null {
     pos++;
     return inner;
   };
-  const chain = (ops: string, next: (d: number) => Expr | null) => (depth: number): Expr | null => {
-    let left = next(depth);
-    while (left) {
-      const s = sym();
-      if (s === undefined || !ops.includes(s)) break;
-      pos++;
-      const right = next(depth);
-      left = right && bin(s as Op, left, right);
-    }
-    return left;
-  };
+  const chain =
+    (ops: string, next: (d: number) => Expr | null) =>
+    (depth: number): Expr | null => {
+      let left = next(depth);
+      while (left) {
+        const s = sym();
+        if (s === undefined || !ops.includes(s)) break;
+        pos++;
+        const right = next(depth);
+        left = right && bin(s as Op, left, right);
+      }
+      return left;
+    };
   const product = chain('*/', factor);
   const sum = chain('+-', product);
   const e = sum(0);

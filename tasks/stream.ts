@@ -25,7 +25,8 @@ export interface StreamOptions {
  * ExhaustedError when none is left), or with `exhausted: 'repeat'` replays its problems.
  */
 export function* problemStream(opts: StreamOptions): Generator<Problem, never, undefined> {
-  if (opts.pool && opts.split !== 'train') throw new Error(`problemStream: pool ${opts.pool} exists only in split train, not ${opts.split}`);
+  if (opts.pool && opts.split !== 'train')
+    throw new Error(`problemStream: pool ${opts.pool} exists only in split train, not ${opts.split}`);
   const task = getTask(opts.task);
   const cfg = opts.splits ?? DEFAULT_SPLITS;
   const { min, max } = typeof opts.difficulty === 'number' ? { min: opts.difficulty, max: opts.difficulty } : opts.difficulty;
@@ -33,10 +34,11 @@ export function* problemStream(opts: StreamOptions): Generator<Problem, never, u
   if (!levels.length) throw new RangeError(`problemStream: empty difficulty range ${min}..${max}`);
   const rng = new Prng(opts.seed).fork(`problems:${opts.task}`);
   const seen = new Set<string>();
-  const wanted = (p: Problem) =>
-    !seen.has(p.id) && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split);
+  const wanted = (p: Problem) => !seen.has(p.id) && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split);
   const repeat = opts.exhausted === 'repeat';
-  const byLevel = new Map<number, { problems: Problem[]; replayed: number | null }>(levels.map((l) => [l, { problems: [], replayed: null }]));
+  const byLevel = new Map<number, { problems: Problem[]; replayed: number | null }>(
+    levels.map((l) => [l, { problems: [], replayed: null }]),
+  );
   for (;;) {
     const level = rng.int(levels.length);
     const mine = byLevel.get(levels[level])!;

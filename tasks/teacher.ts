@@ -70,7 +70,9 @@ function compose(log: AttemptLog, failures: number, check: string): Trace {
 
 function assertEmittable(problem: Problem, trace: Trace): Trace {
   if (!getTask(problem.task).verify(problem, trace.answer)) {
-    throw new Error(`teacher: answer ${JSON.stringify(trace.answer)} does not verify for ${problem.task} ${JSON.stringify(problem.prompt)}`);
+    throw new Error(
+      `teacher: answer ${JSON.stringify(trace.answer)} does not verify for ${problem.task} ${JSON.stringify(problem.prompt)}`,
+    );
   }
   for (const c of problem.prompt + trace.reasoning + trace.answer + trace.verification) {
     if (!ALPHABET.includes(c)) throw new Error(`teacher: character ${JSON.stringify(c)} outside ALPHABET`);

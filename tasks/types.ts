@@ -77,7 +77,9 @@ export function problemId(task: TaskName, prompt: string): string {
 
 export function checkDifficulty(task: Task<any, any>, difficulty: number): void {
   if (!Number.isInteger(difficulty) || difficulty < task.minDifficulty || difficulty > task.maxDifficulty) {
-    throw new ConfigError(`task.difficulty: ${task.name} difficulty must be an integer in ${task.minDifficulty}..${task.maxDifficulty}, got ${difficulty}`);
+    throw new ConfigError(
+      `task.difficulty: ${task.name} difficulty must be an integer in ${task.minDifficulty}..${task.maxDifficulty}, got ${difficulty}`,
+    );
   }
 }
 

@@ -101,7 +101,15 @@ export class SftTrainer {
       throw new Error(`sft resume: dataset has ${train.length} examples, the state was trained on ${extra.datasetSize}`);
     }
     const model = new Transformer(state.config, state.weights);
-    return new SftTrainer(model, SftConfigSchema.parse(config), train, new Prng(state.prng), state.step, state.cursor as DataCursor, state.optimizer);
+    return new SftTrainer(
+      model,
+      SftConfigSchema.parse(config),
+      train,
+      new Prng(state.prng),
+      state.step,
+      state.cursor as DataCursor,
+      state.optimizer,
+    );
   }
 
   get step(): number {
@@ -129,7 +137,10 @@ export class SftTrainer {
     for (const b of micro) {
       positions += b.inputs.size;
       // Each micro-batch contributes its NLL sum over the whole batch's token count: exact accumulation.
-      const { value, grads } = tf.variableGrads(() => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).div(tokens) as tf.Scalar, this.model.variables);
+      const { value, grads } = tf.variableGrads(
+        () => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).div(tokens) as tf.Scalar,
+        this.model.variables,
+      );
       loss += value.dataSync()[0];
       value.dispose();
       const gs = this.model.variables.map((v) => grads[v.name]);
@@ -166,7 +177,12 @@ export class SftTrainer {
     let correct = 0;
     for (let i = 0; i < items.length; i += this.config.microBatchSize) {
       const chunk = items.slice(i, i + this.config.microBatchSize);
-      const outs = await generate(this.model, chunk.map((it) => encodePrompt(it.prompt)), { maxNewTokens, greedy: true }, this.rng);
+      const outs = await generate(
+        this.model,
+        chunk.map((it) => encodePrompt(it.prompt)),
+        { maxNewTokens, greedy: true },
+        this.rng,
+      );
       outs.forEach((o, j) => {
         const { answer } = parseResponse(o.tokens);
         const ok = chunk[j].verify(answer);

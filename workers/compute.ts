@@ -76,10 +76,16 @@ class ComputeProcess {
 
   /** A started child that has loaded its backend and built its activities. */
   static async start(s3: S3Config): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
-    const child = fork(CHILD, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(CHILD, [], {
+      execArgv: ['--import', 'tsx'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const proc = new ComputeProcess(child);
     const ready = await new Promise<Extract<FromChild, { type: 'ready' }>>((resolve, reject) => {
-      child.once('message', (m: FromChild) => (m.type === 'ready' ? resolve(m) : reject(new Error(`compute process: unexpected ${m.type}`))));
+      child.once('message', (m: FromChild) =>
+        m.type === 'ready' ? resolve(m) : reject(new Error(`compute process: unexpected ${m.type}`)),
+      );
       child.once('exit', (code, signal) => reject(new Error(`compute process exited while starting (${signal ?? `code ${code}`})`)));
       child.send({ type: 'init', s3 } satisfies ToChild);
     });

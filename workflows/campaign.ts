@@ -32,9 +32,24 @@ import { ACTIVITY_RETRY } from './retry';
 
 // A dead worker stops heartbeating: the 20 s heartbeat timeout hands the activity to another worker,
 // which resumes from the last intra-activity checkpoint. Start-to-close is generous on purpose.
-const gpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.gpu, startToCloseTimeout: '12h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
-const cpu = proxyActivities<CampaignActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
-const evalQueue = proxyActivities<ScalingActivities>({ taskQueue: QUEUES.eval, startToCloseTimeout: '2h', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
+const gpu = proxyActivities<CampaignActivities>({
+  taskQueue: QUEUES.gpu,
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '20s',
+  retry: ACTIVITY_RETRY,
+});
+const cpu = proxyActivities<CampaignActivities>({
+  taskQueue: QUEUES.cpu,
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '20s',
+  retry: ACTIVITY_RETRY,
+});
+const evalQueue = proxyActivities<ScalingActivities>({
+  taskQueue: QUEUES.eval,
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '20s',
+  retry: ACTIVITY_RETRY,
+});
 
 export interface CampaignInput {
   campaignId: string;
@@ -140,7 +155,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       await boundary();
       const scope = new CancellationScope();
       const watcher = new CancellationScope();
-      watcher.run(() => condition(() => state.paused)).then(() => scope.cancel(), () => undefined);
+      watcher
+        .run(() => condition(() => state.paused))
+        .then(
+          () => scope.cancel(),
+          () => undefined,
+        );
       try {
         return await scope.run(fn);
       } catch (e) {
@@ -160,14 +180,19 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   try {
     if (!state.dataset) {
       setStage('synthesize');
-      state.dataset = await cpu.synthesize.executeWithOptions({ summary: `synthesize ${config.data.sftExamples} ${config.task.name} traces` }, [{ campaignId: id, config }]);
+      state.dataset = await cpu.synthesize.executeWithOptions(
+        { summary: `synthesize ${config.data.sftExamples} ${config.task.name} traces` },
+        [{ campaignId: id, config }],
+      );
       await boundary();
     }
     if (!state.sft) {
       setStage('sft');
       const dataset = state.dataset;
       state.sft = await pausable(() =>
-        gpu.sftTrain.executeWithOptions({ summary: `SFT ${config.sft.steps} steps` }, [{ campaignId: id, config, dataset, init: input.warmStart ?? null }]),
+        gpu.sftTrain.executeWithOptions({ summary: `SFT ${config.sft.steps} steps` }, [
+          { campaignId: id, config, dataset, init: input.warmStart ?? null },
+        ]),
       );
       state.policy = state.sft.checkpoint;
       state.anchor = state.sft.checkpoint;
@@ -175,7 +200,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
     if (!state.evals.some((e) => e.label === 'sft')) {
       setStage('evaluate-sft');
-      const e = await gpu.evaluate.executeWithOptions({ summary: 'evaluate SFT checkpoint' }, [{ campaignId: id, config, checkpoint: state.sft.checkpoint, label: 'sft' }]);
+      const e = await gpu.evaluate.executeWithOptions({ summary: 'evaluate SFT checkpoint' }, [
+        { campaignId: id, config, checkpoint: state.sft.checkpoint, label: 'sft' },
+      ]);
       recordBest(e);
       state.evals.push(e);
     }
@@ -213,7 +240,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
 
     setStage('evaluate');
-    const final = await gpu.evaluate.executeWithOptions({ summary: 'evaluate final checkpoint' }, [{ campaignId: id, config, checkpoint: state.policy!, label: 'final' }]);
+    const final = await gpu.evaluate.executeWithOptions({ summary: 'evaluate final checkpoint' }, [
+      { campaignId: id, config, checkpoint: state.policy!, label: 'final' },
+    ]);
     recordBest(final);
     state.evals.push(final);
     if (config.eval.scaling.enabled && !state.scaling.length) {
@@ -228,7 +257,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       state.scaling = await Promise.all(
         checkpoints.flatMap(({ label, checkpoint }) =>
           budgets.map((budget) =>
-            evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [{ campaignId: id, config, checkpoint, label, budget }]),
+            evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
+              { campaignId: id, config, checkpoint, label, budget },
+            ]),
           ),
         ),
       );

@@ -44,12 +44,20 @@ export async function reproduceWorkflow(input: ReproduceInput): Promise<Reproduc
   for (const base of plan.base) {
     const campaignId = campaignIdOf(input.id, base);
     running = campaignId;
-    const result = await executeChild(campaignWorkflow, { workflowId: campaignId, taskQueue: QUEUES.cpu, args: [{ campaignId, config: base.config, preset: 'quick' }] });
+    const result = await executeChild(campaignWorkflow, {
+      workflowId: campaignId,
+      taskQueue: QUEUES.cpu,
+      args: [{ campaignId, config: base.config, preset: 'quick' }],
+    });
     runs.push({ seed: base.seed, arm: base.arm, campaignId, result });
     for (const ablation of plan.ablations.filter((a) => a.seed === base.seed)) {
       const id = campaignIdOf(input.id, ablation);
       running = id;
-      const r = await executeChild(campaignWorkflow, { workflowId: id, taskQueue: QUEUES.cpu, args: [{ campaignId: id, config: ablation.config, fromSft: result.sftStage }] });
+      const r = await executeChild(campaignWorkflow, {
+        workflowId: id,
+        taskQueue: QUEUES.cpu,
+        args: [{ campaignId: id, config: ablation.config, fromSft: result.sftStage }],
+      });
       runs.push({ seed: ablation.seed, arm: ablation.arm, campaignId: id, result: r });
     }
   }

@@ -25,7 +25,9 @@ export interface ScheduledInput {
 export async function scheduledCampaignWorkflow(input: ScheduledInput) {
   const promoted = await cpu.getPromoted({ schedule: input.schedule });
   // Schedules append the scheduled time to the workflow id, which makes the campaign id unique.
-  const campaignId = workflowInfo().workflowId.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  const campaignId = workflowInfo()
+    .workflowId.replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 64);
   const result = await executeChild(campaignWorkflow, {
     workflowId: `${campaignId}-campaign`,
     taskQueue: QUEUES.cpu,

@@ -6,7 +6,16 @@ import { parseAssignments } from '../../config/campaign';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import { campaignHandle, campaignStatus, listCampaigns, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign, type CampaignHandle } from '../../client/campaigns';
+import {
+  campaignHandle,
+  campaignStatus,
+  listCampaigns,
+  pauseCampaign,
+  resumeCampaign,
+  setHyperparameters,
+  startCampaign,
+  type CampaignHandle,
+} from '../../client/campaigns';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { progressOf, renderStatus, type StatusView } from '../progress';
 import { UserError } from '../../util/errors';
@@ -27,7 +36,10 @@ export async function withClient<T>(v: Record<string, any>, fn: (c: Client, conn
 }
 
 export function newCampaignId(): string {
-  return `c-${new Date().toISOString().replace(/[-:TZ]/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
+  return `c-${new Date()
+    .toISOString()
+    .replace(/[-:TZ]/g, '')
+    .slice(0, 14)}-${randomBytes(2).toString('hex')}`;
 }
 
 export function uiUrl(conn: ConnectionConfig, id: string): string {
@@ -45,17 +57,27 @@ const QUERY_TIMEOUT_MS = 3000;
 export async function fetchStatus(handle: WorkflowHandle): Promise<StatusView> {
   const timeout = AbortSignal.timeout(QUERY_TIMEOUT_MS);
   // Query and describe in parallel; the abort cancels the query and the client's retries of it.
-  const query = handle.client.withAbortSignal(timeout, () => campaignStatus(handle)).then(
-    (status) => ({ status }),
-    (error: unknown) => ({ error }),
-  );
+  const query = handle.client
+    .withAbortSignal(timeout, () => campaignStatus(handle))
+    .then(
+      (status) => ({ status }),
+      (error: unknown) => ({ error }),
+    );
   const desc = await handle.describe();
   const view = { campaignId: handle.workflowId, workflow: desc.status.name, progress: progressOf(desc.raw.pendingActivities ?? []) };
   const answer = await query;
   if ('status' in answer) return { ...view, status: answer.status };
   const sa = desc.searchAttributes as Record<string, unknown[] | undefined>;
-  const fallback = { stage: sa.T1Stage?.[0] as string | undefined, epoch: sa.T1Epoch?.[0] as number | undefined, bestAccuracy: sa.T1BestAccuracy?.[0] as number | undefined };
-  const reason = timeout.aborted ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s` : answer.error instanceof Error ? answer.error.message : String(answer.error);
+  const fallback = {
+    stage: sa.T1Stage?.[0] as string | undefined,
+    epoch: sa.T1Epoch?.[0] as number | undefined,
+    bestAccuracy: sa.T1BestAccuracy?.[0] as number | undefined,
+  };
+  const reason = timeout.aborted
+    ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s`
+    : answer.error instanceof Error
+      ? answer.error.message
+      : String(answer.error);
   return { ...view, fallback: { ...fallback, reason: `status query unanswered (${reason})` } };
 }
 
@@ -97,7 +119,9 @@ export function resultTable(r: CampaignResult): string {
   const lines = ['checkpoint            pass@1 ± se       greedy   n x samples @ T'];
   for (const e of r.evals) {
     const passAt1 = `${(100 * e.accuracy).toFixed(1)}% ± ${(100 * e.stderr).toFixed(1)}`;
-    lines.push(`${e.label.padEnd(20)}  ${passAt1.padStart(13)}  ${(100 * e.greedyAccuracy).toFixed(1).padStart(7)}%  ${e.n} x ${e.samples} @ ${e.temperature}`);
+    lines.push(
+      `${e.label.padEnd(20)}  ${passAt1.padStart(13)}  ${(100 * e.greedyAccuracy).toFixed(1).padStart(7)}%  ${e.n} x ${e.samples} @ ${e.temperature}`,
+    );
   }
   lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length  difficulty');
   for (const e of r.epochs)
@@ -106,7 +130,11 @@ export function resultTable(r: CampaignResult): string {
     );
   if (r.scaling.length) {
     const budgets = [...new Set(r.scaling.map((p) => (p.untruncated ? 'full' : String(p.budget))))];
-    lines.push('', `inference scaling (accuracy by reasoning budget)`, `${'checkpoint'.padEnd(12)}${budgets.map((b) => b.padStart(8)).join('')}`);
+    lines.push(
+      '',
+      `inference scaling (accuracy by reasoning budget)`,
+      `${'checkpoint'.padEnd(12)}${budgets.map((b) => b.padStart(8)).join('')}`,
+    );
     for (const label of new Set(r.scaling.map((p) => p.label))) {
       const row = budgets.map((b) => r.scaling.find((p) => p.label === label && (p.untruncated ? 'full' : String(p.budget)) === b));
       lines.push(`${label.padEnd(12)}${row.map((p) => (p ? `${(100 * p.accuracy).toFixed(1)}%` : '-').padStart(8)).join('')}`);
@@ -120,15 +148,31 @@ export const campaignCommands: Command[] = [
     path: ['campaign', 'start'],
     summary: 'Start a campaign workflow (workers run it: `t1 worker`)',
     usage: 'campaign start [--preset P | --config FILE] [--id ID] [--seed N] [--wait] [--json]',
-    options: { preset: { type: 'string' }, config: { type: 'string' }, id: { type: 'string' }, seed: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' }, ...connectionOptions },
+    options: {
+      preset: { type: 'string' },
+      config: { type: 'string' },
+      id: { type: 'string' },
+      seed: { type: 'string' },
+      wait: { type: 'boolean' },
+      json: { type: 'boolean' },
+      ...connectionOptions,
+    },
     run: (v) =>
       withClient(v, async (client, conn) => {
         if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
-        const config = resolveConfig({ preset: v.preset ?? (v.config ? undefined : 'quick'), file: v.config, overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined });
+        const config = resolveConfig({
+          preset: v.preset ?? (v.config ? undefined : 'quick'),
+          file: v.config,
+          overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined,
+        });
         const id = v.id ?? newCampaignId();
         const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') });
         if (!v.wait) {
-          console.log(v.json ? JSON.stringify({ id, runId: handle.firstExecutionRunId, uiUrl: uiUrl(conn, id) }) : `started ${id}\n${uiUrl(conn, id)}`);
+          console.log(
+            v.json
+              ? JSON.stringify({ id, runId: handle.firstExecutionRunId, uiUrl: uiUrl(conn, id) })
+              : `started ${id}\n${uiUrl(conn, id)}`,
+          );
           return;
         }
         if (!v.json) console.error(`started ${id}  ${uiUrl(conn, id)}`);
@@ -145,7 +189,15 @@ export const campaignCommands: Command[] = [
     run: (v, pos) =>
       withClient(v, async (client) => {
         const s = await fetchStatus(await handleFor(client, oneId(pos)));
-        console.log(v.json ? JSON.stringify({ ...(s.status ?? { campaignId: s.campaignId, fallback: s.fallback }), workflowStatus: s.workflow, progress: s.progress }) : `${s.workflow}  ${renderStatus(s)}`);
+        console.log(
+          v.json
+            ? JSON.stringify({
+                ...(s.status ?? { campaignId: s.campaignId, fallback: s.fallback }),
+                workflowStatus: s.workflow,
+                progress: s.progress,
+              })
+            : `${s.workflow}  ${renderStatus(s)}`,
+        );
       }),
   },
   {
@@ -158,26 +210,35 @@ export const campaignCommands: Command[] = [
         const rows = [];
         for await (const w of listCampaigns(client)) {
           const sa = w.searchAttributes as Record<string, unknown[]>;
-          rows.push({ id: w.workflowId, status: w.status.name, started: w.startTime.toISOString(), stage: sa.T1Stage?.[0], epoch: sa.T1Epoch?.[0], bestAccuracy: sa.T1BestAccuracy?.[0], preset: sa.T1Preset?.[0] });
+          rows.push({
+            id: w.workflowId,
+            status: w.status.name,
+            started: w.startTime.toISOString(),
+            stage: sa.T1Stage?.[0],
+            epoch: sa.T1Epoch?.[0],
+            bestAccuracy: sa.T1BestAccuracy?.[0],
+            preset: sa.T1Preset?.[0],
+          });
         }
         if (v.json) return void console.log(JSON.stringify(rows));
-        for (const r of rows) console.log(`${r.id.padEnd(30)} ${r.status.padEnd(11)} ${String(r.stage ?? '').padEnd(13)} epoch ${String(r.epoch ?? 0).padStart(3)}  best ${r.bestAccuracy === undefined ? '   -' : `${(100 * Number(r.bestAccuracy)).toFixed(1)}%`}  ${r.preset ?? ''}`);
+        for (const r of rows)
+          console.log(
+            `${r.id.padEnd(30)} ${r.status.padEnd(11)} ${String(r.stage ?? '').padEnd(13)} epoch ${String(r.epoch ?? 0).padStart(3)}  best ${r.bestAccuracy === undefined ? '   -' : `${(100 * Number(r.bestAccuracy)).toFixed(1)}%`}  ${r.preset ?? ''}`,
+          );
       }),
   },
-  ...(['pause', 'resume'] as const).map(
-    (sig): Command => ({
-      path: ['campaign', sig],
-      summary: sig === 'pause' ? 'Pause at the next step boundary (an intra-activity checkpoint is committed)' : 'Resume a paused campaign',
-      usage: `campaign ${sig} ID`,
-      options: connectionOptions,
-      run: (v, pos) =>
-        withClient(v, async (client) => {
-          const h = await handleFor(client, oneId(pos));
-          await (sig === 'pause' ? pauseCampaign(h) : resumeCampaign(h));
-          console.log(`${sig === 'pause' ? 'pause' : 'resume'} sent to ${pos[0]}`);
-        }),
-    }),
-  ),
+  ...(['pause', 'resume'] as const).map((sig): Command => ({
+    path: ['campaign', sig],
+    summary: sig === 'pause' ? 'Pause at the next step boundary (an intra-activity checkpoint is committed)' : 'Resume a paused campaign',
+    usage: `campaign ${sig} ID`,
+    options: connectionOptions,
+    run: (v, pos) =>
+      withClient(v, async (client) => {
+        const h = await handleFor(client, oneId(pos));
+        await (sig === 'pause' ? pauseCampaign(h) : resumeCampaign(h));
+        console.log(`${sig === 'pause' ? 'pause' : 'resume'} sent to ${pos[0]}`);
+      }),
+  })),
   {
     path: ['campaign', 'cancel'],
     summary: 'Cancel a campaign (running activities stop at their next step)',
@@ -205,7 +266,11 @@ export const campaignCommands: Command[] = [
         } catch (e: any) {
           throw new CampaignError(`rejected: ${e?.cause?.message ?? e.message}`);
         }
-        console.log(v.json ? JSON.stringify(effective) : `accepted for the next epoch; effective rl config:\n${JSON.stringify(effective.rl, null, 2)}`);
+        console.log(
+          v.json
+            ? JSON.stringify(effective)
+            : `accepted for the next epoch; effective rl config:\n${JSON.stringify(effective.rl, null, 2)}`,
+        );
       }),
   },
   {

@@ -25,7 +25,9 @@ export const checkpointCommands: Command[] = [
         if (!ms.length) return void console.log('no checkpoints');
         for (const m of ms) {
           const size = m.objects.reduce((s, o) => s + o.size, 0);
-          console.log(`${m.id.padEnd(48)} ${m.kind.padEnd(7)} step ${String(m.step).padStart(6)}  ${(size / 1e6).toFixed(2).padStart(9)} MB  ${m.created}  ${contentDigest(m).slice(0, 12)}`);
+          console.log(
+            `${m.id.padEnd(48)} ${m.kind.padEnd(7)} step ${String(m.step).padStart(6)}  ${(size / 1e6).toFixed(2).padStart(9)} MB  ${m.created}  ${contentDigest(m).slice(0, 12)}`,
+          );
         }
       }),
   },

@@ -27,11 +27,17 @@ const fail = (ctx: Ctx, flag: string, message: string) => {
 };
 
 const int = (flag: string, min: number) =>
-  z.string().transform((s, ctx) => (/^\d+$/.test(s) && Number(s) >= min ? Number(s) : fail(ctx, flag, `expected an integer >= ${min}, got "${s}"`)));
+  z
+    .string()
+    .transform((s, ctx) =>
+      /^\d+$/.test(s) && Number(s) >= min ? Number(s) : fail(ctx, flag, `expected an integer >= ${min}, got "${s}"`),
+    );
 
 const Flags = z
   .object({
-    task: z.enum(TASK_NAMES, { error: (i) => `--task: expected one of ${TASK_NAMES.join(', ')}${i.input === undefined ? ' (required)' : `, got "${i.input}"`}` }),
+    task: z.enum(TASK_NAMES, {
+      error: (i) => `--task: expected one of ${TASK_NAMES.join(', ')}${i.input === undefined ? ' (required)' : `, got "${i.input}"`}`,
+    }),
     difficulty: z
       .string()
       .transform((s, ctx) => {
@@ -44,7 +50,11 @@ const Flags = z
     samples: int('samples', 1).optional(),
     temperature: z
       .string()
-      .transform((s, ctx) => (s.trim() !== '' && Number(s) >= 0 && Number.isFinite(Number(s)) ? Number(s) : fail(ctx, 'temperature', `expected a number >= 0 (0 = greedy), got "${s}"`)))
+      .transform((s, ctx) =>
+        s.trim() !== '' && Number(s) >= 0 && Number.isFinite(Number(s))
+          ? Number(s)
+          : fail(ctx, 'temperature', `expected a number >= 0 (0 = greedy), got "${s}"`),
+      )
       .default(1),
     budgets: z
       .string()
@@ -64,9 +74,14 @@ const Flags = z
   .superRefine((f, ctx) => {
     const task = getTask(f.task);
     if (f.difficulty.min < task.minDifficulty || f.difficulty.max > task.maxDifficulty) {
-      fail(ctx, 'difficulty', `${f.task} difficulty is ${task.minDifficulty}..${task.maxDifficulty}, got ${f.difficulty.min}-${f.difficulty.max}`);
+      fail(
+        ctx,
+        'difficulty',
+        `${f.task} difficulty is ${task.minDifficulty}..${task.maxDifficulty}, got ${f.difficulty.min}-${f.difficulty.max}`,
+      );
     }
-    if (f.temperature === 0 && f.samples !== undefined && f.samples > 1) fail(ctx, 'samples', 'greedy decoding (--temperature 0) gives one sample per problem');
+    if (f.temperature === 0 && f.samples !== undefined && f.samples > 1)
+      fail(ctx, 'samples', 'greedy decoding (--temperature 0) gives one sample per problem');
   });
 
 export interface EvalRequest {
@@ -89,7 +104,8 @@ export interface EvalRequest {
 /** Validates the command line; a UsageError names every bad flag. */
 export function parseEvalArgs(values: Record<string, unknown>, positionals: string[]): EvalRequest {
   if (positionals.length !== 1) throw new UsageError('expected exactly one CHECKPOINT_ID (<campaign>/<name>)');
-  if (!CheckpointId.safeParse(positionals[0]).success) throw new UsageError(`CHECKPOINT_ID: expected <campaign>/<name>, got "${positionals[0]}"`);
+  if (!CheckpointId.safeParse(positionals[0]).success)
+    throw new UsageError(`CHECKPOINT_ID: expected <campaign>/<name>, got "${positionals[0]}"`);
   const r = Flags.safeParse(Object.fromEntries(Object.keys(Flags.shape).map((k) => [k, values[k]])));
   if (!r.success) throw new UsageError(r.error.issues.map((i) => i.message).join('\n'));
   const f = r.data;
@@ -114,7 +130,8 @@ async function loadState(store: CheckpointStore, id: string): Promise<TrainingSt
   const manifest = await store.manifest(id);
   if (!manifest) throw new CheckpointError(`checkpoint ${id} does not exist (no committed manifest)`);
   const name = ['state', 'anchor'].find((n) => manifest.objects.some((o) => o.name === n));
-  if (!name) throw new CheckpointError(`checkpoint ${id} holds no model (objects: ${manifest.objects.map((o) => o.name).join(', ') || 'none'})`);
+  if (!name)
+    throw new CheckpointError(`checkpoint ${id} holds no model (objects: ${manifest.objects.map((o) => o.name).join(', ') || 'none'})`);
   const { objects } = await store.load(id, [name]);
   return decodeState(objects[name]);
 }
@@ -154,7 +171,10 @@ export function evalJson(req: EvalRequest, report: ScalingReport) {
 export type EvalJson = ReturnType<typeof evalJson>;
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const byK = (name: string, r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${name}@${k} ${pct(v)}`).join('  ');
+const byK = (name: string, r: Record<string, number>) =>
+  Object.entries(r)
+    .map(([k, v]) => `${name}@${k} ${pct(v)}`)
+    .join('  ');
 
 export function renderEval(j: EvalJson): string {
   const d = j.difficulty.min === j.difficulty.max ? `${j.difficulty.min}` : `${j.difficulty.min}-${j.difficulty.max}`;
@@ -164,7 +184,8 @@ export function renderEval(j: EvalJson): string {
     '',
     `${'budget'.padStart(8)}  ${'accuracy'.padStart(8)}  ${'forced'.padStart(7)}  ${'garbage'.padStart(7)}  ${'length'.padStart(6)}`,
     ...j.budgets.map(
-      (b) => `${`${b.budget}${b.untruncated ? '*' : ''}`.padStart(8)}  ${pct(b.accuracy).padStart(8)}  ${pct(b.forced).padStart(7)}  ${pct(b.garbageRate).padStart(7)}  ${b.meanLength.toFixed(1).padStart(6)}`,
+      (b) =>
+        `${`${b.budget}${b.untruncated ? '*' : ''}`.padStart(8)}  ${pct(b.accuracy).padStart(8)}  ${pct(b.forced).padStart(7)}  ${pct(b.garbageRate).padStart(7)}  ${b.meanLength.toFixed(1).padStart(6)}`,
     ),
     `${' '.repeat(8)}  * untruncated (max new tokens); forced = share cut at the budget and made to answer`,
     '',
@@ -213,7 +234,11 @@ export const evalCommands: Command[] = [
       }
       const model = new Transformer(state.config, state.weights);
       try {
-        const problems = heldOut({ task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed }, 'test', req.problems);
+        const problems = heldOut(
+          { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
+          'test',
+          req.problems,
+        );
         const report = await inferenceScaling(model, problems, {
           samples: req.samples,
           greedy: req.temperature === 0,

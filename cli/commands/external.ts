@@ -70,7 +70,9 @@ export const externalCommands: Command[] = [
       });
       if (v.json) return void console.log(JSON.stringify(r));
       const right = r.records.filter((x) => x.samples[0].correct).length;
-      console.log(`${r.model} at ${r.endpoint}: accuracy ${(100 * r.accuracy).toFixed(1)}% (${right}/${r.problems}), pass@1 ${(100 * r.passAt1).toFixed(1)}% over ${r.samples} sample(s) at temperature ${temperature}`);
+      console.log(
+        `${r.model} at ${r.endpoint}: accuracy ${(100 * r.accuracy).toFixed(1)}% (${right}/${r.problems}), pass@1 ${(100 * r.passAt1).toFixed(1)}% over ${r.samples} sample(s) at temperature ${temperature}`,
+      );
     },
   },
   {

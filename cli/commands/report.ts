@@ -22,10 +22,20 @@ export async function writeCampaignReport(conn: ConnectionConfig, client: Client
       if (e instanceof WorkflowNotFoundError) throw new CampaignError(`no campaign "${id}"`);
       throw e;
     }
-    if (status !== 'COMPLETED') throw new CampaignError(`campaign ${id} is ${status}; a report needs a completed campaign (watch it with \`t1 campaign watch ${id}\`)`);
+    if (status !== 'COMPLETED')
+      throw new CampaignError(
+        `campaign ${id} is ${status}; a report needs a completed campaign (watch it with \`t1 campaign watch ${id}\`)`,
+      );
     const result = await handle.result();
     const manifests = await store.list({ campaign: id });
-    const report = buildReport({ campaignId: id, workflowStatus: status, result, manifests, uiUrl: uiUrl(conn, id), generatedAt: new Date().toISOString() });
+    const report = buildReport({
+      campaignId: id,
+      workflowStatus: status,
+      result,
+      manifests,
+      uiUrl: uiUrl(conn, id),
+      generatedAt: new Date().toISOString(),
+    });
     const out = resolve(outDir ?? join('reports', id));
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'index.html'), report.html);

@@ -5,7 +5,13 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { loadConnection, loadStack } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
-import { campaignHandle, reproductionHandle, reproductionProgress, startReproduction, type ReproductionHandle } from '../../client/campaigns';
+import {
+  campaignHandle,
+  reproductionHandle,
+  reproductionProgress,
+  startReproduction,
+  type ReproductionHandle,
+} from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { ReproduceOptionsSchema, reproductionPlan } from '../../reproduce/plan';
 import { buildReproductionReport } from '../../report/reproduction';
@@ -24,7 +30,8 @@ const number = (flag: string, raw: string | undefined) => {
 export const reproduceCommands: Command[] = [
   {
     path: ['reproduce'],
-    summary: "Reproduce T1's claims at small scale as campaigns (SFT vs RL, inference scaling, ablations) and write a markdown + HTML report",
+    summary:
+      "Reproduce T1's claims at small scale as campaigns (SFT vs RL, inference scaling, ablations) and write a markdown + HTML report",
     usage: 'reproduce [--minutes N] [--seeds 1,2] [--arms k4,no-kl,...] [--out DIR] [--id ID] [--report-only]',
     options: {
       minutes: { type: 'string' },
@@ -47,7 +54,12 @@ export const reproduceCommands: Command[] = [
       });
       const plan = reproductionPlan(resolveConfig({ preset: 'quick' }), options);
       if (v['report-only'] && !v.id) throw new UsageError('--report-only needs --id of an earlier reproduction');
-      const id = v.id ?? `repro-${new Date().toISOString().replace(/[-:TZ]/g, '').slice(0, 12)}`;
+      const id =
+        v.id ??
+        `repro-${new Date()
+          .toISOString()
+          .replace(/[-:TZ]/g, '')
+          .slice(0, 12)}`;
       const log = (l: string) => console.error(l);
       const overrides = overridesFrom(v);
       await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
@@ -59,7 +71,9 @@ export const reproduceCommands: Command[] = [
         let runs: ReproduceRun[];
         if (v['report-only']) runs = await completedRuns(client, id, plan);
         else {
-          log(`[reproduce] ${id}: ${plan.base.length + plan.ablations.length} campaigns, ${plan.epochs} RL epochs x ${plan.stepsPerEpoch} steps each, about ${Math.round(plan.estimatedMinutes)} minutes on the reference machine; backend ${workers.backend}`);
+          log(
+            `[reproduce] ${id}: ${plan.base.length + plan.ablations.length} campaigns, ${plan.epochs} RL epochs x ${plan.stepsPerEpoch} steps each, about ${Math.round(plan.estimatedMinutes)} minutes on the reference machine; backend ${workers.backend}`,
+          );
           log(`[reproduce] Temporal UI: ${uiUrl(conn, id)} (rerun with --id ${id} to reattach after an interruption)`);
           runs = await followRuns(client, await startOrAttach(client, id, plan), log);
         }
@@ -100,7 +114,10 @@ async function completedRuns(client: Client, id: string, plan: ReturnType<typeof
     for (const c of [base, ...plan.ablations.filter((a) => a.seed === base.seed)]) {
       const campaignId = campaignIdOf(id, c);
       const handle = campaignHandle(client, campaignId);
-      const status = await handle.describe().then((d) => d.status.name, (e) => (e instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(e)));
+      const status = await handle.describe().then(
+        (d) => d.status.name,
+        (e) => (e instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(e)),
+      );
       if (status === 'COMPLETED') runs.push({ seed: c.seed, arm: c.arm, campaignId, result: await handle.result() });
     }
   }

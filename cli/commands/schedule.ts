@@ -16,7 +16,8 @@ async function withScheduleClient<T>(v: Record<string, any>, fn: (c: Client) => 
 
 function oneName(pos: string[]): string {
   if (pos.length !== 1) throw new UsageError('expected exactly one schedule NAME');
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/.test(pos[0])) throw new UsageError(`schedule NAME: expected letters, digits, ".", "_", "-" (at most 41), got "${pos[0]}"`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$/.test(pos[0]))
+    throw new UsageError(`schedule NAME: expected letters, digits, ".", "_", "-" (at most 41), got "${pos[0]}"`);
   return pos[0];
 }
 
@@ -25,7 +26,13 @@ export const scheduleCommands: Command[] = [
     path: ['schedule', 'create'],
     summary: 'Create a retraining schedule (warm-starts from the promoted checkpoint; overlapping runs are skipped)',
     usage: 'schedule create NAME --cron EXPR [--preset P | --config FILE] [--allow-overlap]',
-    options: { cron: { type: 'string' }, preset: { type: 'string' }, config: { type: 'string' }, 'allow-overlap': { type: 'boolean' }, ...connectionOptions },
+    options: {
+      cron: { type: 'string' },
+      preset: { type: 'string' },
+      config: { type: 'string' },
+      'allow-overlap': { type: 'boolean' },
+      ...connectionOptions,
+    },
     run: (v, pos) =>
       withScheduleClient(v, async (client) => {
         const name = oneName(pos);
@@ -51,24 +58,33 @@ export const scheduleCommands: Command[] = [
         const rows = [];
         for await (const s of client.schedule.list()) {
           const d = await client.schedule.getHandle(s.scheduleId).describe();
-          rows.push({ name: s.scheduleId, paused: d.state.paused, next: d.info.nextActionTimes[0]?.toISOString(), recent: d.info.recentActions.length });
+          rows.push({
+            name: s.scheduleId,
+            paused: d.state.paused,
+            next: d.info.nextActionTimes[0]?.toISOString(),
+            recent: d.info.recentActions.length,
+          });
         }
         if (v.json) return void console.log(JSON.stringify(rows));
-        for (const r of rows) console.log(`${r.name.padEnd(24)} ${r.paused ? 'paused ' : 'active '} next ${r.next ?? '-'}  runs ${r.recent}`);
+        for (const r of rows)
+          console.log(`${r.name.padEnd(24)} ${r.paused ? 'paused ' : 'active '} next ${r.next ?? '-'}  runs ${r.recent}`);
       }),
   },
-  ...(['pause', 'unpause', 'delete', 'trigger'] as const).map(
-    (verb): Command => ({
-      path: ['schedule', verb],
-      summary: { pause: 'Pause a schedule', unpause: 'Unpause a schedule', delete: 'Delete a schedule', trigger: 'Start a scheduled run now' }[verb],
-      usage: `schedule ${verb} NAME`,
-      options: connectionOptions,
-      run: (v, pos) =>
-        withScheduleClient(v, async (client) => {
-          const h = client.schedule.getHandle(oneName(pos));
-          await h[verb]();
-          console.log(`${verb}: ${pos[0]}`);
-        }),
-    }),
-  ),
+  ...(['pause', 'unpause', 'delete', 'trigger'] as const).map((verb): Command => ({
+    path: ['schedule', verb],
+    summary: {
+      pause: 'Pause a schedule',
+      unpause: 'Unpause a schedule',
+      delete: 'Delete a schedule',
+      trigger: 'Start a scheduled run now',
+    }[verb],
+    usage: `schedule ${verb} NAME`,
+    options: connectionOptions,
+    run: (v, pos) =>
+      withScheduleClient(v, async (client) => {
+        const h = client.schedule.getHandle(oneName(pos));
+        await h[verb]();
+        console.log(`${verb}: ${pos[0]}`);
+      }),
+  })),
 ];

@@ -28,7 +28,10 @@ export const stackCommands: Command[] = [
     async run(v) {
       const st = await stackUp(stackConfig(v), (l) => console.error(`[stack] ${l}`));
       if (v.json) console.log(JSON.stringify(st));
-      else console.log(`Temporal ${st.temporal.address} (UI ${st.temporal.uiUrl})\nS3       ${st.s3.endpoint} bucket ${st.s3.bucket}\nstate    ${st.stateDir}`);
+      else
+        console.log(
+          `Temporal ${st.temporal.address} (UI ${st.temporal.uiUrl})\nS3       ${st.s3.endpoint} bucket ${st.s3.bucket}\nstate    ${st.stateDir}`,
+        );
     },
   },
   {
@@ -51,7 +54,9 @@ export const stackCommands: Command[] = [
       if (v.json) console.log(JSON.stringify(st));
       else {
         const mark = (h: boolean) => (h ? 'healthy' : 'DOWN');
-        console.log(`temporal ${mark(st.temporal.healthy)}  ${st.temporal.address}  UI ${st.temporal.uiUrl}${st.temporal.pid ? `  pid ${st.temporal.pid}` : ''}`);
+        console.log(
+          `temporal ${mark(st.temporal.healthy)}  ${st.temporal.address}  UI ${st.temporal.uiUrl}${st.temporal.pid ? `  pid ${st.temporal.pid}` : ''}`,
+        );
         console.log(`s3       ${mark(st.s3.healthy)}  ${st.s3.endpoint}  bucket ${st.s3.bucket}${st.s3.pid ? `  pid ${st.s3.pid}` : ''}`);
       }
       return st.temporal.healthy && st.s3.healthy ? 0 : 1;

@@ -26,14 +26,19 @@ export const startCommands: Command[] = [
       const client = await connectClient(conn.temporal);
       try {
         const id = newCampaignId();
-        log(`[start] campaign ${id}, preset ${v.preset}, backend ${workers.backend}: synthesize -> SFT -> ${config.rl.epochs} RL epochs -> evaluation`);
+        log(
+          `[start] campaign ${id}, preset ${v.preset}, backend ${workers.backend}: synthesize -> SFT -> ${config.rl.epochs} RL epochs -> evaluation`,
+        );
         log(`[start] Temporal UI: ${uiUrl(conn, id)}`);
         const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset });
         await follow(handle, { quiet: v.json });
         const result = await handle.result();
         const report = await writeCampaignReport(conn, client, id);
         if (v.json) console.log(JSON.stringify({ ...result, uiUrl: uiUrl(conn, id), report, backend: workers.backend }));
-        else console.log(`${resultTable(result)}\n\nfinal checkpoint ${result.checkpoints.final.id} (sha256 ${result.checkpoints.final.sha256.slice(0, 16)}…)\nreport: ${report}\nTemporal UI: ${uiUrl(conn, id)}\nThe stack keeps running; \`npx t1 stack down\` stops it.`);
+        else
+          console.log(
+            `${resultTable(result)}\n\nfinal checkpoint ${result.checkpoints.final.id} (sha256 ${result.checkpoints.final.sha256.slice(0, 16)}…)\nreport: ${report}\nTemporal UI: ${uiUrl(conn, id)}\nThe stack keeps running; \`npx t1 stack down\` stops it.`,
+          );
       } finally {
         await client.connection.close();
         await workers.shutdown();

@@ -43,11 +43,31 @@ describe('campaign workflow (real Temporal + S3)', () => {
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
     // References and metrics only: the whole history stays small.
     expect(JSON.stringify(history).length).toBeLessThan(200_000);
-    const activities = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(activities.filter((a) => a !== 'scalingPoint')).toEqual(['synthesize', 'sftTrain', 'evaluate', 'rlEpoch', 'refreshAnchor', 'rlEpoch', 'evaluate']);
+    const activities = history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    expect(activities.filter((a) => a !== 'scalingPoint')).toEqual([
+      'synthesize',
+      'sftTrain',
+      'evaluate',
+      'rlEpoch',
+      'refreshAnchor',
+      'rlEpoch',
+      'evaluate',
+    ]);
     // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each at budgets 16, 32 and untruncated.
     expect(activities.filter((a) => a === 'scalingPoint')).toHaveLength(9);
-    expect(result.scaling.map((p) => `${p.label}@${p.untruncated ? 'full' : p.budget}`)).toEqual(['sft@16', 'sft@32', 'sft@full', 'rl 50%@16', 'rl 50%@32', 'rl 50%@full', 'rl 100%@16', 'rl 100%@32', 'rl 100%@full']);
+    expect(result.scaling.map((p) => `${p.label}@${p.untruncated ? 'full' : p.budget}`)).toEqual([
+      'sft@16',
+      'sft@32',
+      'sft@full',
+      'rl 50%@16',
+      'rl 50%@32',
+      'rl 50%@full',
+      'rl 100%@16',
+      'rl 100%@32',
+      'rl 100%@full',
+    ]);
     expect(result.scaling.filter((p) => p.untruncated).every((p) => Array.isArray(p.steps))).toBe(true);
 
     const desc = await handle.describe();
@@ -73,9 +93,15 @@ describe('campaign workflow (real Temporal + S3)', () => {
 
     const effective = await setHyperparameters(handle, { 'rl.temperature': 0.9, 'rl.epochs': 2 });
     expect(effective.rl).toMatchObject({ temperature: 0.9, epochs: 2 });
-    const reason = (p: Promise<unknown>) => p.then(() => 'accepted', (e) => String(e?.cause?.message ?? e));
+    const reason = (p: Promise<unknown>) =>
+      p.then(
+        () => 'accepted',
+        (e) => String(e?.cause?.message ?? e),
+      );
     expect(await reason(setHyperparameters(handle, { 'rl.lr': -1 }))).toMatch(/^rl\.lr: Too small/);
-    expect(await reason(setHyperparameters(handle, { 'model.dModel': 8 }))).toMatch(/"model\.dModel" cannot be changed while a campaign runs/);
+    expect(await reason(setHyperparameters(handle, { 'model.dModel': 8 }))).toMatch(
+      /"model\.dModel" cannot be changed while a campaign runs/,
+    );
 
     await resumeCampaign(handle);
     const result = await handle.result();
@@ -97,7 +123,9 @@ describe('campaign workflow (real Temporal + S3)', () => {
     expect((await status(id)).runs).toBe(3);
     // The last run's history holds only its own epoch.
     const history = await handle.fetchHistory();
-    const names = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+    const names = history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
     expect(names.filter((n) => n !== 'scalingPoint')).toEqual(['rlEpoch', 'evaluate']);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
   });

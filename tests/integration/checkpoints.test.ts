@@ -47,7 +47,9 @@ describe('checkpoint store (real S3 server)', () => {
     const again = await store.commit({ ...base, id: `${c}/x`, step: 1, meta: { tokensPerS: 123 } }, { weights: Buffer.from(w) });
     expect(again.created).toBe(false);
     expect(again.manifest.created).toBe(first.manifest.created);
-    await expect(store.commit({ ...base, id: `${c}/x`, step: 1 }, { weights: randomBytes(2048) })).rejects.toBeInstanceOf(CheckpointConflictError);
+    await expect(store.commit({ ...base, id: `${c}/x`, step: 1 }, { weights: randomBytes(2048) })).rejects.toBeInstanceOf(
+      CheckpointConflictError,
+    );
     expect(Buffer.compare((await store.load(`${c}/x`)).objects.weights, w)).toBe(0);
   });
 
@@ -88,7 +90,9 @@ describe('checkpoint store (real S3 server)', () => {
     await expect(store.load(`${c}/doomed`)).rejects.toThrow(/does not exist/);
     expect(await store.list({ campaign: c })).toEqual([]);
     const orphanKeys = async () =>
-      ((await store.client.send(new ListObjectsV2Command({ Bucket: conn.s3.bucket, Prefix: `objects/${c}/` }))).Contents ?? []).map((o) => o.Key);
+      ((await store.client.send(new ListObjectsV2Command({ Bucket: conn.s3.bucket, Prefix: `objects/${c}/` }))).Contents ?? []).map(
+        (o) => o.Key,
+      );
     expect(await orphanKeys()).toHaveLength(2);
     // Within the grace period a writer may still be running: gc keeps its objects.
     expect((await store.gc()).removed.filter((k) => k.includes(c))).toEqual([]);

@@ -37,7 +37,11 @@ describe('the t1 command (against the real stack)', () => {
     const r = await t1('stack', 'status', '--json');
     expect(r.code).toBe(0);
     const st = JSON.parse(r.stdout);
-    expect(st.temporal).toMatchObject({ healthy: true, address: expect.stringMatching(/^127\.0\.0\.1:\d+$/), uiUrl: expect.stringMatching(/^http:/) });
+    expect(st.temporal).toMatchObject({
+      healthy: true,
+      address: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+      uiUrl: expect.stringMatching(/^http:/),
+    });
     expect(st.s3).toMatchObject({ healthy: true, endpoint: expect.stringMatching(/^http:\/\/127\.0\.0\.1:/) });
     expect(r.stdout).not.toMatch(/secret/i);
   });
@@ -65,7 +69,19 @@ describe('the t1 command (against the real stack)', () => {
     const ls = JSON.parse((await t1('checkpoints', 'ls', '--campaign', result.id, '--json')).stdout);
     expect(ls.map((m: any) => m.id)).toContain(result.checkpoints.final.id);
     // Inference-scaling contract: per-budget accuracy plus pass@1.
-    const ev = await t1('eval', result.checkpoints.final.id, '--task', 'countdown', '--samples', '2', '--budgets', '16,32', '--problems', '8', '--json');
+    const ev = await t1(
+      'eval',
+      result.checkpoints.final.id,
+      '--task',
+      'countdown',
+      '--samples',
+      '2',
+      '--budgets',
+      '16,32',
+      '--problems',
+      '8',
+      '--json',
+    );
     expect(ev.code, ev.stderr).toBe(0);
     const scaling = JSON.parse(ev.stdout);
     expect(scaling.budgets.map((b: any) => b.budget).slice(0, 2)).toEqual([16, 32]);
@@ -82,13 +98,37 @@ describe('the t1 command (against the real stack)', () => {
       const rep = await t1('report', result.id, '--out', out);
       expect(rep.code, rep.stderr).toBe(0);
       expect(rep.stdout.trim()).toBe(join(out, 'index.html'));
-      const charts = readdirSync(out).filter((f) => f.endsWith('.svg')).sort();
-      expect(charts).toEqual(['inference-scaling.svg', 'rl-entropy.svg', 'rl-kl.svg', 'rl-length.svg', 'rl-reward.svg', 'sft-loss.svg', 'steps-accuracy.svg']);
+      const charts = readdirSync(out)
+        .filter((f) => f.endsWith('.svg'))
+        .sort();
+      expect(charts).toEqual([
+        'inference-scaling.svg',
+        'rl-entropy.svg',
+        'rl-kl.svg',
+        'rl-length.svg',
+        'rl-reward.svg',
+        'sft-loss.svg',
+        'steps-accuracy.svg',
+      ]);
       for (const c of charts) expect(readFileSync(join(out, c), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*<\/svg>$/);
-      const pngs = readdirSync(out).filter((f) => f.endsWith('.png')).sort();
+      const pngs = readdirSync(out)
+        .filter((f) => f.endsWith('.png'))
+        .sort();
       expect(pngs).toEqual(charts.map((c) => c.replace(/\.svg$/, '.png')));
       for (const p of pngs) expect(inkFraction(decodePng(join(out, p)))).toBeGreaterThan(0.005); // decodePng checks the signature
-      const dom = execFileSync(ensureChromium(), ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', `--user-data-dir=${join(out, 'profile')}`, '--dump-dom', `file://${join(out, 'index.html')}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const dom = execFileSync(
+        ensureChromium(),
+        [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          `--user-data-dir=${join(out, 'profile')}`,
+          '--dump-dom',
+          `file://${join(out, 'index.html')}`,
+        ],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+      );
       expect(dom).toContain(`Campaign ${result.id}`);
       expect((dom.match(/<svg/g) ?? []).length).toBe(7);
       expect(dom).toContain(result.checkpoints.final.id);
@@ -99,13 +139,27 @@ describe('the t1 command (against the real stack)', () => {
       // Our checkpoint behind the OpenAI-compatible API, evaluated like any external model.
       const bench = join(out, 'bench.jsonl');
       writeFileSync(bench, ['{"problem": "3 5 7 -> 22", "answer": "22"}', '{"question": "2 4 6 -> 14", "answer": "14"}'].join('\n'));
-      const server = spawn(process.execPath, ['bin/t1.js', 'serve', result.checkpoints.final.id, '--port', '18999', '--name', 'ours'], { env: testEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      const server = spawn(process.execPath, ['bin/t1.js', 'serve', result.checkpoints.final.id, '--port', '18999', '--name', 'ours'], {
+        env: testEnv(),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       try {
         await new Promise<void>((resolve, reject) => {
           server.stderr!.on('data', (d) => String(d).includes('[serve]') && resolve());
           server.once('exit', (c) => reject(new Error(`serve exited with ${c}`)));
         });
-        const ev = await t1('eval', '--endpoint', 'http://127.0.0.1:18999', '--model', 'ours', '--benchmark', bench, '--max-tokens', '32', '--json');
+        const ev = await t1(
+          'eval',
+          '--endpoint',
+          'http://127.0.0.1:18999',
+          '--model',
+          'ours',
+          '--benchmark',
+          bench,
+          '--max-tokens',
+          '32',
+          '--json',
+        );
         expect(ev.code, ev.stderr).toBe(0);
         expect(JSON.parse(ev.stdout)).toMatchObject({ model: 'ours', problems: 2, accuracy: expect.any(Number) });
       } finally {
@@ -129,7 +183,11 @@ describe('the t1 command (against the real stack)', () => {
     try {
       const json = await t1('campaign', 'status', id, '--json');
       expect(json.code, json.stderr).toBe(0);
-      expect(JSON.parse(json.stdout)).toMatchObject({ campaignId: id, workflowStatus: 'RUNNING', fallback: { stage: 'synthesize', reason: expect.stringMatching(/status query unanswered/) } });
+      expect(JSON.parse(json.stdout)).toMatchObject({
+        campaignId: id,
+        workflowStatus: 'RUNNING',
+        fallback: { stage: 'synthesize', reason: expect.stringMatching(/status query unanswered/) },
+      });
       const text = await t1('campaign', 'status', id);
       expect(text.stdout).toMatch(new RegExp(`RUNNING  ${id}  synthesize .*from search attributes: status query unanswered`));
     } finally {
@@ -143,7 +201,13 @@ describe('the t1 command (against the real stack)', () => {
     try {
       // Valid for the schema, but more distinct problems than countdown with 3 numbers has.
       const file = join(dir, 'too-many.json');
-      writeFileSync(file, JSON.stringify({ ...resolveConfig({ preset: 'smoke' }), data: { ...resolveConfig({ preset: 'smoke' }).data, sftExamples: 200000 } }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          ...resolveConfig({ preset: 'smoke' }),
+          data: { ...resolveConfig({ preset: 'smoke' }).data, sftExamples: 200000 },
+        }),
+      );
       const id = uniqueCampaign('too-many');
       const t0 = Date.now();
       const r = await t1('campaign', 'start', '--config', file, '--id', id, '--wait');

@@ -69,7 +69,7 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
     worker = spawnWorker();
     await waitFor('RL past its first intra checkpoint', async () => !!(await store.manifest(`${id}/rl-e0001-s000002`)), 180_000, 50);
     const detectSeconds = (Date.now() - killedAt) / 1000; // kill during SFT -> the retried SFT finished and RL ran
-    expect((await store.manifest(`${id}/rl-e0001`))).toBeUndefined(); // the kill lands inside the epoch
+    expect(await store.manifest(`${id}/rl-e0001`)).toBeUndefined(); // the kill lands inside the epoch
     await killHard(worker);
     log('killed the worker during RL');
     worker = spawnWorker();

@@ -34,7 +34,11 @@ export function testEnv(): NodeJS.ProcessEnv {
 
 /** A worker in its own process (so a test can kill -9 it), started with the `t1 worker` command. */
 export function spawnWorker(role: 'all' | 'gpu' | 'cpu' = 'all'): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], { cwd: process.cwd(), env: testEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], {
+    cwd: process.cwd(),
+    env: testEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

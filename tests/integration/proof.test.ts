@@ -24,7 +24,9 @@ describe('proof workflow (real Temporal dev server + S3)', () => {
 
     // Both queues really ran an activity.
     const history = await env.client().workflow.getHandle(campaign).fetchHistory();
-    const queues = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name);
+    const queues = history
+      .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name);
     expect(queues).toEqual([QUEUES.cpu, QUEUES.gpu]);
     // Payloads are references, not bytes.
     expect(JSON.stringify(history).length).toBeLessThan(20_000);

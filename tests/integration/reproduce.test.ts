@@ -16,7 +16,11 @@ describe('reproduce workflow (real Temporal + S3)', () => {
       stepsPerEpoch: 2,
       estimatedMinutes: 1,
       base: [1, 2].map((seed) => ({ seed, arm: 'base', config: withChanges(smoke, { seed }) })),
-      ablations: [1, 2].map((seed) => ({ seed, arm: 'no-kl', config: withChanges(smoke, { seed, 'rl.betaKl': 0, 'eval.scaling.enabled': false }) })),
+      ablations: [1, 2].map((seed) => ({
+        seed,
+        arm: 'no-kl',
+        config: withChanges(smoke, { seed, 'rl.betaKl': 0, 'eval.scaling.enabled': false }),
+      })),
     };
     const id = uniqueCampaign('repro');
     const runs = await (await startReproduction(env.client(), { id, plan })).result();
@@ -29,10 +33,19 @@ describe('reproduce workflow (real Temporal + S3)', () => {
       expect(ablation.result.results.sft).toEqual(base.result.results.sft);
       expect(ablation.result.config.rl.betaKl).toBe(0);
       const history = await env.client().workflow.getHandle(ablation.campaignId).fetchHistory();
-      const activities = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
+      const activities = history
+        .events!.filter((e) => e.activityTaskScheduledEventAttributes)
+        .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
       expect(activities).toEqual(['rlEpoch', 'refreshAnchor', 'rlEpoch', 'evaluate']);
     }
-    const report = buildReproductionReport(runs, { command: 'test', machine: 'test', backend: 'test', generatedAt: 'now', seconds: {}, totalSeconds: 1 });
+    const report = buildReproductionReport(runs, {
+      command: 'test',
+      machine: 'test',
+      backend: 'test',
+      generatedAt: 'now',
+      seconds: {},
+      totalSeconds: 1,
+    });
     expect(report.markdown).toContain('## Inference scaling');
     expect(report.markdown).toContain('| no-kl | no KL penalty |');
   });

@@ -25,7 +25,11 @@ describe('nightly retraining schedule', () => {
     const promoted = () => promotionActivities(store).getPromoted({ schedule: name });
     const runOnce = async (n: number) => {
       await schedule.trigger();
-      const run = await waitFor(`scheduled run ${n}`, async () => (await schedule.describe()).info.recentActions[n - 1]?.action.workflow.workflowId, 60_000);
+      const run = await waitFor(
+        `scheduled run ${n}`,
+        async () => (await schedule.describe()).info.recentActions[n - 1]?.action.workflow.workflowId,
+        60_000,
+      );
       return env.client().workflow.getHandle(run).result();
     };
     try {

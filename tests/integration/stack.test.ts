@@ -8,7 +8,12 @@ import { stackDown, stackStatus, stackUp, StackError } from '../../infra/stack';
 
 // A second stack of its own (ports apart from the shared test stack), so down/up can be exercised.
 const stateDir = mkdtempSync(join(tmpdir(), 't1-stack-test-'));
-const cfg = loadStack({ 'stack.stateDir': stateDir, 'stack.temporalPort': '27233', 'stack.temporalUiPort': '28233', 'stack.s3Port': '28533' });
+const cfg = loadStack({
+  'stack.stateDir': stateDir,
+  'stack.temporalPort': '27233',
+  'stack.temporalUiPort': '28233',
+  'stack.s3Port': '28533',
+});
 afterAll(async () => {
   await stackDown(cfg);
   rmSync(stateDir, { recursive: true, force: true });

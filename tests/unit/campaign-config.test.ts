@@ -25,21 +25,37 @@ describe('campaign config', () => {
   });
 
   it('a bad value names its path', () => {
-    expect(() => resolveConfig({ preset: 'smoke', overrides: { rl: { samplesPerPrompt: 4, updateSamples: 8 } } })).toThrow(/rl\.updateSamples: updateSamples \(M\) must not exceed samplesPerPrompt \(K\)/);
+    expect(() => resolveConfig({ preset: 'smoke', overrides: { rl: { samplesPerPrompt: 4, updateSamples: 8 } } })).toThrow(
+      /rl\.updateSamples: updateSamples \(M\) must not exceed samplesPerPrompt \(K\)/,
+    );
     expect(() => resolveConfig({ overrides: { sft: { lr: 'fast' } } })).toThrow(/sft\.lr: Invalid input: expected number/);
     expect(() => resolveConfig({ overrides: { task: { name: 'chess' } } })).toThrow(/task\.name/);
     expect(() => resolveConfig({ overrides: { model: { dModel: 30, nHeads: 4 } } })).toThrow(/dModel must be divisible by nHeads/);
     // Each task's own difficulty range (countdown: 3..6 numbers), refused before a campaign starts.
-    expect(() => resolveConfig({ overrides: { task: { name: 'countdown', difficulty: { min: 2, max: 3 } } } })).toThrow(/task\.difficulty: countdown takes difficulties 3\.\.6, got 2\.\.3/);
-    expect(resolveConfig({ overrides: { task: { name: 'arithmetic', difficulty: { min: 1, max: 2 } } } }).task.difficulty).toEqual({ min: 1, max: 2 });
+    expect(() => resolveConfig({ overrides: { task: { name: 'countdown', difficulty: { min: 2, max: 3 } } } })).toThrow(
+      /task\.difficulty: countdown takes difficulties 3\.\.6, got 2\.\.3/,
+    );
+    expect(resolveConfig({ overrides: { task: { name: 'arithmetic', difficulty: { min: 1, max: 2 } } } }).task.difficulty).toEqual({
+      min: 1,
+      max: 2,
+    });
   });
 
   it('refuses response budgets shorter than the teacher traces they must hold, naming the field', () => {
-    const tight = { model: { contextLength: 96 }, data: { teacher: { maxChars: 200 } }, rl: { maxNewTokens: 92 }, eval: { maxNewTokens: 64 } };
+    const tight = {
+      model: { contextLength: 96 },
+      data: { teacher: { maxChars: 200 } },
+      rl: { maxNewTokens: 92 },
+      eval: { maxNewTokens: 64 },
+    };
     // The teacher is capped at contextLength - 4 = 92 characters: rl's 92 holds it, eval's 64 does not.
-    expect(() => resolveConfig({ preset: 'quick', overrides: tight })).toThrow(/eval\.maxNewTokens: eval\.maxNewTokens = 64 is shorter than the teacher's longest trace \(92 tokens/);
+    expect(() => resolveConfig({ preset: 'quick', overrides: tight })).toThrow(
+      /eval\.maxNewTokens: eval\.maxNewTokens = 64 is shorter than the teacher's longest trace \(92 tokens/,
+    );
     expect(() => resolveConfig({ preset: 'quick', overrides: { ...tight, eval: { maxNewTokens: 92 } } })).not.toThrow();
-    expect(() => resolveConfig({ preset: 'quick', overrides: { ...tight, rl: { maxNewTokens: 91 }, eval: { maxNewTokens: 92 } } })).toThrow(/rl\.maxNewTokens/);
+    expect(() => resolveConfig({ preset: 'quick', overrides: { ...tight, rl: { maxNewTokens: 91 }, eval: { maxNewTokens: 92 } } })).toThrow(
+      /rl\.maxNewTokens/,
+    );
     const c = resolveConfig({ preset: 'quick' });
     expect(() => applyHyperparameters(c, { 'rl.maxNewTokens': 8 })).toThrow(/rl\.maxNewTokens = 8 is shorter/);
   });

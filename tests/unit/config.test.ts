@@ -37,7 +37,9 @@ describe('connection config', () => {
   });
 
   it('TLS cert without key is refused', () => {
-    expect(errorOf(() => load({ T1_TEMPORAL_TLS_CERT: '/c.pem' })).message).toMatch(/temporal\.tls: certFile and keyFile must be given together/);
+    expect(errorOf(() => load({ T1_TEMPORAL_TLS_CERT: '/c.pem' })).message).toMatch(
+      /temporal\.tls: certFile and keyFile must be given together/,
+    );
   });
 
   it('missing credentials say how to get them; secrets never appear in errors or printed config', () => {
@@ -50,6 +52,8 @@ describe('connection config', () => {
   });
 
   it('flags override environment variables', () => {
-    expect(loadConnection({ 's3.bucket': 'from-flag' }, { ...creds, T1_STATE_DIR: '/x', T1_S3_BUCKET: 'from-env' }).s3.bucket).toBe('from-flag');
+    expect(loadConnection({ 's3.bucket': 'from-flag' }, { ...creds, T1_STATE_DIR: '/x', T1_S3_BUCKET: 'from-env' }).s3.bucket).toBe(
+      'from-flag',
+    );
   });
 });

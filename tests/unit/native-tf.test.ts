@@ -67,7 +67,12 @@ async function onBackend(name: string, f: () => Record<string, tf.Tensor>): Prom
 describe('provisionNativeTf: not-available cases', () => {
   it('T1_NATIVE_TF=off returns ok:false with a reason and touches nothing', async () => {
     const t0 = Date.now();
-    const r = await provisionNativeTf({ projectDir, cacheDir: '/nonexistent/t1-cache', log: quiet, env: { ...process.env, T1_NATIVE_TF: 'off' } });
+    const r = await provisionNativeTf({
+      projectDir,
+      cacheDir: '/nonexistent/t1-cache',
+      log: quiet,
+      env: { ...process.env, T1_NATIVE_TF: 'off' },
+    });
     expect(r.ok).toBe(false);
     expect(r.reason).toMatch(/T1_NATIVE_TF=off/);
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -77,7 +82,12 @@ describe('provisionNativeTf: not-available cases', () => {
     const dir = mkdtempSync(join(tmpdir(), 't1-native-tf-'));
     try {
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'x', version: '0.0.0' }));
-      const r = await provisionNativeTf({ projectDir: dir, cacheDir: join(dir, 'cache'), log: quiet, env: { ...process.env, T1_NATIVE_TF: '' } });
+      const r = await provisionNativeTf({
+        projectDir: dir,
+        cacheDir: join(dir, 'cache'),
+        log: quiet,
+        env: { ...process.env, T1_NATIVE_TF: '' },
+      });
       expect(r.ok).toBe(false);
       expect(r.reason).toMatch(/does not declare @tensorflow\/tfjs-node/);
     } finally {
@@ -114,11 +124,17 @@ describe.runIf(native)('tensorflow backend (tfjs-node)', () => {
     expect(binding?.TF_Version).toMatch(/^2\.\d+\.\d+/);
   });
 
-
   it('matMul equals a hand-computed product (also transposed variants)', async () => {
     const out = await onBackend('tensorflow', () => {
-      const a = tf.tensor2d([[1, 2, 3], [4, 5, 6]]); // 2x3
-      const b = tf.tensor2d([[7, 8], [9, 10], [11, 12]]); // 3x2
+      const a = tf.tensor2d([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]); // 2x3
+      const b = tf.tensor2d([
+        [7, 8],
+        [9, 10],
+        [11, 12],
+      ]); // 3x2
       return {
         ab: tf.matMul(a, b),
         atbt: tf.matMul(b, a, true, true), // b^T a^T = (ab)^T
@@ -187,7 +203,10 @@ describe.runIf(native)('tensorflow backend (tfjs-node)', () => {
     const out = await onBackend('tensorflow', () => {
       const f = (x: tf.Tensor, w: tf.Tensor) => {
         const h = tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D);
-        return tf.sum(tf.square(tf.tanh(h))).add(tf.sum(tf.logSumExp(h, 1))).add(tf.sum(tf.mul(x, tf.sin(x))));
+        return tf
+          .sum(tf.square(tf.tanh(h)))
+          .add(tf.sum(tf.logSumExp(h, 1)))
+          .add(tf.sum(tf.mul(x, tf.sin(x))));
       };
       const { value, grads } = tf.valueAndGrads(f)([tf.tensor2d(x0, [m, k]), tf.tensor2d(w0, [k, n])]);
       return { value, dx: grads[0], dw: grads[1] };

@@ -14,7 +14,9 @@ describe('Prng', () => {
 
   it('int(n) is uniform (chi-square, 9 dof)', () => {
     const r = new Prng(7);
-    const n = 10, draws = 100_000, counts = new Array(n).fill(0);
+    const n = 10,
+      draws = 100_000,
+      counts = new Array(n).fill(0);
     for (let i = 0; i < draws; i++) counts[r.int(n)]++;
     const e = draws / n;
     const chi2 = counts.reduce((s, c) => s + (c - e) ** 2 / e, 0);

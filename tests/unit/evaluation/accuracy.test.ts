@@ -28,7 +28,13 @@ describe('heldOutAccuracy', () => {
     const r = await heldOutAccuracy(model, problems, { ...opts, onProgress: (phase) => void phases.add(phase) });
     const sampled = await evaluate(model, problems, opts);
     const greedy = await evaluate(model, problems, { ...opts, samples: 1, greedy: true });
-    expect(r).toMatchObject({ n: 6, samples: 4, temperature: 1.3, accuracy: sampled.metrics.passAt1, greedyAccuracy: greedy.metrics.passAt1 });
+    expect(r).toMatchObject({
+      n: 6,
+      samples: 4,
+      temperature: 1.3,
+      accuracy: sampled.metrics.passAt1,
+      greedyAccuracy: greedy.metrics.passAt1,
+    });
     expect(r.meanLength).toBeCloseTo(sampled.metrics.meanLength, 12);
     expect(r.greedyMeanLength).toBeCloseTo(greedy.metrics.meanLength, 12);
     // sampling at T = 1.3 and greedy decoding write different responses

@@ -25,7 +25,9 @@ describe('t1 eval flags', () => {
       batchSize: 64,
       json: false,
     });
-    expect(parseEvalArgs({ task: 'arithmetic', difficulty: '2-5', samples: '8', temperature: '0.7', budgets: '16, 32', json: true }, ID)).toMatchObject({
+    expect(
+      parseEvalArgs({ task: 'arithmetic', difficulty: '2-5', samples: '8', temperature: '0.7', budgets: '16, 32', json: true }, ID),
+    ).toMatchObject({
       difficulty: { min: 2, max: 5 },
       samples: 8,
       temperature: 0.7,
@@ -72,7 +74,11 @@ describe('t1 eval output', () => {
     const report = await inferenceScaling(model, countdownProblems(3), { ...req, maxNewTokens: 40, batchSize: 8, garbage: GARBAGE });
     const j = JSON.parse(JSON.stringify(evalJson(req, report)));
     expect(j).toMatchObject({ checkpoint: 'c-1/rl-e4', task: 'countdown', problems: 3, samples: 2, maxNewTokens: 40 });
-    expect(j.budgets.map((b: any) => [b.budget, b.untruncated])).toEqual([[4, false], [16, false], [40, true]]);
+    expect(j.budgets.map((b: any) => [b.budget, b.untruncated])).toEqual([
+      [4, false],
+      [16, false],
+      [40, true],
+    ]);
     for (const b of j.budgets) expect(b.accuracy).toBeTypeOf('number');
     expect(j.passAt1).toBe(report.points[2].metrics.passAt1);
     expect(Object.keys(j.passAtK)).toEqual(['1', '2']);

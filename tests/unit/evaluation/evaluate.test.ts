@@ -45,7 +45,13 @@ describe('evaluate', () => {
     const p = problems[0];
     const trace = writeTrace(p, new Prng(3))!;
     const response = buildExample({ prompt: p.prompt, ...trace }).tokens.slice(encodePrompt(p.prompt).length);
-    expect(scoreSample(p, response, GARBAGE)).toEqual({ correct: true, garbage: null, answer: trace.answer, length: response.length, steps: trace.steps });
+    expect(scoreSample(p, response, GARBAGE)).toEqual({
+      correct: true,
+      garbage: null,
+      answer: trace.answer,
+      length: response.length,
+      steps: trace.steps,
+    });
     // Cut inside the answer line: truncated garbage, and the partial answer does not vote.
     const cut = response.slice(0, response.length - trace.verification.length - 2);
     expect(scoreSample(p, cut, GARBAGE)).toMatchObject({ correct: false, garbage: 'truncated', answer: null });

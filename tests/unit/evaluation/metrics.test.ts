@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { accuracyBySteps, defaultKs, majAtK, majorityVote, passAtK, summarise, type ProblemRecord, type SampleRecord } from '../../../evaluation/metrics';
+import {
+  accuracyBySteps,
+  defaultKs,
+  majAtK,
+  majorityVote,
+  passAtK,
+  summarise,
+  type ProblemRecord,
+  type SampleRecord,
+} from '../../../evaluation/metrics';
 
 function binomial(n: number, k: number): bigint {
   if (k < 0 || k > n) return 0n;
@@ -13,7 +22,14 @@ function passAtKExact(n: number, c: number, k: number): number {
   return 1 - Number((binomial(n - c, k) * 10n ** 30n) / binomial(n, k)) / 1e30;
 }
 
-const s = (answer: string | null, correct = false, extra: Partial<SampleRecord> = {}): SampleRecord => ({ correct, garbage: null, answer, length: 1, steps: 0, ...extra });
+const s = (answer: string | null, correct = false, extra: Partial<SampleRecord> = {}): SampleRecord => ({
+  correct,
+  garbage: null,
+  answer,
+  length: 1,
+  steps: 0,
+  ...extra,
+});
 
 describe('pass@k', () => {
   it.each([
@@ -37,7 +53,13 @@ describe('pass@k', () => {
     for (let n = 1; n <= 12; n++)
       for (let c = 0; c <= n; c++) for (let k = 1; k <= n; k++) expect(passAtK(n, c, k)).toBeCloseTo(passAtKExact(n, c, k), 12);
     // C(200, 50) ~ 4.5e47: the product form never builds it.
-    for (const [c, k] of [[1, 1], [3, 50], [100, 50], [150, 60]]) expect(passAtK(200, c, k)).toBeCloseTo(passAtKExact(200, c, k), 12);
+    for (const [c, k] of [
+      [1, 1],
+      [3, 50],
+      [100, 50],
+      [150, 60],
+    ])
+      expect(passAtK(200, c, k)).toBeCloseTo(passAtKExact(200, c, k), 12);
   });
 
   it('rejects k outside 1..n and c outside 0..n', () => {

@@ -15,12 +15,26 @@ describe('inference scaling', () => {
   beforeAll(() => void (model = endingModel()));
   afterAll(() => model.dispose());
   const problems = countdownProblems(6);
-  const opts: ScalingOptions = { samples: 4, temperature: 1, maxNewTokens: 40, batchSize: 12, seed: 5, garbage: GARBAGE, budgets: [3, 8, 40], answerTokens: 12 };
+  const opts: ScalingOptions = {
+    samples: 4,
+    temperature: 1,
+    maxNewTokens: 40,
+    batchSize: 12,
+    seed: 5,
+    garbage: GARBAGE,
+    budgets: [3, 8, 40],
+    answerTokens: 12,
+  };
 
   it('a budget at or above the natural length equals the untruncated evaluation', async () => {
     const report = await inferenceScaling(model, problems, opts);
     const untruncated = await evaluate(model, problems, opts);
-    expect(report.points.map((p) => [p.budget, p.untruncated])).toEqual([[3, false], [8, false], [40, false], [40, true]]);
+    expect(report.points.map((p) => [p.budget, p.untruncated])).toEqual([
+      [3, false],
+      [8, false],
+      [40, false],
+      [40, true],
+    ]);
     // budget 40 = maxNewTokens: every reasoning fits
     for (const p of report.points.slice(2)) {
       expect(p.forced).toBe(0);
@@ -70,11 +84,25 @@ describe('inference scaling', () => {
     const responses = await sampleResponses(model, problems, opts);
     const b = 8;
     const { responses: cut } = await responsesAtBudget(model, problems, responses, b, opts);
-    const rows = problems.flatMap((p, i) => responses[i].flatMap((r, j) => (reasoningLength(r) > b ? [{ i, j, prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) }] : [])));
+    const rows = problems.flatMap((p, i) =>
+      responses[i].flatMap((r, j) =>
+        reasoningLength(r) > b ? [{ i, j, prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) }] : [],
+      ),
+    );
     expect(rows.length).toBeGreaterThan(3);
     const rngs = rows.map((r) => r.rng);
-    const reasoning = await decodeAll(model, rows.map((r) => r.prompt), rngs, { ...opts, maxNewTokens: b });
-    const answers = await decodeAll(model, rows.map((r, k) => [...r.prompt, ...reasoning[k], ANS]), rngs, { ...opts, maxNewTokens: opts.answerTokens! });
+    const reasoning = await decodeAll(
+      model,
+      rows.map((r) => r.prompt),
+      rngs,
+      { ...opts, maxNewTokens: b },
+    );
+    const answers = await decodeAll(
+      model,
+      rows.map((r, k) => [...r.prompt, ...reasoning[k], ANS]),
+      rngs,
+      { ...opts, maxNewTokens: opts.answerTokens! },
+    );
     rows.forEach((r, k) => expect(cut[r.i][r.j]).toEqual([...reasoning[k], ANS, ...answers[k]]));
   });
 

@@ -24,7 +24,9 @@ describe('JSONL benchmarks', () => {
     expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{"problem":"b"}', 'f.jsonl')).toThrow(/^f\.jsonl:2: answer: /);
     expect(() => parseBenchmark('{"answer":"1"}', 'f.jsonl')).toThrow(/^f\.jsonl:1: problem: needs one of/);
     expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{oops', 'f.jsonl')).toThrow(/^f\.jsonl:2: not JSON/);
-    expect(() => parseBenchmark('{"problem":"a","answer":"1","id":"x"}\n{"problem":"b","answer":"1","id":"x"}', 'f.jsonl')).toThrow(/f\.jsonl:2: id "x" already used on line 1/);
+    expect(() => parseBenchmark('{"problem":"a","answer":"1","id":"x"}\n{"problem":"b","answer":"1","id":"x"}', 'f.jsonl')).toThrow(
+      /f\.jsonl:2: id "x" already used on line 1/,
+    );
     expect(() => parseBenchmark('\n', 'f.jsonl')).toThrow(/no problems/);
   });
 

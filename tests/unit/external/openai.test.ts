@@ -40,11 +40,19 @@ describe('OpenAI-compatible client', () => {
     const url = await endpoint((count, req, body, res) => {
       seen.push({ body, auth: req.headers.authorization });
       if (count <= 2) return void res.writeHead(503).end('overloaded');
-      ok(res, { choices: [{ index: 1, text: ' 3', finish_reason: 'length' }, { index: 0, text: '2', finish_reason: 'stop' }] });
+      ok(res, {
+        choices: [
+          { index: 1, text: ' 3', finish_reason: 'length' },
+          { index: 0, text: '2', finish_reason: 'stop' },
+        ],
+      });
     });
     const client = new CompletionClient({ endpoint: url, apiKey: 'sk-test', backoffMs: 10 });
     const start = Date.now();
-    expect(await client.complete(params)).toEqual([{ text: '2', finishReason: 'stop' }, { text: ' 3', finishReason: 'length' }]);
+    expect(await client.complete(params)).toEqual([
+      { text: '2', finishReason: 'stop' },
+      { text: ' 3', finishReason: 'length' },
+    ]);
     expect(Date.now() - start).toBeGreaterThanOrEqual(30); // 10 + 20 ms of backoff
     expect(seen).toHaveLength(3);
     expect(seen[2]).toEqual({ body: { model: 'm', prompt: '1+1=', max_tokens: 4, temperature: 0, n: 2 }, auth: 'Bearer sk-test' });
@@ -90,6 +98,8 @@ describe('OpenAI-compatible client', () => {
       expect(body.messages).toEqual([{ role: 'user', content: '1+1=' }]);
       ok(res, { choices: [{ index: 0, message: { role: 'assistant', content: '\\boxed{2}' }, finish_reason: 'stop' }] });
     });
-    expect(await new CompletionClient({ endpoint: url, chat: true }).complete({ ...params, n: 1 })).toEqual([{ text: '\\boxed{2}', finishReason: 'stop' }]);
+    expect(await new CompletionClient({ endpoint: url, chat: true }).complete({ ...params, n: 1 })).toEqual([
+      { text: '\\boxed{2}', finishReason: 'stop' },
+    ]);
   });
 });

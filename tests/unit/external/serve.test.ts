@@ -28,7 +28,11 @@ afterAll(async () => {
 });
 
 const post = (body: unknown) =>
-  fetch(`${served.url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  fetch(`${served.url}/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 
 describe('t1 serve as an OpenAI-compatible endpoint', () => {
   it('lists its model', async () => {
@@ -39,7 +43,12 @@ describe('t1 serve as an OpenAI-compatible endpoint', () => {
 
   it('is evaluated over HTTP on a JSONL benchmark: every problem scored, n samples each', async () => {
     const file = join(dir, 'bench.jsonl');
-    const lines = [{ problem: '1+2=', answer: '3' }, { question: '2*3=', answer: 6, id: 'q2' }, { prompt: '9-4=', answer: '5' }, { problem: '7+1=', answer: '8' }];
+    const lines = [
+      { problem: '1+2=', answer: '3' },
+      { question: '2*3=', answer: 6, id: 'q2' },
+      { prompt: '9-4=', answer: '5' },
+      { problem: '7+1=', answer: '8' },
+    ];
     await writeFile(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
     const progress: number[] = [];
     const r = await evaluateEndpoint({
@@ -69,7 +78,10 @@ describe('t1 serve as an OpenAI-compatible endpoint', () => {
   });
 
   it('replays a request with the same seed exactly; greedy ignores the seed', async () => {
-    const texts = async (body: object) => ((await (await post({ model: 'tiny', prompt: '1+2=', max_tokens: 12, n: 3, ...body })).json()) as any).choices.map((c: any) => c.text);
+    const texts = async (body: object) =>
+      ((await (await post({ model: 'tiny', prompt: '1+2=', max_tokens: 12, n: 3, ...body })).json()) as any).choices.map(
+        (c: any) => c.text,
+      );
     expect(await texts({ seed: 7 })).toEqual(await texts({ seed: 7 }));
     expect(await texts({ temperature: 0, seed: 1 })).toEqual(await texts({ temperature: 0, seed: 2 }));
   });

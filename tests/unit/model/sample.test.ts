@@ -99,7 +99,12 @@ describe('generate', () => {
     const tokens = seqs.map((s, b) => [...new Array(pad[b]).fill(PAD), ...s.slice(0, promptLens[b])]);
     const positions = pad.map((p) => Array.from({ length: L }, (_, i) => Math.max(0, i - p)));
     const bias = pad.map((p) => [Array.from({ length: L }, (_, i) => Array.from({ length: L }, (_, j) => (j > i || j < p ? BLOCKED : 0)))]);
-    let { logits, cache } = m.forwardCached(tf.tensor2d(tokens, undefined, 'int32'), tf.tensor2d(positions, undefined, 'int32'), tf.tensor4d(bias), null);
+    let { logits, cache } = m.forwardCached(
+      tf.tensor2d(tokens, undefined, 'int32'),
+      tf.tensor2d(positions, undefined, 'int32'),
+      tf.tensor4d(bias),
+      null,
+    );
     let maxDiff = 0;
     let scale = 0;
     for (let step = 0; step < steps; step++) {
@@ -130,11 +135,19 @@ describe('generate', () => {
 
   it('reports log-probs and entropies of softmax(z / T), untruncated, equal to a full forward pass scored at T', async () => {
     const m = model();
-    const prompts = [[BOS, 20, 21, 22], [BOS, 30]];
+    const prompts = [
+      [BOS, 20, 21, 22],
+      [BOS, 30],
+    ];
     const out = await generate(m, prompts, { maxNewTokens: 6, temperature: 1.3, topP: 0.9 }, new Prng(3));
     for (let b = 0; b < 2; b++) {
       const seq = [...prompts[b], ...out[b].tokens];
-      const { logProbs, entropies } = scoreTokens(m, tf.tensor2d([seq.slice(0, -1)], undefined, 'int32'), tf.tensor2d([seq.slice(1)], undefined, 'int32'), 1.3);
+      const { logProbs, entropies } = scoreTokens(
+        m,
+        tf.tensor2d([seq.slice(0, -1)], undefined, 'int32'),
+        tf.tensor2d([seq.slice(1)], undefined, 'int32'),
+        1.3,
+      );
       const lp = Array.from(logProbs.dataSync()).slice(prompts[b].length - 1);
       const h = Array.from(entropies.dataSync()).slice(prompts[b].length - 1);
       out[b].logProbs.forEach((x, i) => expect(x).toBeCloseTo(lp[i], 4));
@@ -146,7 +159,11 @@ describe('generate', () => {
 
   it('batched greedy generation of ragged prompts equals one prompt at a time', async () => {
     const m = model();
-    const prompts = [[BOS, 40, 41, 42, 43, 44], [BOS, 50], [BOS, 60, 61, 62]];
+    const prompts = [
+      [BOS, 40, 41, 42, 43, 44],
+      [BOS, 50],
+      [BOS, 60, 61, 62],
+    ];
     const together = await generate(m, prompts, { maxNewTokens: 8, greedy: true }, new Prng(0));
     for (let b = 0; b < prompts.length; b++) {
       const [alone] = await generate(m, [prompts[b]], { maxNewTokens: 8, greedy: true }, new Prng(0));
@@ -188,7 +205,10 @@ describe('generate', () => {
 
   it('is deterministic by seed', async () => {
     const m = model();
-    const prompts = [[BOS, 7, 8], [BOS, 9]];
+    const prompts = [
+      [BOS, 7, 8],
+      [BOS, 9],
+    ];
     const opts = { maxNewTokens: 10, temperature: 1.2 };
     const a = await generate(m, prompts, opts, new Prng(9));
     expect(await generate(m, prompts, opts, new Prng(9))).toEqual(a);

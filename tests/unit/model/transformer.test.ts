@@ -45,7 +45,10 @@ describe('Transformer', () => {
 
   it('batch rows are independent of each other', () => {
     const m = new Transformer(tinyConfig({ initStd: 0.3 }), new Prng(4));
-    const rows = [[5, 6, 7, 8], [9, 10, 11, 12]];
+    const rows = [
+      [5, 6, 7, 8],
+      [9, 10, 11, 12],
+    ];
     const both = logitsOf(m, rows);
     const second = logitsOf(m, [rows[1]]);
     const V = m.config.vocabSize;

@@ -33,7 +33,11 @@ function reference(a: tf.Tensor, b: tf.Tensor, tA: boolean, tB: boolean): { shap
 
 describe('wasm BatchMatMul replacement', () => {
   const rng = new Prng(1);
-  const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rng.normal()), shape);
+  const rand = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rng.normal()),
+      shape,
+    );
   const cases: [number[], number[], boolean, boolean][] = [
     [[5, 7], [7, 3], false, false],
     [[7, 5], [7, 3], true, false],

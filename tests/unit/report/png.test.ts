@@ -8,7 +8,22 @@ import { decodePng, inkFraction } from '../../integration/png';
 
 describe('chart PNGs', () => {
   it('renders a line chart at 2x with its lines and its text', () => {
-    const svg = lineChart({ title: 'SFT loss', xLabel: 'step', yLabel: 'loss', series: [{ name: 'train', points: [[1, 3], [2, 2], [3, 1.5], [4, 1.2]] }] });
+    const svg = lineChart({
+      title: 'SFT loss',
+      xLabel: 'step',
+      yLabel: 'loss',
+      series: [
+        {
+          name: 'train',
+          points: [
+            [1, 3],
+            [2, 2],
+            [3, 1.5],
+            [4, 1.2],
+          ],
+        },
+      ],
+    });
     const bytes = svgToPng(svg);
     expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     const dir = mkdtempSync(join(tmpdir(), 't1-png-'));

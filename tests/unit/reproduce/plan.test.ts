@@ -10,15 +10,29 @@ describe('reproduction plan', () => {
     const p = plan({ minutes: 150, seeds: [1, 2] });
     expect(p.base.map((c) => c.seed)).toEqual([1, 2]);
     expect(p.ablations).toHaveLength(2 * ARMS.length);
-    const compute = (c: (typeof p.base)[0]) => c.config.rl.promptsPerStep * c.config.rl.samplesPerPrompt * c.config.rl.stepsPerEpoch * c.config.rl.epochs;
+    const compute = (c: (typeof p.base)[0]) =>
+      c.config.rl.promptsPerStep * c.config.rl.samplesPerPrompt * c.config.rl.stepsPerEpoch * c.config.rl.epochs;
     for (const c of [...p.base, ...p.ablations]) expect(compute(c)).toBe(compute(p.base[0]));
     const perStep = quick.rl.promptsPerStep * quick.rl.samplesPerPrompt;
-    expect(p.ablations.find((a) => a.arm === 'k4')!.config.rl).toMatchObject({ samplesPerPrompt: 4, promptsPerStep: perStep / 4, updateSamples: 4 });
-    expect(p.ablations.find((a) => a.arm === 'k64')!.config.rl).toMatchObject({ samplesPerPrompt: 64, promptsPerStep: perStep / 64, updateSamples: 64 });
+    expect(p.ablations.find((a) => a.arm === 'k4')!.config.rl).toMatchObject({
+      samplesPerPrompt: 4,
+      promptsPerStep: perStep / 4,
+      updateSamples: 4,
+    });
+    expect(p.ablations.find((a) => a.arm === 'k64')!.config.rl).toMatchObject({
+      samplesPerPrompt: 64,
+      promptsPerStep: perStep / 64,
+      updateSamples: 64,
+    });
     expect(p.ablations.find((a) => a.arm === 'no-kl')!.config.rl.betaKl).toBe(0);
     expect(p.ablations.find((a) => a.arm === 'frozen-anchor')!.config.rl.anchor.mode).toBe('frozen');
     // Ablations change only their arm's fields (and skip the scaling sweep); the T1 ingredients stay on in the base.
-    expect(p.base[0].config.rl).toMatchObject({ betaKl: quick.rl.betaKl, alphaEnt: quick.rl.alphaEnt, garbagePenalty: 1, anchor: { mode: 'refresh' } });
+    expect(p.base[0].config.rl).toMatchObject({
+      betaKl: quick.rl.betaKl,
+      alphaEnt: quick.rl.alphaEnt,
+      garbagePenalty: 1,
+      anchor: { mode: 'refresh' },
+    });
     expect(p.ablations.every((a) => !a.config.eval.scaling.enabled)).toBe(true);
     expect(p.base[0].config.eval.scaling.budgets[0]).toBeLessThan(16);
     expect(p.base[0].config.eval.scaling.budgets.at(-1)).toBeGreaterThan(64);

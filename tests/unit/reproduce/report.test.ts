@@ -3,8 +3,27 @@ import { buildReproductionReport } from '../../../report/reproduction';
 import type { CampaignResult } from '../../../workflows/campaign-types';
 import type { ReproduceRun } from '../../../workflows/reproduce';
 
-const evalOf = (label: string, accuracy: number) => ({ label, accuracy, stderr: 0.01, greedyAccuracy: accuracy + 0.05, n: 500, samples: 4, temperature: 1 });
-const epoch = (e: number, length: number) => ({ epoch: e, reward: 0.3, accuracy: 0.3, kl: 0.5, klPenalty: 0.02, rewardSpread: 0.2, entropy: 0.1, entropyGradRatio: 0.05, garbageRate: 0.01, responseLength: length });
+const evalOf = (label: string, accuracy: number) => ({
+  label,
+  accuracy,
+  stderr: 0.01,
+  greedyAccuracy: accuracy + 0.05,
+  n: 500,
+  samples: 4,
+  temperature: 1,
+});
+const epoch = (e: number, length: number) => ({
+  epoch: e,
+  reward: 0.3,
+  accuracy: 0.3,
+  kl: 0.5,
+  klPenalty: 0.02,
+  rewardSpread: 0.2,
+  entropy: 0.1,
+  entropyGradRatio: 0.05,
+  garbageRate: 0.01,
+  responseLength: length,
+});
 const scaling = (label: string, low: number, full: number) => [
   { label, budget: 8, untruncated: false, accuracy: low },
   { label, budget: 156, untruncated: true, accuracy: full },
@@ -29,7 +48,14 @@ describe('reproduction report', () => {
     run(2, 'base', 0.3, 0.45, { scaling: [...scaling('sft', 0.2, 0.3), ...scaling('rl 100%', 0.15, 0.45)] } as any),
     run(2, 'no-kl', 0.3, 0.41),
   ];
-  const meta = { command: 'npx t1 reproduce --minutes 150', machine: '2 x test CPU', backend: 'tfjs-node', generatedAt: '2026-12-02T00:00:00Z', seconds: {}, totalSeconds: 600 };
+  const meta = {
+    command: 'npx t1 reproduce --minutes 150',
+    machine: '2 x test CPU',
+    backend: 'tfjs-node',
+    generatedAt: '2026-12-02T00:00:00Z',
+    seconds: {},
+    totalSeconds: 600,
+  };
   const { markdown, html } = buildReproductionReport(runs, meta);
 
   it('SFT vs RL: per-seed rows and the gain as mean ± standard error over seeds, with a verdict', () => {

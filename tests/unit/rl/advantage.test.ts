@@ -42,7 +42,12 @@ describe('shaped rewards and RLOO advantages', () => {
   });
 
   it('flags groups whose task rewards are all equal', () => {
-    expect(zeroVarianceGroups(r.map((x, i) => x + p[i]), K)).toEqual([false, true]);
+    expect(
+      zeroVarianceGroups(
+        r.map((x, i) => x + p[i]),
+        K,
+      ),
+    ).toEqual([false, true]);
     expect(zeroVarianceGroups([-1, -1, 1, 1], 2)).toEqual([true, true]);
   });
 });
@@ -66,7 +71,9 @@ describe('update selection', () => {
       expect(got.slice(2, 4).filter((i) => right[i]).length).toBe(1); // group 1: one right, one wrong
       expect(got.slice(4).every((i) => i >= 8 && i < 12)).toBe(true);
     }
-    const three = selectForUpdate(right, [false, true, true], 4, rlConfig({ samplesPerPrompt: 4, updateSamples: 3 }), new Prng(5)).map((c) => c.index);
+    const three = selectForUpdate(right, [false, true, true], 4, rlConfig({ samplesPerPrompt: 4, updateSamples: 3 }), new Prng(5)).map(
+      (c) => c.index,
+    );
     expect(three).toHaveLength(3);
     expect(three).toContain(0);
   });
@@ -81,7 +88,11 @@ describe('update selection', () => {
   });
 
   // Unbiased: for every sample, P(chosen) * weight = 1, so the weighted update equals the all-K update in expectation.
-  for (const [selection, M] of [['balanced', 2], ['balanced', 5], ['random', 3]] as const) {
+  for (const [selection, M] of [
+    ['balanced', 2],
+    ['balanced', 5],
+    ['random', 3],
+  ] as const) {
     it(`${selection} M = ${M} of K = 8: E[weight * chosen] = 1 for every sample (Monte Carlo)`, () => {
       const K8 = 8;
       const oneRight = [true, false, false, false, false, false, false, false];

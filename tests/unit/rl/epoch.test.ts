@@ -33,7 +33,14 @@ function fresh(): RlTrainer {
   return RlTrainer.create(policy, policy.clone(), cfg, source, 11);
 }
 
-const untimed = (m: RlStepMetrics) => ({ ...m, samplingTokensPerS: 0, updateTokensPerS: 0, samplingSeconds: 0, scoringSeconds: 0, updateSeconds: 0 });
+const untimed = (m: RlStepMetrics) => ({
+  ...m,
+  samplingTokensPerS: 0,
+  updateTokensPerS: 0,
+  samplingSeconds: 0,
+  scoringSeconds: 0,
+  updateSeconds: 0,
+});
 
 describe('PromptPool', () => {
   it('position i is the i-th problem of the seeded RL pool stream; a filtered pool wraps over its kept positions', () => {
@@ -93,9 +100,25 @@ describe('RlTrainer', () => {
   });
 
   it('summarise skips steps without an update for loss and gradNorm, and recomputes rates from totals', () => {
-    const base = untimed(({} as RlStepMetrics));
-    const s1 = { ...base, loss: 2, gradNorm: 1, sampledTokens: 100, samplingSeconds: 1, updatePositions: 10, updateSeconds: 1 } as RlStepMetrics;
-    const s2 = { ...base, loss: NaN, gradNorm: NaN, sampledTokens: 300, samplingSeconds: 3, updatePositions: 0, updateSeconds: 0 } as RlStepMetrics;
+    const base = untimed({} as RlStepMetrics);
+    const s1 = {
+      ...base,
+      loss: 2,
+      gradNorm: 1,
+      sampledTokens: 100,
+      samplingSeconds: 1,
+      updatePositions: 10,
+      updateSeconds: 1,
+    } as RlStepMetrics;
+    const s2 = {
+      ...base,
+      loss: NaN,
+      gradNorm: NaN,
+      sampledTokens: 300,
+      samplingSeconds: 3,
+      updatePositions: 0,
+      updateSeconds: 0,
+    } as RlStepMetrics;
     const s = summarise([s1, s2]);
     expect([s.loss, s.gradNorm, s.samplingTokensPerS, s.updateTokensPerS]).toEqual([2, 1, 100, 10]);
   });

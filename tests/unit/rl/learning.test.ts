@@ -38,7 +38,12 @@ let sft: Transformer;
 
 /** Sampled accuracy over every toy problem, 8 samples each, with a fixed sampling seed. */
 async function accuracy(model: Transformer): Promise<number> {
-  const outs = await generate(model, problems.flatMap((p) => Array.from({ length: 8 }, () => encodePrompt(p.prompt))), { maxNewTokens: 32, temperature: 1 }, new Prng(99));
+  const outs = await generate(
+    model,
+    problems.flatMap((p) => Array.from({ length: 8 }, () => encodePrompt(p.prompt))),
+    { maxNewTokens: 32, temperature: 1 },
+    new Prng(99),
+  );
   return outs.filter((o, k) => judge(problems[Math.floor(k / 8)], o.tokens, cfg.garbage).correct).length / outs.length;
 }
 
@@ -51,9 +56,16 @@ beforeAll(async () => {
     byId.set(p.id, p);
   }
   problems = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-  const traces = problems.map((p) => buildExample({ prompt: p.prompt, ...writeTrace(p, rng, { ...DEFAULT_TEACHER, failedAttemptWeights: [1] })! }));
+  const traces = problems.map((p) =>
+    buildExample({ prompt: p.prompt, ...writeTrace(p, rng, { ...DEFAULT_TEACHER, failedAttemptWeights: [1] })! }),
+  );
   const mc = modelConfig({ contextLength: 40, dModel: 64, nLayers: 2, nHeads: 4, dFF: 256 });
-  const trainer = SftTrainer.create(mc, { batchSize: 16, microBatchSize: 16, schedule: { lr: 3e-3, minLr: 3e-3, warmupSteps: 5, totalSteps: 150 } }, traces, 1);
+  const trainer = SftTrainer.create(
+    mc,
+    { batchSize: 16, microBatchSize: 16, schedule: { lr: 3e-3, minLr: 3e-3, warmupSteps: 5, totalSteps: 150 } },
+    traces,
+    1,
+  );
   for (let i = 0; i < 150; i++) trainer.trainStep();
   sft = trainer.model.clone();
   trainer.dispose();

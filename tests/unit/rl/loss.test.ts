@@ -24,7 +24,10 @@ function row(s: UpdateSample) {
   return {
     inputs: tf.tensor2d(s.tokens.slice(0, -1), [1, T], 'int32'),
     targets: tf.tensor2d(s.tokens.slice(1), [1, T], 'int32'),
-    mask: tf.tensor2d(s.tokens.slice(1).map((_, t) => (t + 1 >= s.promptLength ? 1 : 0)), [1, T]),
+    mask: tf.tensor2d(
+      s.tokens.slice(1).map((_, t) => (t + 1 >= s.promptLength ? 1 : 0)),
+      [1, T],
+    ),
   };
 }
 
@@ -104,8 +107,15 @@ describe('rlGradients', () => {
       return Array.from(lp.slice(s.promptLength - 1));
     });
     const plain = rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
-    const ppo = rlGradients(model, samples.map((s, i) => ({ ...s, oldLogProbs: old[i] })), { normalisation: 'sequence', temperature: 1, alphaEnt: 0, clip: 0.2, microBatch: 2 });
-    expectGradsClose(ppo.grads, plain.grads.map((g) => g.dataSync() as Float32Array));
+    const ppo = rlGradients(
+      model,
+      samples.map((s, i) => ({ ...s, oldLogProbs: old[i] })),
+      { normalisation: 'sequence', temperature: 1, alphaEnt: 0, clip: 0.2, microBatch: 2 },
+    );
+    expectGradsClose(
+      ppo.grads,
+      plain.grads.map((g) => g.dataSync() as Float32Array),
+    );
     // pi / pi_old = e > 1.2 with A > 0: the clipped term is constant.
     const clipped = rlGradients(
       model,
@@ -119,9 +129,11 @@ describe('rlGradients', () => {
   it('responseLogProbs sums log pi over response tokens only, and leaks nothing', async () => {
     const got = await expectNoLeak(() => responseLogProbs(model, samples, 2, 1));
     got.forEach((x, i) => expect(x).toBeCloseTo(perSeq[i].value, 4)); // in input order, though scored shortest first
-    await expectNoLeak(() => tf.dispose(rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0.1, microBatch: 2 }).grads));
+    await expectNoLeak(() =>
+      tf.dispose(rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0.1, microBatch: 2 }).grads),
+    );
   });
-  it('micro-batches group sequences of similar length: padding only to each pair\'s longest', () => {
+  it("micro-batches group sequences of similar length: padding only to each pair's longest", () => {
     const g = rlGradients(model, samples, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
     // Lengths 9, 16, 12, 7, 14 -> sorted 7, 9 | 12, 14 | 16: padded to 8, 13, 15 positions per row.
     expect(g.positions).toBe(2 * 8 + 2 * 13 + 15);
@@ -151,14 +163,25 @@ describe('rlGradients', () => {
     const g = rlGradients(model, weighted, { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
     expectGradsClose(g.grads, want);
     const twice = rlGradients(model, [samples[0], ...samples], { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
-    const doubled = rlGradients(model, samples.map((s, i) => ({ ...s, weight: i === 0 ? 2 : 1 })), { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 });
-    expectGradsClose(doubled.grads, twice.grads.map((x) => x.dataSync() as Float32Array));
+    const doubled = rlGradients(
+      model,
+      samples.map((s, i) => ({ ...s, weight: i === 0 ? 2 : 1 })),
+      { normalisation: 'sequence', temperature: 1, alphaEnt: 0, microBatch: 2 },
+    );
+    expectGradsClose(
+      doubled.grads,
+      twice.grads.map((x) => x.dataSync() as Float32Array),
+    );
     tf.dispose([...g.grads, ...twice.grads, ...doubled.grads]);
   });
 
   it('reports the gradient norms of the policy-gradient and entropy terms apart', () => {
     const only = (alphaEnt: number, adv: number) =>
-      rlGradients(model, samples.map((s) => ({ ...s, advantage: adv * s.advantage })), { normalisation: 'sequence', temperature: 1, alphaEnt, microBatch: 5 });
+      rlGradients(
+        model,
+        samples.map((s) => ({ ...s, advantage: adv * s.advantage })),
+        { normalisation: 'sequence', temperature: 1, alphaEnt, microBatch: 5 },
+      );
     const pg = only(0, 1);
     const ent = only(0.3, 0);
     const norm = (gs: tf.Tensor[]) => Math.sqrt(gs.reduce((s, g) => s + g.square().sum().dataSync()[0], 0));

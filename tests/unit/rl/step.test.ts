@@ -16,7 +16,15 @@ useWasm();
 const modelCfg = tinyConfig({ contextLength: 48 });
 const problems = sampleProblems(6, { task: 'arithmetic', split: 'train', pool: 'rl', seed: 3, difficulty: 2 });
 // An untrained model earns nothing, so keep the flat groups: their advantages are KL-only but nonzero.
-const cfg = rlConfig({ samplesPerPrompt: 4, promptsPerStep: 2, maxNewTokens: 24, lr: 1e-3, microBatch: 3, sampleBatch: 5, dropZeroVariance: false });
+const cfg = rlConfig({
+  samplesPerPrompt: 4,
+  promptsPerStep: 2,
+  maxNewTokens: 24,
+  lr: 1e-3,
+  microBatch: 3,
+  sampleBatch: 5,
+  dropZeroVariance: false,
+});
 
 function setup(seed: number, over: Partial<RlConfig> = {}) {
   const policy = new Transformer(modelCfg, new Prng(seed));
@@ -79,7 +87,7 @@ describe('rlStep', () => {
     expect(off.reward).toBeCloseTo(off.accuracy, 12);
   });
 
-  it('reports the mean difficulty of the step\'s prompts', async () => {
+  it("reports the mean difficulty of the step's prompts", async () => {
     const mixed = [1, 3].map((d) => sampleProblems(1, { task: 'arithmetic', split: 'train', pool: 'rl', seed: 3, difficulty: d })[0]);
     const policy = new Transformer(modelCfg, new Prng(4));
     const anchor = policy.clone();

@@ -41,7 +41,26 @@ describe('expression printer and parser', () => {
   });
 
   it('rejects malformed text', () => {
-    for (const text of ['', ' ', '7*', '*7', '-3+10', '+3', '7 5', '(7*5', '7*5)', '()', '7**5', '07+1', '7.5', '7^2', 'a', '7=7', '1'.repeat(16), '('.repeat(100) + '1' + ')'.repeat(100)]) {
+    for (const text of [
+      '',
+      ' ',
+      '7*',
+      '*7',
+      '-3+10',
+      '+3',
+      '7 5',
+      '(7*5',
+      '7*5)',
+      '()',
+      '7**5',
+      '07+1',
+      '7.5',
+      '7^2',
+      'a',
+      '7=7',
+      '1'.repeat(16),
+      '('.repeat(100) + '1' + ')'.repeat(100),
+    ]) {
       expect(parseExpr(text), JSON.stringify(text)).toBeNull();
     }
   });

@@ -55,7 +55,12 @@ describe('problem streams', () => {
   it('yield only the requested split or pool, each problem once, and never overlap', () => {
     const ids = new Map<string, string>();
     for (const task of ['countdown', 'arithmetic'] as const) {
-      for (const [split, pool] of [['train', 'sft'], ['train', 'rl'], ['val', undefined], ['test', undefined]] as const) {
+      for (const [split, pool] of [
+        ['train', 'sft'],
+        ['train', 'rl'],
+        ['val', undefined],
+        ['test', undefined],
+      ] as const) {
         const difficulty = task === 'countdown' ? { min: 3, max: 6 } : { min: 1, max: 8 };
         const ps = sampleProblems(300, { task, split, pool, seed: 7, difficulty });
         const label = `${split}/${pool}`;

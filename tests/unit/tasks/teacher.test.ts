@@ -55,7 +55,10 @@ function checkCountdown(problem: Problem, trace: Trace, ls: string[]) {
     const value = jsEval(expr);
     expect(String(value), ls[i]).toBe(claimed); // the search computed its attempt correctly...
     expect(value).not.toBe(target); // ...and it really misses
-    const used = expr.match(/\d+/g)!.map(Number).sort((a, b) => a - b);
+    const used = expr
+      .match(/\d+/g)!
+      .map(Number)
+      .sort((a, b) => a - b);
     const pool = numbers.slice();
     for (const v of used) pool.splice(pool.indexOf(v) >>> 0, pool.includes(v) ? 1 : 0);
     expect(numbers.length - pool.length, `${ls[i]} uses only given numbers, once`).toBe(used.length);
@@ -66,11 +69,14 @@ function checkCountdown(problem: Problem, trace: Trace, ls: string[]) {
 type Step = { a: number; op: string; b: number; result: number; text: string };
 
 function steps(line: string): Step[] {
-  return line.slice(4).split(' ').map((text) => {
-    const m = /^(-?\d+)([+\-*])(-?\d+)=(-?\d+)$/.exec(text);
-    expect(m, text).not.toBeNull();
-    return { a: Number(m![1]), op: m![2], b: Number(m![3]), result: Number(m![4]), text };
-  });
+  return line
+    .slice(4)
+    .split(' ')
+    .map((text) => {
+      const m = /^(-?\d+)([+\-*])(-?\d+)=(-?\d+)$/.exec(text);
+      expect(m, text).not.toBeNull();
+      return { a: Number(m![1]), op: m![2], b: Number(m![3]), result: Number(m![4]), text };
+    });
 }
 
 const truth = (s: Step) => jsEval(`${s.a}${s.op}(${s.b})`) + 0; // + 0 turns -0 into 0
@@ -120,7 +126,8 @@ describe('teacher traces (10,000 seeded problems)', () => {
 
   it('uses exactly the characters of ALPHABET', () => {
     const seen = new Set<string>();
-    for (const { problem, trace } of CASES) for (const c of problem.prompt + trace!.reasoning + trace!.answer + trace!.verification) seen.add(c);
+    for (const { problem, trace } of CASES)
+      for (const c of problem.prompt + trace!.reasoning + trace!.answer + trace!.verification) seen.add(c);
     expect([...seen].sort().join('')).toBe([...ALPHABET].sort().join(''));
     for (const c of ALPHABET) expect(c === '\n' || (c >= ' ' && c <= '~')).toBe(true);
   });

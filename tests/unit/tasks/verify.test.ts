@@ -18,7 +18,17 @@ describe('countdown verifier', () => {
   const p = cd([3, 5, 7, 10], 22);
 
   it('accepts right answers in any tolerated format, not all numbers required', () => {
-    for (const a of ['7*5-3-10', '(7*5)-3-10', ' 7 * 5 - 3 - 10 ', '7×5−3−10', '7x5-3-10', '7*5-3-10=22', '7*5-3-10 = 22 ', '10+7+5', '(10+7)+5']) {
+    for (const a of [
+      '7*5-3-10',
+      '(7*5)-3-10',
+      ' 7 * 5 - 3 - 10 ',
+      '7×5−3−10',
+      '7x5-3-10',
+      '7*5-3-10=22',
+      '7*5-3-10 = 22 ',
+      '10+7+5',
+      '(10+7)+5',
+    ]) {
       expect(countdown.verify(p, a), a).toBe(true);
     }
   });
@@ -53,7 +63,21 @@ describe('countdown verifier', () => {
   });
 
   it('rejects malformed answers', () => {
-    for (const a of ['', '   ', '7*5-3-10\nchk', '7*5-(3-10', '7*5--3-10', '-3+10+7+5+3', '7*5-3-10 ok', 'try 7*5-3-10', '7,5', '22=7*5-3-10', '7*5-3-10=', '=22', '7*5-3-10=22.0']) {
+    for (const a of [
+      '',
+      '   ',
+      '7*5-3-10\nchk',
+      '7*5-(3-10',
+      '7*5--3-10',
+      '-3+10+7+5+3',
+      '7*5-3-10 ok',
+      'try 7*5-3-10',
+      '7,5',
+      '22=7*5-3-10',
+      '7*5-3-10=',
+      '=22',
+      '7*5-3-10=22.0',
+    ]) {
       expect(countdown.verify(p, a), JSON.stringify(a)).toBe(false);
     }
     expect(countdown.parseAnswer('7*5-(3')).toBeNull();

@@ -10,17 +10,38 @@ describe('AdamW', () => {
   const config = AdamWConfigSchema.parse({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });
 
   it('matches a scalar reference: bias-corrected moments, decoupled decay on matrices only', () => {
-    const w = tf.variable(tf.tensor2d([[0.5, -1], [2, 0.1]]));
+    const w = tf.variable(
+      tf.tensor2d([
+        [0.5, -1],
+        [2, 0.1],
+      ]),
+    );
     const g = tf.variable(tf.tensor1d([1, -2]));
     const opt = new AdamW([w, g], ['w', 'g'], config);
     const ref = { w: [0.5, -1, 2, 0.1], g: [1, -2] };
     const m = { w: [0, 0, 0, 0], g: [0, 0] };
     const v = { w: [0, 0, 0, 0], g: [0, 0] };
-    const grads = [[[0.3, -0.2, 0.1, 0.0], [0.5, -0.5]], [[-0.1, 0.4, 0.2, 1.0], [0.2, 0.1]], [[0.05, 0.05, -0.3, -1], [-1, 1]]];
+    const grads = [
+      [
+        [0.3, -0.2, 0.1, 0.0],
+        [0.5, -0.5],
+      ],
+      [
+        [-0.1, 0.4, 0.2, 1.0],
+        [0.2, 0.1],
+      ],
+      [
+        [0.05, 0.05, -0.3, -1],
+        [-1, 1],
+      ],
+    ];
     grads.forEach(([gw, gg], t) => {
       const lr = 0.01 * (t + 1);
       opt.step([tf.tensor2d(gw, [2, 2]), tf.tensor1d(gg)], lr);
-      for (const [key, grad, decay] of [['w', gw, 0.1], ['g', gg, 0]] as const) {
+      for (const [key, grad, decay] of [
+        ['w', gw, 0.1],
+        ['g', gg, 0],
+      ] as const) {
         ref[key].forEach((p, i) => {
           m[key][i] = 0.9 * m[key][i] + 0.1 * grad[i];
           v[key][i] = 0.99 * v[key][i] + 0.01 * grad[i] ** 2;
@@ -40,8 +61,18 @@ describe('AdamW', () => {
   });
 
   it('resumes from its state exactly', () => {
-    const make = () => tf.variable(tf.tensor2d([[1, 2], [3, 4]]));
-    const grad = () => tf.tensor2d([[0.1, -0.3], [0.2, 0.7]]);
+    const make = () =>
+      tf.variable(
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+        ]),
+      );
+    const grad = () =>
+      tf.tensor2d([
+        [0.1, -0.3],
+        [0.2, 0.7],
+      ]);
     const a = make();
     const optA = new AdamW([a], ['a'], config);
     for (let i = 0; i < 4; i++) optA.step([grad()], 0.01);

@@ -15,7 +15,10 @@ const [backend, mode, steps, file] = process.argv.slice(2);
 await initBackend(backend);
 const train = reverseExamples(40, 1); // 5 batches per epoch: the runs cross epoch boundaries
 const sft = { batchSize: 8, microBatchSize: 4, schedule: { lr: 3e-3, minLr: 1e-4, warmupSteps: 3, totalSteps: 12 } };
-const trainer = mode === 'resume' ? SftTrainer.fromState(decodeState(readFileSync(file)), sft, train) : SftTrainer.create(smallConfig({ dModel: 16, nLayers: 1 }), sft, train, 7);
+const trainer =
+  mode === 'resume'
+    ? SftTrainer.fromState(decodeState(readFileSync(file)), sft, train)
+    : SftTrainer.create(smallConfig({ dModel: 16, nLayers: 1 }), sft, train, 7);
 for (let i = 0; i < Number(steps); i++) trainer.trainStep();
 const bytes = encodeState(trainer.state());
 if (mode === 'first') writeFileSync(file, bytes);

@@ -11,7 +11,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** One training segment in a fresh Node process (tsx loader). */
 async function segment(...args: string[]): Promise<{ step: number; sha256: string }> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, ...args], { cwd: join(import.meta.dirname, '../../..') });
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', worker, ...args], {
+    cwd: join(import.meta.dirname, '../../..'),
+  });
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 

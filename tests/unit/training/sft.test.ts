@@ -49,7 +49,17 @@ describe('SftTrainer', () => {
     const tasks = reverseTask(32, 99);
     const evalItems = tasks.map((t) => ({ prompt: t.prompt, verify: (answer: string | null) => answer === t.answer + t.verification }));
     const valExamples = reverseExamples(32, 99);
-    const t = SftTrainer.create(smallConfig({ dModel: 64, nHeads: 4, dFF: 256 }), { batchSize: 32, microBatchSize: 32, schedule: { lr: 3e-3, minLr: 3e-4, warmupSteps: 20, totalSteps: 400 }, optimizer: { weightDecay: 0.01 } }, reverseExamples(2000, 2), 5);
+    const t = SftTrainer.create(
+      smallConfig({ dModel: 64, nHeads: 4, dFF: 256 }),
+      {
+        batchSize: 32,
+        microBatchSize: 32,
+        schedule: { lr: 3e-3, minLr: 3e-4, warmupSteps: 20, totalSteps: 400 },
+        optimizer: { weightDecay: 0.01 },
+      },
+      reverseExamples(2000, 2),
+      5,
+    );
     const start = t.validationLoss(valExamples);
     const curve: string[] = [];
     const evals: { step: number; valLoss: number; accuracy: number }[] = [];
@@ -62,7 +72,9 @@ describe('SftTrainer', () => {
       maxNewTokens: 12,
       onEval: (e) => {
         evals.push(e);
-        curve.push(`step ${e.step}: val loss ${e.valLoss.toFixed(3)}, exact match ${(100 * e.accuracy).toFixed(0)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        curve.push(
+          `step ${e.step}: val loss ${e.valLoss.toFixed(3)}, exact match ${(100 * e.accuracy).toFixed(0)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+        );
       },
     });
     console.log(`SFT smoke (reverse 4 digits), start val loss ${start.toFixed(3)}\n  ${curve.join('\n  ')}`);
