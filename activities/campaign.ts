@@ -3,89 +3,29 @@
  * evaluation layers, heartbeat progress and commit results. Every one is safe to repeat: inputs
  * and seeds fix the content, and a repeated commit of identical content is a no-op.
  */
-import { createHash } from 'node:crypto';
-import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
-import { heldOutAccuracy, type HeldOutOptions } from '../evaluation/accuracy';
+import type { CampaignConfig } from '../config/campaign';
+import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
 import { buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { encodeAnchor } from '../rl/anchor';
 import { RlTrainer, summarise } from '../rl/epoch';
-import type { PromptSource } from '../rl/prompts';
+import { filterPool } from '../rl/filter';
 import type { RlStepMetrics } from '../rl/step';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
-import { heldOut, synthesizeSft, type DatasetSpec, type SftExample } from '../tasks/dataset';
-import { getTask } from '../tasks/registry';
-import { splitAnswer, writeTrace } from '../tasks/teacher';
-import { SftTrainer, type SftConfig } from '../training/sft';
+import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules/campaign';
+import { heldOut, synthesizeSft, type SftExample } from '../tasks/dataset';
+import { writeTrace } from '../tasks/teacher';
+import { SftTrainer } from '../training/sft';
+import { hashOf } from '../util/hash';
 import { Prng } from '../util/prng';
 import { ConfigError } from '../util/errors';
 import { ExhaustedError } from '../tasks/types';
-import type { EvalSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
+import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { type CheckpointCache } from './cache';
 import { runResumable } from './resumable';
 import { activityScope } from './scope';
-
-/** sha256 of canonical JSON: names a configuration in manifests and matches intra checkpoints. */
-export function hashOf(value: unknown): string {
-  const canon = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(canon)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.keys(v)
-              .sort()
-              .map((k) => [k, canon((v as any)[k])]),
-          )
-        : v;
-  return createHash('sha256')
-    .update(JSON.stringify(canon(value)))
-    .digest('hex');
-}
-
-export function datasetSpec(config: CampaignConfig): DatasetSpec {
-  return {
-    task: config.task.name,
-    difficulty: config.task.difficulty,
-    splits: config.task.splits,
-    seed: config.seed,
-    examples: config.data.sftExamples,
-    style: config.data.style,
-    teacher: { ...config.data.teacher, maxChars: teacherMaxChars(config) },
-  };
-}
-
-export function sftConfigOf(config: CampaignConfig): SftConfig {
-  const s = config.sft;
-  return {
-    batchSize: s.batchSize,
-    microBatchSize: s.microBatchSize ?? s.batchSize,
-    gradClip: s.gradClip,
-    schedule: { lr: s.lr, minLr: s.minLr, warmupSteps: s.warmupSteps, totalSteps: s.steps },
-    optimizer: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: s.weightDecay },
-  };
-}
-
-/** Held-out pass@1 settings of a campaign: the one definition evaluation, SFT validation and bench share. */
-export function heldOutOptions(config: CampaignConfig): HeldOutOptions {
-  const e = config.eval;
-  return {
-    samples: e.samples,
-    temperature: e.temperature,
-    maxNewTokens: e.maxNewTokens,
-    batchSize: e.batchSize,
-    seed: e.seed,
-    garbage: config.rl.garbage,
-  };
-}
-
-const promptSource = (config: CampaignConfig): PromptSource => ({
-  task: config.task.name,
-  seed: config.seed,
-  difficulty: config.task.difficulty,
-  splits: config.task.splits,
-});
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => activityScope().heartbeat(details);
@@ -138,20 +78,15 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       init: CheckpointRef | null;
     }): Promise<SftSummary> {
       const { config } = input;
-      const sftCfg = sftConfigOf(config);
       const train = (await readDataset(input.dataset)).map(buildExample);
       // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
-      const valProblems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'val', config.data.valProblems);
+      const valProblems = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
       const rng = new Prng(config.seed).fork('val-traces');
       const spec = datasetSpec(config);
       const valExamples = valProblems.flatMap((p) => {
         const t = writeTrace(p, rng, spec.teacher);
         return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
       });
-      const evalItems = valProblems.map((p) => ({
-        prompt: p.prompt,
-        verify: (a: string | null) => a !== null && getTask(p.task).verify(p, splitAnswer(a).answer),
-      }));
       const initWeights = input.init ? (await stateOf(input.init)).weights : null;
       const t0 = performance.now();
       let tokens = 0;
@@ -176,13 +111,13 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         totalSteps: config.sft.steps,
         checkpointEvery: config.checkpoints.sftEvery,
         async fresh() {
-          const t = SftTrainer.create(config.model, sftCfg, train, config.seed);
+          const t = SftTrainer.create(config.model, config.sft, train, config.seed);
           if (initWeights) copyWeights(t.model, initWeights);
           return t;
         },
         async restore(objects) {
           curve = JSON.parse(Buffer.from(objects['curve.json']).toString('utf8'));
-          return SftTrainer.fromState(decodeState(objects.state), sftCfg, train);
+          return SftTrainer.fromState(decodeState(objects.state), config.sft, train);
         },
         serialize: async (t) => ({ state: encodeState(t.state()), 'curve.json': utf8(JSON.stringify(curve)) }),
         async step(t, i) {
@@ -192,7 +127,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           const done = i + 1;
           if (done % config.sft.evalEvery === 0 || done === config.sft.steps) {
             last.valLoss = valExamples.length ? t.validationLoss(valExamples) : NaN;
-            last.valAccuracy = (await t.greedyEval(evalItems, config.eval.maxNewTokens)).accuracy;
+            last.valAccuracy = (await greedyAccuracy(t.model, valProblems, heldOutOptions(config))).passAt1;
             curve.push({ step: done, loss: r.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy });
           } else if (done % stride === 0) curve.push({ step: done, loss: r.loss });
           await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
@@ -233,16 +168,65 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       }
     },
 
+    /** rl.filter, once before RL: the RL pool's prompts the SFT model solves sometimes but not often. */
+    async filterPrompts(input: { campaignId: string; config: CampaignConfig; policy: CheckpointRef }): Promise<PromptFilterSummary> {
+      const { config } = input;
+      const s = await stateOf(input.policy);
+      const model = new Transformer(s.config, s.weights);
+      try {
+        const { filter, maxNewTokens, temperature, topP, minP, garbage } = config.rl;
+        const configHash = hashOf({
+          filter,
+          maxNewTokens,
+          temperature,
+          topP,
+          minP,
+          garbage,
+          source: promptSource(config),
+          seed: config.seed,
+          policy: input.policy.sha256,
+        });
+        const rng = new Prng(config.seed).fork('prompt-filter');
+        const { kept, passRates } = await filterPool(model, promptSource(config), config.rl, rng, (step, total) =>
+          heartbeat({ step, total }),
+        );
+        if (!kept.length)
+          throw new ConfigError(
+            `rl.filter: none of ${passRates.length} candidate prompts has a pass rate in (0, ${filter.maxPassRate}]; raise rl.filter.maxPassRate or rl.filter.candidates`,
+          );
+        const meanPassRate = passRates.reduce((a, b) => a + b, 0) / passRates.length;
+        const { manifest } = await store.commit(
+          {
+            id: `${input.campaignId}/prompt-filter`,
+            kind: 'filter',
+            parent: input.policy.id,
+            configHash,
+            backend,
+            meta: { candidates: passRates.length, kept: kept.length, meanPassRate },
+          },
+          { 'kept.json': utf8(JSON.stringify(kept)) },
+        );
+        return { checkpoint: refOf(manifest), candidates: passRates.length, kept: kept.length, meanPassRate };
+      } finally {
+        model.dispose();
+      }
+    },
+
     async rlEpoch(input: {
       campaignId: string;
       config: CampaignConfig;
       epoch: number;
       policy: CheckpointRef;
       anchor: CheckpointRef;
+      /** rl.filter's kept prompts (filterPrompts); absent: the whole RL pool. */
+      filter?: CheckpointRef;
     }): Promise<RlEpochSummary> {
       const { config, epoch } = input;
       const rl = config.rl;
-      const source = promptSource(config);
+      const kept = input.filter
+        ? (JSON.parse(Buffer.from((await cache.get(input.filter))['kept.json']).toString('utf8')) as number[])
+        : undefined;
+      const source = promptSource(config, kept);
       const run = `rl-e${String(epoch).padStart(4, '0')}`;
       const configHash = hashOf({ rl, seed: config.seed, task: config.task, policy: input.policy.sha256, anchor: input.anchor.sha256 });
       const policyState = await stateOf(input.policy);
@@ -349,7 +333,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       const s = await stateOf(input.checkpoint);
       const model = new Transformer(s.config, s.weights);
       try {
-        const problems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'test', config.eval.problems);
+        const problems = heldOut(heldOutSpec(config), 'test', config.eval.problems);
         let offset = 0;
         const r = await heldOutAccuracy(model, problems, {
           ...heldOutOptions(config),

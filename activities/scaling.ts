@@ -10,10 +10,11 @@ import { decodeState } from '../model/state';
 import { Transformer } from '../model/transformer';
 import type { CheckpointStore } from '../storage/checkpoints';
 import type { CheckpointRef } from '../storage/manifest';
+import { heldOutSpec } from '../rules/campaign';
 import { heldOut } from '../tasks/dataset';
+import { hashOf } from '../util/hash';
 import type { ScalingPoint } from '../workflows/campaign-types';
 import type { CheckpointCache } from './cache';
-import { datasetSpec, hashOf } from './campaign';
 import { activityScope } from './scope';
 
 export interface ScalingInput {
@@ -50,7 +51,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
       const state = decodeState(objects.state ?? objects.anchor);
       const model = new Transformer(state.config, state.weights);
       try {
-        const problems = heldOut({ ...datasetSpec(config), seed: config.eval.seed }, 'test', s.problems);
+        const problems = heldOut(heldOutSpec(config), 'test', s.problems);
         const report = await inferenceScaling(model, problems, {
           budgets: budget === null ? [] : [budget],
           samples: s.samples,

@@ -11,7 +11,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { datasetSpec, heldOutOptions, sftConfigOf } from '../activities/campaign';
+import { anchorRefreshDue, datasetSpec, heldOutOptions, heldOutSpec } from '../rules/campaign';
 import { resolveConfig } from '../config/presets';
 import { heldOutAccuracy } from '../evaluation/accuracy';
 import { initBackend } from '../model/backend';
@@ -44,7 +44,7 @@ const backend = await initBackend();
 const config = resolveConfig({ preset: values.preset, overrides: values.set ? JSON.parse(values.set) : undefined });
 const budget = Number(values.minutes) * 60;
 const spec = datasetSpec(config);
-const test = heldOut({ ...spec, seed: config.eval.seed }, 'test', Number(values.test));
+const test = heldOut(heldOutSpec(config), 'test', Number(values.test));
 const evalOpts = heldOutOptions(config);
 const emit = (o: object) => console.log(JSON.stringify({ mode, backend: backend.name, ...o }));
 const now = () => performance.now() / 1000;
@@ -52,7 +52,7 @@ const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
 if (mode === 'sft') {
   const train = synthesizeSft(spec).examples.map(buildExample);
-  const val = heldOut({ ...spec, seed: config.eval.seed }, 'val', config.data.valProblems);
+  const val = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
   const rng = new Prng(config.seed).fork('val-traces');
   const valExamples = val.flatMap((p) => {
     const t = writeTrace(p, rng, spec.teacher);
@@ -60,7 +60,7 @@ if (mode === 'sft') {
   });
   const greedy = (m: Transformer) => heldOutAccuracy(m, val, { ...evalOpts, samples: 1 });
   // Calibrate: 5 warm-up steps (kernels, allocator), then time 20.
-  const probe = SftTrainer.create(config.model, sftConfigOf(config), train, config.seed);
+  const probe = SftTrainer.create(config.model, config.sft, train, config.seed);
   for (let i = 0; i < 5; i++) probe.trainStep();
   let t = now();
   for (let i = 0; i < 20; i++) probe.trainStep();
@@ -70,7 +70,7 @@ if (mode === 'sft') {
   const steps = Math.max(10, Math.floor(rate * budget));
   const cfg = { ...config, sft: { ...config.sft, steps } };
   emit({ event: 'plan', task: config.task, model: config.model, params, stepsPerS: r4(rate), steps, examples: train.length });
-  const sft = SftTrainer.create(config.model, sftConfigOf(cfg), train, config.seed);
+  const sft = SftTrainer.create(config.model, cfg.sft, train, config.seed);
   const every = Math.ceil(steps / Number(values.evals));
   let trainS = 0;
   let lossSum = 0;
@@ -140,7 +140,8 @@ if (mode === 'sft') {
     const t = now();
     const m = await trainer.step();
     step++;
-    if (config.rl.anchor.mode === 'refresh' && step % (stepsPerEpoch * config.rl.anchor.refreshEveryEpochs) === 0)
+    // A run on a time budget has no last epoch: the anchor refreshes at every due epoch boundary.
+    if (step % stepsPerEpoch === 0 && anchorRefreshDue({ ...config.rl, epochs: Infinity }, step / stepsPerEpoch))
       refreshAnchor(trainer.anchor, trainer.policy);
     trainS += now() - t;
     emit({

@@ -3,7 +3,13 @@
  * signals, queries and updates go through the definitions that `workflows/` exports, and results
  * come back typed. No workflow or handler name is written as a string outside `workflows/`.
  */
-import type { Client, ScheduleOptionsStartWorkflowAction, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  WorkflowUpdateFailedError,
+  type Client,
+  type ScheduleOptionsStartWorkflowAction,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import {
   campaignWorkflow,
   pauseSignal,
@@ -17,7 +23,7 @@ import { proofWorkflow } from '../workflows/proof';
 import { QUEUES } from '../workflows/queues';
 import { reproduceProgressQuery, reproduceWorkflow, type ReproduceInput, type ReproduceProgress } from '../workflows/reproduce';
 import { scheduledCampaignWorkflow, type ScheduledInput } from '../workflows/scheduled';
-import type { CampaignConfig } from '../config/campaign';
+import { HyperparameterError, type CampaignConfig } from '../config/campaign';
 
 export type CampaignHandle = WorkflowHandle<typeof campaignWorkflow>;
 export type ReproductionHandle = WorkflowHandle<typeof reproduceWorkflow>;
@@ -42,9 +48,18 @@ export function listCampaigns(client: Client) {
 export const campaignStatus = (h: WorkflowHandle): Promise<CampaignStatus> => h.query(statusQuery);
 export const pauseCampaign = (h: WorkflowHandle): Promise<void> => h.signal(pauseSignal);
 export const resumeCampaign = (h: WorkflowHandle): Promise<void> => h.signal(resumeSignal);
-/** Changes apply at the next epoch boundary; a rejected change throws with the field named. Returns the effective config. */
-export const setHyperparameters = (h: WorkflowHandle, changes: Record<string, unknown>): Promise<CampaignConfig> =>
-  h.executeUpdate(setHyperparametersUpdate, { args: [changes] });
+/**
+ * Changes apply at the next epoch boundary; returns the effective config. A change the workflow's
+ * validator rejects throws a HyperparameterError naming the field (it never enters history).
+ */
+export async function setHyperparameters(h: WorkflowHandle, changes: Record<string, unknown>): Promise<CampaignConfig> {
+  try {
+    return await h.executeUpdate(setHyperparametersUpdate, { args: [changes] });
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError && e.cause) throw new HyperparameterError(e.cause.message);
+    throw e;
+  }
+}
 
 export function startReproduction(client: Client, input: ReproduceInput): Promise<ReproductionHandle> {
   return client.workflow.start(reproduceWorkflow, { taskQueue: QUEUES.cpu, workflowId: input.id, args: [input] });

@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { ModelConfigSchema } from '../model/config';
 import { RlConfigSchema } from '../rl/config';
-import { SplitConfig } from '../tasks/splits';
-import { TeacherConfig } from '../tasks/teacher';
+import { SftConfigSchema } from '../training/sft-config';
+import { SplitConfig, TeacherConfig } from './task';
 import { DIFFICULTY, TASK_NAMES } from '../tasks/types';
 import { UserError } from '../util/errors';
 
@@ -37,24 +37,8 @@ export const CampaignConfigSchema = z
       })
       .prefault({}),
     model: ModelConfigSchema.prefault({}),
-    sft: z
-      .object({
-        steps: int(1).default(300),
-        batchSize: int(1).default(16),
-        lr: z.number().positive().default(3e-3),
-        minLr: z.number().min(0).default(1e-4),
-        warmupSteps: int().default(20),
-        weightDecay: z.number().min(0).default(0.01),
-        gradClip: z.number().positive().default(1),
-        /** Sequences per forward/backward pass (default: batchSize); gradients accumulate over the passes. */
-        microBatchSize: int(1).optional(),
-        evalEvery: int(1).default(100),
-      })
-      .refine((s) => s.microBatchSize === undefined || s.batchSize % s.microBatchSize === 0, {
-        message: 'batchSize must be a multiple of microBatchSize',
-        path: ['microBatchSize'],
-      })
-      .prefault({}),
+    /** SFT hyper-parameters: the training layer's own schema. */
+    sft: SftConfigSchema.prefault({}),
     /** RL hyper-parameters (T1 section 3): the RL layer's own schema. */
     rl: RlConfigSchema.prefault({}),
     /** Intra-activity checkpoints (the resume points after a crash or pause). */

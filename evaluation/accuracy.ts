@@ -39,39 +39,47 @@ export interface HeldOutResult {
   greedyMeanLength: number;
 }
 
-export async function heldOutAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
-  if (!problems.length) throw new Error('heldOutAccuracy: no problems');
-  const base: Omit<EvalOptions, 'samples'> = {
-    maxNewTokens: opts.maxNewTokens,
-    batchSize: opts.batchSize,
-    seed: opts.seed,
-    garbage: opts.garbage,
-    ks: [1],
-  };
-  const sampled = await evaluate(model, problems, {
-    ...base,
-    samples: opts.samples,
-    temperature: opts.temperature,
-    onProgress: opts.onProgress,
-  });
+const baseOptions = (opts: HeldOutOptions): Omit<EvalOptions, 'samples'> => ({
+  maxNewTokens: opts.maxNewTokens,
+  batchSize: opts.batchSize,
+  seed: opts.seed,
+  garbage: opts.garbage,
+  ks: [1],
+});
+
+/** The greedy half of `heldOutAccuracy` alone: SFT validation reads its accuracy with the same judge. */
+export async function greedyAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions) {
+  if (!problems.length) throw new Error('greedyAccuracy: no problems');
   const greedy = await evaluate(model, problems, {
-    ...base,
+    ...baseOptions(opts),
     samples: 1,
     greedy: true,
     onProgress: opts.onProgress && ((_, d, t) => opts.onProgress!('greedy', d, t)),
   });
+  return greedy.metrics;
+}
+
+export async function heldOutAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
+  if (!problems.length) throw new Error('heldOutAccuracy: no problems');
+  const sampled = await evaluate(model, problems, {
+    ...baseOptions(opts),
+    samples: opts.samples,
+    temperature: opts.temperature,
+    onProgress: opts.onProgress,
+  });
+  const greedy = await greedyAccuracy(model, problems, opts);
   const perProblem = sampled.problems.map((p) => p.samples.filter((s) => s.correct).length / p.samples.length);
   return {
     accuracy: sampled.metrics.passAt1,
     stderr: standardError(perProblem),
-    greedyAccuracy: greedy.metrics.passAt1,
+    greedyAccuracy: greedy.passAt1,
     n: problems.length,
     samples: opts.samples,
     temperature: opts.temperature,
     garbageRate: sampled.metrics.garbageRate,
     meanLength: sampled.metrics.meanLength,
-    greedyGarbageRate: greedy.metrics.garbageRate,
-    greedyMeanLength: greedy.metrics.meanLength,
+    greedyGarbageRate: greedy.garbageRate,
+    greedyMeanLength: greedy.meanLength,
   };
 }
 

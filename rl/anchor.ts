@@ -1,6 +1,6 @@
 /**
  * The KL anchor (T1 section 3, step 9). refresh: anchor := policy at the end of every E RL epochs
- * (the orchestrator asks `refreshDue` and records each refresh); ema: anchor := lambda * anchor +
+ * (the orchestrator asks `anchorRefreshDue` in rules/campaign and records each refresh); ema: anchor := lambda * anchor +
  * (1 - lambda) * policy after every step; frozen: never moves. An anchor serialises like any
  * checkpoint (model/state) and is named by the sha256 of those bytes.
  */
@@ -14,11 +14,6 @@ type AnchorConfig = RlConfig['anchor'];
 /** anchor := policy (a copy: later policy updates do not reach it). */
 export function refreshAnchor(anchor: Transformer, policy: Transformer): void {
   anchor.copyFrom(policy);
-}
-
-/** Whether a refresh anchor moves after `epochsDone` RL epochs. */
-export function refreshDue(cfg: AnchorConfig, epochsDone: number): boolean {
-  return cfg.mode === 'refresh' && epochsDone > 0 && epochsDone % cfg.refreshEveryEpochs === 0;
 }
 
 /** Per-step anchor update: the EMA blend in ema mode, nothing otherwise. */

@@ -27,6 +27,7 @@ export async function difficultyFilter(
   candidates: readonly Problem[],
   cfg: RlConfig,
   rng: Prng,
+  onProgress?: (done: number, total: number) => unknown,
 ): Promise<FilterResult> {
   const { samples: n, maxPassRate } = cfg.filter;
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
@@ -44,14 +45,21 @@ export async function difficultyFilter(
       const right = outs.slice(i * n, (i + 1) * n).filter((o) => judge(p, o.tokens, cfg.garbage).correct).length;
       passRates.push(right / n);
     });
+    await onProgress?.(passRates.length, candidates.length);
   }
   // A prompt the model never solves gives every sample the same reward: no signal, only cost.
   return { kept: passRates.flatMap((r, i) => (r > 0 && r <= maxPassRate ? [i] : [])), passRates };
 }
 
-/** The RL pool restricted to the prompts kept among its first `filter.candidates` stream positions. */
-export async function filterSource(model: Transformer, source: PromptSource, cfg: RlConfig, rng: Prng): Promise<PromptSource> {
+/** The filter over the first `filter.candidates` stream positions of the RL pool: `kept` are the pool's `kept` positions. */
+export async function filterPool(
+  model: Transformer,
+  source: PromptSource,
+  cfg: RlConfig,
+  rng: Prng,
+  onProgress?: (done: number, total: number) => unknown,
+): Promise<FilterResult> {
   const pool = new PromptPool({ ...source, kept: undefined });
   const candidates = Array.from({ length: cfg.filter.candidates }, (_, i) => pool.atStream(i));
-  return { ...source, kept: (await difficultyFilter(model, candidates, cfg, rng)).kept };
+  return difficultyFilter(model, candidates, cfg, rng, onProgress);
 }

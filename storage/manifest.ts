@@ -10,7 +10,7 @@ export const CheckpointId = z.string().refine((s) => {
   return rest.length === 0 && CAMPAIGN_RE.test(c ?? '') && NAME_RE.test(n ?? '');
 }, 'expected a checkpoint id <campaign>/<name> (letters, digits, ".", "_", "-")');
 
-export const CheckpointKind = z.enum(['proof', 'dataset', 'sft', 'rl', 'anchor', 'partial', 'eval']);
+export const CheckpointKind = z.enum(['proof', 'dataset', 'sft', 'rl', 'anchor', 'partial', 'eval', 'filter']);
 
 export const ObjectEntry = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected an object name of letters, digits, ".", "_", "-"'),

@@ -4,8 +4,8 @@
  */
 import { Prng } from '../util/prng';
 import { sampleProblems } from './stream';
-import type { SplitConfig } from './splits';
-import { directTrace, writeTrace, type TeacherConfig } from './teacher';
+import type { SplitConfig, TeacherConfig } from '../config/task';
+import { directTrace, writeTrace } from './teacher';
 import type { Problem, TaskName, Trace } from './types';
 
 export interface SftExample extends Trace {

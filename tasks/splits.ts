@@ -3,19 +3,9 @@
  * (itself a hash of its content): the same problem always lands in the same place, whatever seed
  * or order produced it, so the sets are disjoint by construction.
  */
-import { z } from 'zod';
+import { SplitConfig } from '../config/task';
 import { unitHash } from './hash';
 import type { Problem } from './types';
-
-export const SplitConfig = z
-  .object({
-    val: z.number().min(0).max(1).default(0.1),
-    test: z.number().min(0).max(1).default(0.1),
-    /** Share of train that is SFT prompts; the rest are RL prompts. */
-    sft: z.number().min(0).max(1).default(0.5),
-  })
-  .refine((c) => c.val + c.test < 1, { message: 'val + test must leave some train' });
-export type SplitConfig = z.infer<typeof SplitConfig>;
 
 export type Split = 'train' | 'val' | 'test';
 export type Pool = 'sft' | 'rl';

@@ -1,6 +1,7 @@
 import { Prng } from '../util/prng';
 import { getTask } from './registry';
-import { DEFAULT_SPLITS, poolOf, splitOf, type Pool, type Split, type SplitConfig } from './splits';
+import type { SplitConfig } from '../config/task';
+import { DEFAULT_SPLITS, poolOf, splitOf, type Pool, type Split } from './splits';
 import { ExhaustedError, type Problem, type TaskName } from './types';
 
 export interface StreamOptions {

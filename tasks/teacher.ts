@@ -11,7 +11,7 @@
  *   7*5-3-10                answer
  *   chk 7*5-3-10=22 ok      verification
  */
-import { z } from 'zod';
+import { TeacherConfig } from '../config/task';
 import type { Prng } from '../util/prng';
 import { getTask } from './registry';
 import type { AttemptLog, Problem, Trace } from './types';
@@ -27,19 +27,6 @@ export const ALPHABET = '\n !()*+,-/0123456789:=>chiknorsty';
 /** How the tokenizer shows the [ANS] special token when decoding to text. */
 export const ANSWER_CUE = '<ANS>';
 
-export const TeacherConfig = z.object({
-  /** weights[k] is the relative frequency of traces with k failed attempts. */
-  failedAttemptWeights: z
-    .array(z.number().nonnegative())
-    .min(1)
-    .refine((w) => w.some((x) => x > 0), { message: 'some weight must be positive' })
-    .default([0.25, 0.35, 0.25, 0.15]),
-  /** Arithmetic: chance that a step in a failed attempt slips. */
-  slipRate: z.number().min(0).max(1).default(0.3),
-  /** Longest prompt + trace in characters; 252 = a 256-token context less BOS, RESP, ANS, EOS. */
-  maxChars: z.number().int().positive().default(252),
-});
-export type TeacherConfig = z.infer<typeof TeacherConfig>;
 export const DEFAULT_TEACHER: TeacherConfig = TeacherConfig.parse({});
 
 /** Characters the model reads and writes for this problem and trace (special tokens excluded). */

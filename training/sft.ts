@@ -4,7 +4,6 @@
  * deterministic data order. Everything needed to resume exactly is in `state()`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import { Prng } from '../util/prng';
 import { collate, disposeBatch } from '../model/batch';
 import type { ModelConfig } from '../model/config';
@@ -12,24 +11,16 @@ import { generate } from '../model/sample';
 import type { TrainingState } from '../model/state';
 import { encodePrompt, parseResponse, type Example } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
-import { AdamW, AdamWConfigSchema } from './adamw';
+import { AdamW } from './adamw';
+import { AdamWConfigSchema } from './adamw-config';
 import { clipByGlobalNorm } from './clip';
 import { DataOrder, type DataCursor } from './data';
 import { maskedNllSum } from './loss';
-import { LrScheduleSchema, lrAt } from './schedule';
+import { lrAt, type LrSchedule } from './schedule';
+import { SftConfigSchema, type SftConfig, type SftConfigInput } from './sft-config';
 
-export const SftConfigSchema = z.object({
-  /** Sequences per optimizer update. */
-  batchSize: z.number().int().positive().default(16),
-  /** Sequences per forward/backward pass; batchSize / microBatchSize passes are accumulated. */
-  microBatchSize: z.number().int().positive().default(16),
-  gradClip: z.number().positive().default(1),
-  schedule: LrScheduleSchema.prefault({}),
-  optimizer: AdamWConfigSchema.prefault({}),
-});
-export type SftConfig = z.infer<typeof SftConfigSchema>;
-/** What callers pass: any field may be left out (defaults above). */
-export type SftConfigInput = z.input<typeof SftConfigSchema>;
+/** The update's learning-rate schedule over the config's `steps`. */
+export const scheduleOf = (c: SftConfig): LrSchedule => ({ lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, totalSteps: c.steps });
 
 export interface SftStepResult {
   /** Updates done after this one. */
@@ -71,6 +62,7 @@ export interface TrainOptions {
 
 export class SftTrainer {
   private readonly optimizer: AdamW;
+  private readonly microBatchSize: number;
   private readonly data: DataOrder;
 
   private constructor(
@@ -82,8 +74,8 @@ export class SftTrainer {
     cursor: DataCursor,
     optimizerState?: TrainingState['optimizer'],
   ) {
-    if (config.batchSize % config.microBatchSize !== 0) throw new Error('sft: batchSize must be a multiple of microBatchSize');
-    this.optimizer = new AdamW(model.variables, model.names, config.optimizer, optimizerState);
+    this.microBatchSize = config.microBatchSize ?? config.batchSize;
+    this.optimizer = new AdamW(model.variables, model.names, AdamWConfigSchema.parse({ weightDecay: config.weightDecay }), optimizerState);
     this.data = new DataOrder(train.length, rng, cursor);
   }
 
@@ -123,7 +115,8 @@ export class SftTrainer {
 
   /** One optimizer update on `batch` (default: the next batch of the data order). */
   trainStep(batch: readonly Example[] = this.nextBatch()): SftStepResult {
-    const { microBatchSize, gradClip, schedule } = this.config;
+    const { microBatchSize } = this;
+    const { gradClip } = this.config;
     const C = this.model.config.contextLength;
     // Micro-batches of similar lengths: each is padded to its longest sequence only.
     const sorted = microBatchSize < batch.length ? batch.slice().sort((a, b) => a.tokens.length - b.tokens.length) : batch;
@@ -151,7 +144,7 @@ export class SftTrainer {
     }
     const clipped = clipByGlobalNorm(acc!, gradClip);
     tf.dispose(acc!);
-    const lr = lrAt(this.stepCount, schedule);
+    const lr = lrAt(this.stepCount, scheduleOf(this.config));
     this.optimizer.step(clipped.grads, lr);
     tf.dispose(clipped.grads);
     this.stepCount += 1;
@@ -162,8 +155,8 @@ export class SftTrainer {
   validationLoss(examples: readonly Example[]): number {
     let sum = 0;
     let count = 0;
-    for (let i = 0; i < examples.length; i += this.config.microBatchSize) {
-      const b = collate(examples.slice(i, i + this.config.microBatchSize), this.model.config.contextLength);
+    for (let i = 0; i < examples.length; i += this.microBatchSize) {
+      const b = collate(examples.slice(i, i + this.microBatchSize), this.model.config.contextLength);
       sum += tf.tidy(() => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).dataSync()[0]);
       count += b.count;
       disposeBatch(b);
@@ -175,8 +168,8 @@ export class SftTrainer {
   async greedyEval(items: readonly EvalItem[], maxNewTokens: number): Promise<{ accuracy: number; samples: EvalResult['samples'] }> {
     const samples: EvalResult['samples'] = [];
     let correct = 0;
-    for (let i = 0; i < items.length; i += this.config.microBatchSize) {
-      const chunk = items.slice(i, i + this.config.microBatchSize);
+    for (let i = 0; i < items.length; i += this.microBatchSize) {
+      const chunk = items.slice(i, i + this.microBatchSize);
       const outs = await generate(
         this.model,
         chunk.map((it) => encodePrompt(it.prompt)),

@@ -3,7 +3,15 @@ import type { CampaignConfig } from '../config/campaign';
 import type { HeldOutResult } from '../evaluation/accuracy';
 import type { CheckpointRef } from '../storage/manifest';
 
-export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
+export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
+
+/** rl.filter's outcome: the kept RL-pool positions live in `checkpoint` (one small object), counts here. */
+export interface PromptFilterSummary {
+  checkpoint: CheckpointRef;
+  candidates: number;
+  kept: number;
+  meanPassRate: number;
+}
 
 /** Held-out evaluation of one checkpoint: `accuracy` is pass@1 over `samples` draws, `greedyAccuracy` beside it. */
 export interface EvalSummary extends HeldOutResult {
@@ -89,6 +97,7 @@ export interface CampaignState {
   sft?: SftSummary;
   policy?: CheckpointRef;
   anchor?: CheckpointRef;
+  promptFilter?: PromptFilterSummary;
   anchorRefreshes: { epoch: number; anchor: CheckpointRef }[];
   epochs: RlEpochSummary[];
   evals: EvalSummary[];

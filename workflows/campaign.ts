@@ -15,6 +15,7 @@ import {
   defineUpdate,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -25,6 +26,7 @@ import type { CampaignActivities } from '../activities/campaign';
 import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
 import { SA } from '../config/search-attributes';
+import { anchorRefreshDue, scalingSweep } from '../rules/campaign';
 import type { CheckpointRef } from '../storage/manifest';
 import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
 import { QUEUES } from './queues';
@@ -207,6 +209,16 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       state.evals.push(e);
     }
 
+    // rl.filter was ignored before it was wired in: a campaign that set it replays without the filter.
+    if (config.rl.filter.enabled && !state.promptFilter && patched('rl-filter')) {
+      setStage('filter');
+      state.promptFilter = await gpu.filterPrompts.executeWithOptions(
+        { summary: `difficulty filter over ${config.rl.filter.candidates} RL prompts` },
+        [{ campaignId: id, config, policy: state.sft.checkpoint }],
+      );
+      await boundary();
+    }
+
     setStage('rl');
     const firstEpochThisRun = state.epoch;
     while (state.epoch < config.rl.epochs) {
@@ -218,14 +230,21 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         if (state.epoch >= config.rl.epochs) break; // epochs were lowered
       }
       const epoch = state.epoch + 1;
-      const args = { campaignId: id, config, epoch, policy: state.policy!, anchor: state.anchor! };
+      const args = {
+        campaignId: id,
+        config,
+        epoch,
+        policy: state.policy!,
+        anchor: state.anchor!,
+        ...(state.promptFilter && { filter: state.promptFilter.checkpoint }),
+      };
       const summary = await pausable(() => gpu.rlEpoch.executeWithOptions({ summary: `RL epoch ${epoch}/${config.rl.epochs}` }, [args]));
       state.epochs.push(summary);
       state.policy = summary.checkpoint;
       state.epoch = epoch;
       upsertSearchAttributes([{ key: SA.epoch, value: epoch }]);
       if (config.rl.anchor.mode === 'ema') state.anchor = summary.anchor ?? state.anchor;
-      if (config.rl.anchor.mode === 'refresh' && epoch % config.rl.anchor.refreshEveryEpochs === 0 && epoch < config.rl.epochs) {
+      if (anchorRefreshDue(config.rl, epoch)) {
         // The refresh is its own step in history: anchor := current policy.
         state.anchor = await cpu.refreshAnchor.executeWithOptions({ summary: `anchor := policy after epoch ${epoch}` }, [
           { campaignId: id, epoch, policy: state.policy },
@@ -246,21 +265,17 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     recordBest(final);
     state.evals.push(final);
     if (config.eval.scaling.enabled && !state.scaling.length) {
-      // The paper's figure: SFT and RL at about 30%, 60% and 100% of training, every budget, in parallel.
-      const n = state.epochs.length;
-      const picks = [...new Set([0.3, 0.6, 1].map((f) => Math.max(1, Math.round(f * n))))].filter((e) => e <= n);
-      const checkpoints = [
-        { label: 'sft', checkpoint: state.sft.checkpoint },
-        ...picks.map((e) => ({ label: `rl ${Math.round((100 * e) / n)}%`, checkpoint: state.epochs[e - 1].checkpoint })),
-      ];
-      const budgets: (number | null)[] = [...config.eval.scaling.budgets, null];
+      // The paper's figure: every point of the sweep in parallel on the eval queue.
+      const sweep = scalingSweep(
+        config.eval.scaling.budgets,
+        state.sft.checkpoint,
+        state.epochs.map((e) => e.checkpoint),
+      );
       state.scaling = await Promise.all(
-        checkpoints.flatMap(({ label, checkpoint }) =>
-          budgets.map((budget) =>
-            evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
-              { campaignId: id, config, checkpoint, label, budget },
-            ]),
-          ),
+        sweep.map(({ label, checkpoint, budget }) =>
+          evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
+            { campaignId: id, config, checkpoint, label, budget },
+          ]),
         ),
       );
     }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
-import { parseAssignments } from '../../config/campaign';
+import { HyperparameterError, parseAssignments } from '../../config/campaign';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
@@ -260,12 +260,9 @@ export const campaignCommands: Command[] = [
         const [id, ...words] = pos;
         if (!id || !words.length) throw new UsageError('expected a campaign ID and at least one key=value');
         const changes = parseAssignments(words);
-        let effective;
-        try {
-          effective = await setHyperparameters(await handleFor(client, id), changes);
-        } catch (e: any) {
-          throw new CampaignError(`rejected: ${e?.cause?.message ?? e.message}`);
-        }
+        const effective = await setHyperparameters(await handleFor(client, id), changes).catch((e: unknown) => {
+          throw e instanceof HyperparameterError ? new CampaignError(`rejected: ${e.message}`) : e;
+        });
         console.log(
           v.json
             ? JSON.stringify(effective)

@@ -96,7 +96,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     const reason = (p: Promise<unknown>) =>
       p.then(
         () => 'accepted',
-        (e) => String(e?.cause?.message ?? e),
+        (e: Error) => e.message,
       );
     expect(await reason(setHyperparameters(handle, { 'rl.lr': -1 }))).toMatch(/^rl\.lr: Too small/);
     expect(await reason(setHyperparameters(handle, { 'model.dModel': 8 }))).toMatch(

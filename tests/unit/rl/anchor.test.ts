@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Transformer } from '../../../model/transformer';
-import { anchorAfterStep, decodeAnchor, encodeAnchor, refreshAnchor, refreshDue } from '../../../rl/anchor';
+import { anchorAfterStep, decodeAnchor, encodeAnchor, refreshAnchor } from '../../../rl/anchor';
 import { rlConfig } from '../../../rl/config';
 import { Prng } from '../../../util/prng';
 import { tinyConfig, useWasm } from '../model/helpers';
@@ -49,12 +49,6 @@ describe('anchor modes', () => {
     const before = anchor.getWeights();
     for (const mode of ['frozen', 'refresh'] as const) anchorAfterStep(anchor, policy, anchorCfg({ mode }));
     expect(anchor.getWeights()).toEqual(before);
-  });
-
-  it('refreshDue: every E epochs in refresh mode only', () => {
-    const e2 = anchorCfg({ mode: 'refresh', refreshEveryEpochs: 2 });
-    expect([0, 1, 2, 3, 4].map((e) => refreshDue(e2, e))).toEqual([false, false, true, false, true]);
-    for (const mode of ['ema', 'frozen'] as const) expect(refreshDue(anchorCfg({ mode, refreshEveryEpochs: 1 }), 1)).toBe(false);
   });
 
   it('serialises like a checkpoint, named by the sha256 of its bytes', () => {

@@ -3,7 +3,7 @@ import { decodeState, encodeState, type TrainingState } from '../../../model/sta
 import { Transformer } from '../../../model/transformer';
 import { rlConfig } from '../../../rl/config';
 import { RlTrainer, summarise } from '../../../rl/epoch';
-import { filterSource } from '../../../rl/filter';
+import { filterPool } from '../../../rl/filter';
 import { PromptPool, type PromptSource } from '../../../rl/prompts';
 import type { RlStepMetrics } from '../../../rl/step';
 import { sampleProblems } from '../../../tasks/stream';
@@ -51,11 +51,14 @@ describe('PromptPool', () => {
     expect(() => new PromptPool({ ...source, kept: [] })).toThrow(/kept no prompts/);
   });
 
-  it('filterSource drops unsolved prompts: an untrained model passes nothing, so nothing is kept and the pool refuses it', async () => {
+  it('filterPool drops unsolved prompts: an untrained model passes nothing, so nothing is kept and the pool refuses it', async () => {
     const model = new Transformer(tinyConfig({ contextLength: 40 }), new Prng(1));
-    const filtered = await filterSource(model, source, rlConfig({ maxNewTokens: 8, filter: { samples: 2, candidates: 5 } }), new Prng(2));
-    expect(filtered).toEqual({ ...source, kept: [] });
-    expect(() => new PromptPool(filtered)).toThrow(/kept no prompts/);
+    const progress: number[] = [];
+    const cfg = rlConfig({ maxNewTokens: 8, sampleBatch: 4, filter: { samples: 2, candidates: 5 } });
+    const filtered = await filterPool(model, source, cfg, new Prng(2), (done) => progress.push(done));
+    expect(filtered).toEqual({ kept: [], passRates: [0, 0, 0, 0, 0] });
+    expect(progress).toEqual([2, 4, 5]);
+    expect(() => new PromptPool({ ...source, kept: filtered.kept })).toThrow(/kept no prompts/);
     model.dispose();
   });
 });

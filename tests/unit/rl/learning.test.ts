@@ -62,7 +62,7 @@ beforeAll(async () => {
   const mc = modelConfig({ contextLength: 40, dModel: 64, nLayers: 2, nHeads: 4, dFF: 256 });
   const trainer = SftTrainer.create(
     mc,
-    { batchSize: 16, microBatchSize: 16, schedule: { lr: 3e-3, minLr: 3e-3, warmupSteps: 5, totalSteps: 150 } },
+    { batchSize: 16, microBatchSize: 16, lr: 3e-3, minLr: 3e-3, warmupSteps: 5, steps: 150, weightDecay: 0.1 },
     traces,
     1,
   );

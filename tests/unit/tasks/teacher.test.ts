@@ -5,7 +5,6 @@ import {
   ALPHABET,
   ANSWER_CUE,
   DEFAULT_TEACHER,
-  TeacherConfig,
   countSteps,
   directTrace,
   extractAnswer,
@@ -14,6 +13,7 @@ import {
   writeTrace,
 } from '../../../tasks/teacher';
 import type { Problem, TaskName, Trace } from '../../../tasks/types';
+import { TeacherConfig } from '../../../config/task';
 
 /** Independent of the task code: JS evaluates the (digits, + - * / and parentheses only) text. */
 function jsEval(expr: string): number {

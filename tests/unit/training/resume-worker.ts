@@ -14,7 +14,7 @@ import { reverseExamples, smallConfig } from './toy';
 const [backend, mode, steps, file] = process.argv.slice(2);
 await initBackend(backend);
 const train = reverseExamples(40, 1); // 5 batches per epoch: the runs cross epoch boundaries
-const sft = { batchSize: 8, microBatchSize: 4, schedule: { lr: 3e-3, minLr: 1e-4, warmupSteps: 3, totalSteps: 12 } };
+const sft = { batchSize: 8, microBatchSize: 4, lr: 3e-3, minLr: 1e-4, warmupSteps: 3, steps: 12, weightDecay: 0.1 };
 const trainer =
   mode === 'resume'
     ? SftTrainer.fromState(decodeState(readFileSync(file)), sft, train)

@@ -10,7 +10,15 @@ describe('SftTrainer', () => {
   const train = reverseExamples(64, 1);
 
   it('gradient accumulation over micro-batches equals one big batch', () => {
-    const sft = (micro: number) => ({ batchSize: 8, microBatchSize: micro, schedule: { lr: 1e-2, warmupSteps: 0, totalSteps: 10 } });
+    const sft = (micro: number) => ({
+      batchSize: 8,
+      microBatchSize: micro,
+      lr: 1e-2,
+      minLr: 1e-4,
+      warmupSteps: 0,
+      steps: 10,
+      weightDecay: 0.1,
+    });
     const whole = SftTrainer.create(smallConfig(), sft(8), train, 3);
     const split = SftTrainer.create(smallConfig(), sft(2), train, 3);
     const batch = whole.nextBatch();
@@ -54,8 +62,11 @@ describe('SftTrainer', () => {
       {
         batchSize: 32,
         microBatchSize: 32,
-        schedule: { lr: 3e-3, minLr: 3e-4, warmupSteps: 20, totalSteps: 400 },
-        optimizer: { weightDecay: 0.01 },
+        lr: 3e-3,
+        minLr: 3e-4,
+        warmupSteps: 20,
+        steps: 400,
+        weightDecay: 0.01,
       },
       reverseExamples(2000, 2),
       5,
