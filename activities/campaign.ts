@@ -24,7 +24,7 @@ import { ConfigError } from '../util/errors';
 import { ExhaustedError } from '../tasks/types';
 import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { type CheckpointCache } from './cache';
-import { runResumable } from './resumable';
+import { pruneIntra, runResumable } from './resumable';
 import { activityScope } from './scope';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -153,6 +153,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           },
           { state: encodeState(trainer.state()) },
         );
+        await pruneIntra(store, input.campaignId, 'sft', config.checkpoints.keepPartials);
         return {
           checkpoint: refOf(manifest),
           steps: trainer.step,
@@ -289,6 +290,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
           },
           { state: encodeState(trainer.state()) },
         );
+        await pruneIntra(store, input.campaignId, run, config.checkpoints.keepPartials);
         let anchor: CheckpointRef | undefined;
         if (rl.anchor.mode === 'ema')
           anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, trainer.anchor, input.policy.id, backend);

@@ -74,8 +74,9 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
   return { state, resumedFromStep: start };
 }
 
-const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) =>
-  `${r.campaignId}/${r.run}-s${String(step).padStart(6, '0')}`;
+/** Intra checkpoints of a run share the id prefix `<campaign>/<run>-s`; zero-padded steps sort by name. */
+const intraPrefix = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>) => `${r.campaignId}/${r.run}-s`;
+const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) => `${intraPrefix(r)}${String(step).padStart(6, '0')}`;
 
 async function commitIntra<S>(r: Resumable<S>, state: S, step: number): Promise<Manifest> {
   const { manifest } = await r.store.commit(
@@ -93,15 +94,33 @@ async function commitIntra<S>(r: Resumable<S>, state: S, step: number): Promise<
   return manifest;
 }
 
-/** The heartbeated checkpoint of a retried attempt, else the newest intra checkpoint of this run. */
+/**
+ * The heartbeated checkpoint of a retried attempt, else the newest intra checkpoint of this run
+ * that matches its config and parent: found from the run's id prefix (one LIST), reading manifests
+ * newest first only until one matches, so the cost does not grow with the campaign.
+ */
 async function findResumePoint<S>(r: Resumable<S>, details: Details | undefined): Promise<CheckpointRef | undefined> {
   if (details?.checkpoint) {
     const m = await r.store.manifest(details.checkpoint);
     if (m) return refOf(m);
   }
-  const partials = (await r.store.list({ campaign: r.campaignId, kind: 'partial' })).filter(
-    (m) => m.meta.run === r.run && m.configHash === r.configHash && m.parent === (r.parent?.id ?? null) && m.step < r.totalSteps,
-  );
-  const newest = partials.sort((a, b) => b.step - a.step)[0];
-  return newest ? refOf(newest) : undefined;
+  for (const id of (await r.store.ids(intraPrefix(r))).reverse()) {
+    const m = await r.store.manifest(id);
+    if (m && m.kind === 'partial' && m.configHash === r.configHash && m.parent === (r.parent?.id ?? null) && m.step < r.totalSteps)
+      return refOf(m);
+  }
+  return undefined;
+}
+
+/**
+ * Retention, once the run's result is committed: keeps the newest `keep` intra checkpoints of the
+ * run (a retry after the commit resumes from them instead of starting over) and deletes the rest,
+ * except those marked keep. Safe to repeat. Returns the deleted ids.
+ */
+export async function pruneIntra(store: CheckpointStore, campaignId: string, run: string, keep: number): Promise<string[]> {
+  const ids = await store.ids(intraPrefix({ campaignId, run }));
+  const doomed = ids.slice(0, Math.max(0, ids.length - keep));
+  const deleted: string[] = [];
+  for (const id of doomed) if (await store.delete(id)) deleted.push(id);
+  return deleted;
 }

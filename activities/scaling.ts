@@ -8,7 +8,7 @@ import type { CampaignConfig } from '../config/campaign';
 import { inferenceScaling } from '../evaluation/scaling';
 import { decodeState } from '../model/state';
 import { Transformer } from '../model/transformer';
-import type { CheckpointStore } from '../storage/checkpoints';
+import { EVAL_CACHE_PREFIX, type CheckpointStore } from '../storage/checkpoints';
 import type { CheckpointRef } from '../storage/manifest';
 import { heldOutSpec } from '../rules/campaign';
 import { heldOut } from '../tasks/dataset';
@@ -42,7 +42,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         garbage: config.rl.garbage,
         budget,
       };
-      const key = `eval-cache/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
+      const key = `${EVAL_CACHE_PREFIX}/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
       const hit = await readJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(store, key);
       if (hit) {
         return { label: input.label, checkpoint, ...hit, cached: true };

@@ -46,6 +46,11 @@ export const CampaignConfigSchema = z
       .object({
         sftEvery: int(1).default(50),
         rlEvery: int(1).default(5),
+        /**
+         * Retention: intra checkpoints of a stage kept once its result is committed (the newest N;
+         * a retry after the commit resumes from them). Results, anchors and `keep` marks stay.
+         */
+        keepPartials: int(0).default(1),
       })
       .prefault({}),
     eval: z

@@ -8,6 +8,7 @@
  *   objects/<campaign>/<name>/<obj>.<sha16>   object bodies, content-addressed so that two writers
  *                                             of one id never overwrite each other's bytes
  *   marks/<campaign>/<name>.keep              retention marker
+ *   eval-cache/<sha256>/<config hash>.json    evaluation results (age-limited by gc)
  */
 import { createHash } from 'node:crypto';
 import {
@@ -25,6 +26,11 @@ import { z } from 'zod';
 import type { S3Config } from '../config/connection';
 import { CheckpointId, CheckpointKind, contentIdentity, ManifestSchema, splitId, type Manifest, type ObjectEntry } from './manifest';
 import { makeS3Client } from './s3';
+
+/** Evaluation results cached by (checkpoint content, evaluation config): `eval-cache/<sha256>/<config hash>.json`. */
+export const EVAL_CACHE_PREFIX = 'eval-cache';
+/** Age limit of an evaluation-cache entry; `gc` removes older ones. */
+export const EVAL_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -255,6 +261,33 @@ export class CheckpointStore {
       .sort((a, b) => a.campaign.localeCompare(b.campaign) || a.created.localeCompare(b.created) || a.step - b.step);
   }
 
+  /**
+   * Ids of the committed checkpoints whose id starts with `prefix` (`<campaign>/<name prefix>`),
+   * in name order: one LIST of manifest keys, no manifest read, however many the campaign holds.
+   */
+  async ids(prefix: string): Promise<string[]> {
+    const { campaign, name } = splitId(prefix);
+    const keys = await this.listKeys(`manifests/${campaign}/${name}`);
+    return keys
+      .map((o) => o.Key!)
+      .filter((k) => k.endsWith('.json'))
+      .map(idFromManifestKey)
+      .sort();
+  }
+
+  /**
+   * Deletes a checkpoint unless it is marked keep: the manifest first (it disappears at once), then
+   * its objects by prefix, so a crash in between leaves only orphans for gc. Deleting a missing
+   * checkpoint is a no-op, so a retried deletion is safe. Returns whether it was deleted.
+   */
+  async delete(id: string): Promise<boolean> {
+    if (await this.isKept(id)) return false;
+    const { campaign, name } = splitId(id);
+    await this.deleteKeys([manifestKey(id)]);
+    await this.deleteKeys((await this.listKeys(`objects/${campaign}/${name}/`)).map((o) => o.Key!));
+    return true;
+  }
+
   async latest(campaign: string, kind?: Manifest['kind']): Promise<Manifest | undefined> {
     const ms = await this.list({ campaign, kind });
     return ms[ms.length - 1];
@@ -315,17 +348,20 @@ export class CheckpointStore {
 
   /**
    * Removes objects that no manifest references and that are older than `graceMs` (a writer may
-   * still be uploading younger ones).
+   * still be uploading younger ones), and evaluation-cache entries older than `evalCacheMaxAgeMs`
+   * (the cache's age limit: a later request for one recomputes it).
    */
-  async gc(opts: { graceMs?: number } = {}): Promise<{ removed: string[]; bytes: number }> {
+  async gc(opts: { graceMs?: number; evalCacheMaxAgeMs?: number } = {}): Promise<{ removed: string[]; bytes: number }> {
     const grace = opts.graceMs ?? 60 * 60_000;
+    const maxAge = opts.evalCacheMaxAgeMs ?? EVAL_CACHE_MAX_AGE_MS;
     const referenced = new Set((await this.list()).flatMap((m) => m.objects.map((o) => o.key)));
     const now = Date.now();
-    const orphans = (await this.listKeys('objects/')).filter(
-      (o) => !referenced.has(o.Key!) && now - (o.LastModified?.getTime() ?? now) >= grace,
-    );
-    await this.deleteKeys(orphans.map((o) => o.Key!));
-    return { removed: orphans.map((o) => o.Key!), bytes: orphans.reduce((s, o) => s + (o.Size ?? 0), 0) };
+    const age = (o: _Object) => now - (o.LastModified?.getTime() ?? now);
+    const orphans = (await this.listKeys('objects/')).filter((o) => !referenced.has(o.Key!) && age(o) >= grace);
+    const stale = (await this.listKeys(`${EVAL_CACHE_PREFIX}/`)).filter((o) => age(o) >= maxAge);
+    const removed = [...orphans, ...stale];
+    await this.deleteKeys(removed.map((o) => o.Key!));
+    return { removed: removed.map((o) => o.Key!), bytes: removed.reduce((s, o) => s + (o.Size ?? 0), 0) };
   }
 
   private async listKeys(prefix: string): Promise<_Object[]> {

@@ -59,6 +59,9 @@ export function refOf(m: Manifest): CheckpointRef {
   return { id: m.id, sha256: contentDigest(m), step: m.step };
 }
 
+/** Bytes a checkpoint holds in the bucket (its objects; the manifest is small). */
+export const sizeOf = (m: Pick<Manifest, 'objects'>): number => m.objects.reduce((s, o) => s + o.size, 0);
+
 export function contentDigest(m: Pick<Manifest, 'objects'>): string {
   const lines = [...m.objects].sort((a, b) => a.name.localeCompare(b.name)).map((o) => `${o.name} ${o.sha256}\n`);
   return createHash('sha256').update(lines.join('')).digest('hex');

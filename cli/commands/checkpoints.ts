@@ -1,6 +1,6 @@
 import { loadConnection } from '../../config/connection';
-import { CheckpointStore } from '../../storage/checkpoints';
-import { contentDigest } from '../../storage/manifest';
+import { CheckpointStore, EVAL_CACHE_MAX_AGE_MS } from '../../storage/checkpoints';
+import { contentDigest, sizeOf } from '../../storage/manifest';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
 async function withStore<T>(v: Record<string, any>, fn: (s: CheckpointStore) => Promise<T>): Promise<T> {
@@ -23,12 +23,20 @@ export const checkpointCommands: Command[] = [
         const ms = await store.list({ campaign: v.campaign, kind: v.kind });
         if (v.json) return void console.log(JSON.stringify(ms));
         if (!ms.length) return void console.log('no checkpoints');
+        const mb = (bytes: number) => `${(bytes / 1e6).toFixed(2).padStart(9)} MB`;
+        const totals = new Map<string, { n: number; bytes: number }>();
         for (const m of ms) {
-          const size = m.objects.reduce((s, o) => s + o.size, 0);
+          const size = sizeOf(m);
+          const t = totals.get(m.campaign) ?? { n: 0, bytes: 0 };
+          totals.set(m.campaign, { n: t.n + 1, bytes: t.bytes + size });
           console.log(
-            `${m.id.padEnd(48)} ${m.kind.padEnd(7)} step ${String(m.step).padStart(6)}  ${(size / 1e6).toFixed(2).padStart(9)} MB  ${m.created}  ${contentDigest(m).slice(0, 12)}`,
+            `${m.id.padEnd(48)} ${m.kind.padEnd(7)} step ${String(m.step).padStart(6)}  ${mb(size)}  ${m.created}  ${contentDigest(m).slice(0, 12)}`,
           );
         }
+        console.log('');
+        for (const [campaign, t] of totals) console.log(`${`${campaign}: ${t.n} checkpoint(s)`.padEnd(69)}${mb(t.bytes)}`);
+        const all = [...totals.values()].reduce((a, t) => ({ n: a.n + t.n, bytes: a.bytes + t.bytes }), { n: 0, bytes: 0 });
+        console.log(`${`total: ${all.n} checkpoint(s) in ${totals.size} campaign(s)`.padEnd(69)}${mb(all.bytes)}`);
       }),
   },
   {
@@ -47,15 +55,30 @@ export const checkpointCommands: Command[] = [
   },
   {
     path: ['checkpoints', 'gc'],
-    summary: 'Remove objects no manifest references (left by crashed writers) older than --grace-minutes',
-    usage: 'checkpoints gc [--grace-minutes N] [--json]',
-    options: { 'grace-minutes': { type: 'string' }, json: { type: 'boolean' }, ...connectionOptions },
+    summary:
+      'Remove objects no manifest references (left by crashed writers) older than --grace-minutes, and evaluation-cache entries older than --eval-cache-days',
+    usage: 'checkpoints gc [--grace-minutes N] [--eval-cache-days D] [--json]',
+    options: {
+      'grace-minutes': { type: 'string' },
+      'eval-cache-days': { type: 'string' },
+      json: { type: 'boolean' },
+      ...connectionOptions,
+    },
     run: (v) =>
       withStore(v, async (store) => {
-        const grace = v['grace-minutes'] === undefined ? 60 : Number(v['grace-minutes']);
-        if (!(grace >= 0)) throw new UsageError(`--grace-minutes: expected a number >= 0, got "${v['grace-minutes']}"`);
-        const r = await store.gc({ graceMs: grace * 60_000 });
-        console.log(v.json ? JSON.stringify(r) : `removed ${r.removed.length} orphaned object(s), ${(r.bytes / 1e6).toFixed(2)} MB`);
+        const nonNegative = (flag: string, fallback: number) => {
+          const x = v[flag] === undefined ? fallback : Number(v[flag]);
+          if (!(x >= 0)) throw new UsageError(`--${flag}: expected a number >= 0, got "${v[flag]}"`);
+          return x;
+        };
+        const grace = nonNegative('grace-minutes', 60);
+        const days = nonNegative('eval-cache-days', EVAL_CACHE_MAX_AGE_MS / 86_400_000);
+        const r = await store.gc({ graceMs: grace * 60_000, evalCacheMaxAgeMs: days * 86_400_000 });
+        console.log(
+          v.json
+            ? JSON.stringify(r)
+            : `removed ${r.removed.length} orphaned object(s) and stale cache entries, ${(r.bytes / 1e6).toFixed(2)} MB`,
+        );
       }),
   },
   {
