@@ -15,8 +15,8 @@ import { SftTrainer } from '../training/sft';
 import { Prng } from '../util/prng';
 import type { Bench } from './metric';
 
-const REF = modelConfig({ nLayers: 4, dModel: 256, nHeads: 4, dFF: 1024, contextLength: 256 });
-const BATCH = 16;
+export const REF = modelConfig({ nLayers: 4, dModel: 256, nHeads: 4, dFF: 1024, contextLength: 256 });
+export const BATCH = 16;
 
 /** Seconds for one call of f, after a warm-up call unless told otherwise. */
 async function timed(f: () => unknown | Promise<unknown>, warmup = true): Promise<number> {
@@ -48,7 +48,7 @@ function sftFlops(model: Transformer, tokens: number, T: number): number {
 }
 
 /** A model whose EOS logit is 0 (zero embedding row, tied head): greedy decoding never picks it, so runs have a fixed length. */
-function nonStopping(seed: number): Transformer {
+export function nonStopping(seed: number): Transformer {
   const model = new Transformer(REF, new Prng(seed));
   tf.tidy(() => {
     const wte = model.variables[0];

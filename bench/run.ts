@@ -1,4 +1,4 @@
-/** `npm run bench [-- --only NAME,NAME]`: one JSON object per metric on stdout. */
+/** `npm run bench [-- --only NAME,NAME | --profile]`: one JSON object per metric on stdout. */
 import { parseArgs } from 'node:util';
 import type { Bench, Metric } from './metric';
 
@@ -10,7 +10,13 @@ async function benches(): Promise<Bench[]> {
 }
 
 export async function runBenches(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { only: { type: 'string' }, profile: { type: 'boolean' } } });
+  if (values.profile) {
+    // Time per op kind for one SFT step and one decode step, instead of the benchmarks.
+    const { runProfile } = await import('./profile');
+    await runProfile((m) => console.log(JSON.stringify(m)));
+    return 0;
+  }
   const only = values.only
     ?.split(',')
     .map((s) => s.trim())

@@ -13,12 +13,12 @@ import { workerCommands } from './commands/worker';
 
 const benchCommand: Command = {
   path: ['bench'],
-  summary: 'Run benchmarks; prints one JSON object per metric',
-  usage: 'bench [--only NAME,NAME]',
-  options: { only: { type: 'string' } },
+  summary: 'Run benchmarks; prints one JSON object per metric (--profile: time per op kind of one SFT step and one decode step)',
+  usage: 'bench [--only NAME,NAME | --profile]',
+  options: { only: { type: 'string' }, profile: { type: 'boolean' } },
   async run(v) {
     const { runBenches } = await import('../bench/run');
-    return runBenches(v.only ? ['--only', v.only] : []);
+    return runBenches([...(v.only ? ['--only', v.only] : []), ...(v.profile ? ['--profile'] : [])]);
   },
 };
 

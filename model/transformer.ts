@@ -93,11 +93,7 @@ const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
 function makeLayerNorm(eps: number) {
   return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [xh, rstd] = tf.tidy(() => {
-      const xc = x.sub(x.mean(-1, true));
-      const r = xc.square().mean(-1, true).add(eps).rsqrt();
-      return [xc.mul(r), r];
-    });
+    const [xh, rstd] = tf.tidy(() => normalized(x, eps));
     save([xh, rstd, g]);
     return {
       value: xh.mul(g).add(b),
@@ -112,6 +108,13 @@ function makeLayerNorm(eps: number) {
       },
     };
   }) as (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+}
+
+/** x normalised over its last axis, and 1 / std: the forward half of layer norm, shared by both paths. */
+function normalized(x: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor] {
+  const xc = x.sub(x.mean(-1, true));
+  const r = xc.square().mean(-1, true).add(eps).rsqrt();
+  return [xc.mul(r), r];
 }
 
 export class Transformer {
@@ -181,27 +184,31 @@ export class Transformer {
     const { vocabSize: V, dModel: D, nLayers } = this.config;
     const [B, T] = tokens.shape;
     const p = this.p;
-    // Embedding lookup as one-hot @ wte: its gradient is a matMul (wasm has no kernel for gather's gradient).
-    const onehot = oneHotFloat(tokens.flatten(), V);
-    let x = tf
-      .matMul(onehot, p.wte)
+    // Training: the embedding lookup as one-hot @ wte, whose gradient is a matMul (wasm has no kernel
+    // for gather's gradient). Generation needs no gradient: a gather picks the same rows exactly.
+    const embedded = keepCache ? tf.gather(p.wte, tokens.flatten()) : tf.matMul(oneHotFloat(tokens.flatten(), V), p.wte);
+    let x = embedded
       .reshape([B, T, D])
       .add(pos)
       .reshape([B * T, D]);
     const newCache: KVCache = [];
     for (let l = 0; l < nLayers; l++) {
-      const a = this.attention(this.norm(x, `h${l}.ln1`), l, B, T, bias, past?.[l] ?? null, keepCache);
+      const a = this.attention(this.norm(x, `h${l}.ln1`, keepCache), l, B, T, bias, past?.[l] ?? null, keepCache);
       if (a.kv) newCache.push(a.kv);
       x = x.add(a.y);
-      const h = gelu(tf.matMul(this.norm(x, `h${l}.ln2`), p[`h${l}.mlp.w1`]));
+      const h = gelu(tf.matMul(this.norm(x, `h${l}.ln2`, keepCache), p[`h${l}.mlp.w1`]));
       x = x.add(tf.matMul(h, p[`h${l}.mlp.w2`]));
     }
     const head = this.config.tieEmbeddings ? p.wte.transpose() : p.head;
-    return { logits: tf.matMul(this.norm(x, 'lnf'), head).reshape([B, T, V]), cache: newCache };
+    return { logits: tf.matMul(this.norm(x, 'lnf', keepCache), head).reshape([B, T, V]), cache: newCache };
   }
 
-  private norm(x: tf.Tensor, prefix: string): tf.Tensor {
-    return this.layerNorm(x, this.p[`${prefix}.g`], this.p[`${prefix}.b`]);
+  /** Layer norm; `inference`: the same forward ops without customGrad's bookkeeping (generation takes no gradient). */
+  private norm(x: tf.Tensor, prefix: string, inference: boolean): tf.Tensor {
+    const g = this.p[`${prefix}.g`];
+    const b = this.p[`${prefix}.b`];
+    if (!inference) return this.layerNorm(x, g, b);
+    return normalized(x, this.config.layerNormEps)[0].mul(g).add(b);
   }
 
   private attention(x: tf.Tensor, l: number, B: number, T: number, bias: tf.Tensor, past: KVCache[number] | null, keepCache: boolean) {
