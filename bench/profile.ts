@@ -35,7 +35,7 @@ const kernels = () => (tf.engine().state as unknown as { activeProfile: { kernel
  * Profiles `f`, attributing kernels run inside the layer norms of `model` and inside AdamW steps
  * to their own kinds. Returns milliseconds by kind and the wall time.
  */
-async function profiled(model: Transformer, f: () => Promise<unknown>): Promise<{ ms: Breakdown; wallMs: number }> {
+export async function profiled(model: Transformer, f: () => Promise<unknown>): Promise<{ ms: Breakdown; wallMs: number }> {
   const ranges: { from: number; to: number; kind: Kind }[] = [];
   const mark =
     <A extends unknown[], R>(kind: Kind, fn: (...a: A) => R) =>

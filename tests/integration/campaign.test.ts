@@ -1,3 +1,5 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignHandle, campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../client/campaigns';
@@ -166,5 +168,24 @@ describe('campaign workflow (real Temporal + S3)', () => {
       await fresh.connection.close();
     }
     void handle;
+  });
+
+  it('rl.filter samples the SFT model once before RL; a filter that keeps nothing fails the campaign at once, naming the field', async () => {
+    // The smoke SFT model solves none of the candidates: the filter has nothing to keep.
+    const id = uniqueCampaign('filter');
+    const handle = await start(id, { rl: { filter: { enabled: true, samples: 2, candidates: 8 } } });
+    const failure = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (failure as WorkflowFailedError).cause?.cause as ApplicationFailure;
+    expect(cause.type).toBe('ConfigError');
+    expect(cause.message).toMatch(/^rl\.filter: none of 8 candidate prompts has a pass rate in \(0, 0\.3\]/);
+    const history = await handle.fetchHistory();
+    const scheduled = history.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(scheduled).toEqual(['synthesize', 'sftTrain', 'evaluate', 'filterPrompts']);
+    const attempts = history.events!.flatMap((e) => e.activityTaskStartedEventAttributes?.attempt ?? []);
+    expect(attempts.at(-1)).toBe(1); // a config error is not retried
   });
 });
