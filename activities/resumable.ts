@@ -114,13 +114,8 @@ async function findResumePoint<S>(r: Resumable<S>, details: Details | undefined)
 
 /**
  * Retention, once the run's result is committed: keeps the newest `keep` intra checkpoints of the
- * run (a retry after the commit resumes from them instead of starting over) and deletes the rest,
- * except those marked keep. Safe to repeat. Returns the deleted ids.
+ * run (a retry after the commit resumes from them instead of starting over) and those marked keep.
  */
-export async function pruneIntra(store: CheckpointStore, campaignId: string, run: string, keep: number): Promise<string[]> {
-  const ids = await store.ids(intraPrefix({ campaignId, run }));
-  const doomed = ids.slice(0, Math.max(0, ids.length - keep));
-  const deleted: string[] = [];
-  for (const id of doomed) if (await store.delete(id)) deleted.push(id);
-  return deleted;
+export function pruneIntra(store: CheckpointStore, campaignId: string, run: string, keep: number): Promise<string[]> {
+  return store.retain({ prefix: intraPrefix({ campaignId, run }), keepLast: keep });
 }

@@ -62,7 +62,7 @@ export const checkpointBench: Bench = {
 
         for (const k of [rawKey, `${rawKey}-warm`]) await store.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: k }));
       }
-      await store.retain({ campaign, keepLast: 0 });
+      await store.retain({ prefix: `${campaign}/`, keepLast: 0 });
     } finally {
       store.close();
     }

@@ -24,7 +24,16 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { S3Config } from '../config/connection';
-import { CheckpointId, CheckpointKind, contentIdentity, ManifestSchema, splitId, type Manifest, type ObjectEntry } from './manifest';
+import {
+  CAMPAIGN_RE,
+  CheckpointId,
+  CheckpointKind,
+  contentIdentity,
+  ManifestSchema,
+  splitId,
+  type Manifest,
+  type ObjectEntry,
+} from './manifest';
 import { makeS3Client } from './s3';
 
 /** Evaluation results cached by (checkpoint content, evaluation config): `eval-cache/<sha256>/<config hash>.json`. */
@@ -266,26 +275,13 @@ export class CheckpointStore {
    * in name order: one LIST of manifest keys, no manifest read, however many the campaign holds.
    */
   async ids(prefix: string): Promise<string[]> {
-    const { campaign, name } = splitId(prefix);
+    const { campaign, name } = splitPrefix(prefix);
     const keys = await this.listKeys(`manifests/${campaign}/${name}`);
     return keys
       .map((o) => o.Key!)
       .filter((k) => k.endsWith('.json'))
       .map(idFromManifestKey)
       .sort();
-  }
-
-  /**
-   * Deletes a checkpoint unless it is marked keep: the manifest first (it disappears at once), then
-   * its objects by prefix, so a crash in between leaves only orphans for gc. Deleting a missing
-   * checkpoint is a no-op, so a retried deletion is safe. Returns whether it was deleted.
-   */
-  async delete(id: string): Promise<boolean> {
-    if (await this.isKept(id)) return false;
-    const { campaign, name } = splitId(id);
-    await this.deleteKeys([manifestKey(id)]);
-    await this.deleteKeys((await this.listKeys(`objects/${campaign}/${name}/`)).map((o) => o.Key!));
-    return true;
   }
 
   async latest(campaign: string, kind?: Manifest['kind']): Promise<Manifest | undefined> {
@@ -325,25 +321,27 @@ export class CheckpointStore {
   }
 
   /**
-   * Retention: keeps the newest `keepLast` of a campaign (optionally of one kind) plus every
-   * checkpoint marked keep; deletes the rest, manifest first so that a crash mid-way leaves
-   * orphans for gc, never a visible checkpoint with missing objects.
+   * Retention over the checkpoints whose id starts with `prefix` (`<campaign>/` or
+   * `<campaign>/<name prefix>`): keeps the last `keepLast` in name order (zero-padded steps make
+   * it step order) plus every one marked keep, and deletes the rest. One LIST of ids and one of
+   * marks, no manifest reads. Safe to repeat. Returns the deleted ids.
    */
-  async retain(opts: { campaign: string; keepLast: number; kind?: Manifest['kind'] }): Promise<string[]> {
-    const ms = await this.list({ campaign: opts.campaign, kind: opts.kind });
-    const kept = new Set(
-      (await this.listKeys(`marks/${opts.campaign}/`)).map(
-        (o) => `${opts.campaign}/${o.Key!.slice(`marks/${opts.campaign}/`.length, -'.keep'.length)}`,
-      ),
+  async retain(opts: { prefix: string; keepLast: number }): Promise<string[]> {
+    const ids = await this.ids(opts.prefix);
+    const { campaign } = splitPrefix(opts.prefix);
+    const marked = new Set(
+      (await this.listKeys(`marks/${campaign}/`)).map((o) => `${campaign}/${o.Key!.slice(`marks/${campaign}/`.length, -'.keep'.length)}`),
     );
-    const doomed = ms.slice(0, Math.max(0, ms.length - opts.keepLast)).filter((m) => !kept.has(m.id));
-    for (const m of doomed) await this.remove(m);
-    return doomed.map((m) => m.id);
+    const doomed = ids.slice(0, Math.max(0, ids.length - opts.keepLast)).filter((id) => !marked.has(id));
+    for (const id of doomed) await this.remove(id);
+    return doomed;
   }
 
-  private async remove(m: Manifest): Promise<void> {
-    await this.deleteKeys([manifestKey(m.id)]);
-    await this.deleteKeys(m.objects.map((o) => o.key));
+  /** Manifest first (the checkpoint disappears at once), then its objects by prefix: a crash in between leaves orphans for gc. */
+  private async remove(id: string): Promise<void> {
+    const { campaign, name } = splitId(id);
+    await this.deleteKeys([manifestKey(id)]);
+    await this.deleteKeys((await this.listKeys(`objects/${campaign}/${name}/`)).map((o) => o.Key!));
   }
 
   /**
@@ -384,6 +382,14 @@ export class CheckpointStore {
         );
     }
   }
+}
+
+/** `<campaign>/<name prefix>`, the name prefix possibly empty. */
+function splitPrefix(prefix: string): { campaign: string; name: string } {
+  const [campaign, name = '', ...rest] = prefix.split('/');
+  if (rest.length || !CAMPAIGN_RE.test(campaign) || !/^[A-Za-z0-9._-]*$/.test(name))
+    throw new CheckpointError(`expected an id prefix <campaign>/<name prefix>, got "${prefix}"`);
+  return { campaign, name };
 }
 
 function manifestKey(id: string): string {

@@ -111,21 +111,20 @@ describe('checkpoint store (real S3 server)', () => {
     expect((await store.lineage(`${c}/rl-4`)).map((m) => m.step)).toEqual([4, 3, 2, 1, 0]);
     expect((await store.latest(c))!.id).toBe(`${c}/rl-4`);
     await store.markKeep(`${c}/rl-1`);
-    const deleted = await store.retain({ campaign: c, keepLast: 2 });
+    const deleted = await store.retain({ prefix: `${c}/`, keepLast: 2 });
     expect(deleted.sort()).toEqual([`${c}/rl-0`, `${c}/rl-2`]);
     expect((await store.list({ campaign: c })).map((m) => m.step)).toEqual([1, 3, 4]);
     expect((await store.gc({ graceMs: 0 })).removed.filter((k) => k.includes(c))).toEqual([]);
   });
 
-  it('ids lists a prefix without reading manifests; delete spares kept checkpoints and leaves no objects behind', async () => {
+  it('ids lists a prefix without reading manifests; retention by prefix spares kept checkpoints and leaves no objects behind', async () => {
     const c = uniqueCampaign('del');
     for (const name of ['sft', 'sft-s000004', 'sft-s000008', 'rl-e0001-s000001'])
       await store.commit({ ...base, id: `${c}/${name}` }, { weights: randomBytes(64) });
     expect(await store.ids(`${c}/sft-s`)).toEqual([`${c}/sft-s000004`, `${c}/sft-s000008`]);
     await store.markKeep(`${c}/sft-s000008`);
-    expect(await store.delete(`${c}/sft-s000004`)).toBe(true);
-    expect(await store.delete(`${c}/sft-s000004`)).toBe(true); // a repeated delete is a no-op
-    expect(await store.delete(`${c}/sft-s000008`)).toBe(false);
+    expect(await store.retain({ prefix: `${c}/sft-s`, keepLast: 0 })).toEqual([`${c}/sft-s000004`]); // the marked one stays
+    expect(await store.retain({ prefix: `${c}/sft-s`, keepLast: 0 })).toEqual([]); // repeating it is a no-op
     expect(await store.ids(`${c}/sft`)).toEqual([`${c}/sft`, `${c}/sft-s000008`]);
     const left = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: `objects/${c}/sft-s000004/` }));
     expect(left.Contents ?? []).toEqual([]);
