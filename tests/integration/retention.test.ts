@@ -45,9 +45,7 @@ describe('bounded storage (real Temporal + S3)', () => {
       const kinds = ms.reduce<Record<string, number>>((a, m) => ({ ...a, [m.kind]: (a[m.kind] ?? 0) + 1 }), {});
       expect(kinds).toEqual({ dataset: 1, sft: 1, rl: 40, partial: 41 * keepPartials, anchor: 39 });
       const bytes = ms.reduce((s, m) => s + sizeOf(m), 0);
-      console.log(
-        `[retention] ${ms.length} checkpoints, ${(bytes / 1e6).toFixed(2)} MB in the bucket for ${id}`,
-      );
+      console.log(`[retention] ${ms.length} checkpoints, ${(bytes / 1e6).toFixed(2)} MB in the bucket for ${id}`);
       expect(bytes).toBeGreaterThan(0);
     } finally {
       store.close();
