@@ -15,8 +15,10 @@ import type { RlStepMetrics } from '../rl/step';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
 import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules/campaign';
-import { heldOut, synthesizeSft, type SftExample } from '../tasks/dataset';
-import { writeTrace } from '../tasks/teacher';
+import { heldOut, synthesizeSft, traceWriter, validationTraces, type SftExample } from '../tasks/dataset';
+import { endpointWriter } from '../tasks/endpoint-teacher';
+import { loadTaskData, pinTaskFile } from '../tasks/task-file';
+import { CompletionClient } from '../external/openai';
 import { SftTrainer } from '../training/sft';
 import { hashOf } from '../util/hash';
 import { Prng } from '../util/prng';
@@ -31,9 +33,9 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => activityScope().heartbeat(details);
 
 /** Runs `f`; a problem space it exhausts is reported as the config field that asked too much. */
-function namingField<T>(field: string, f: () => T): T {
+async function namingField<T>(field: string, f: () => T | Promise<T>): Promise<T> {
   try {
-    return f();
+    return await f();
   } catch (e) {
     if (e instanceof ExhaustedError) throw new ConfigError(`${field}: ${e.message}`);
     throw e;
@@ -59,16 +61,50 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
   }
 
   return {
+    /** Pins a jsonl task's file (sha256) for a campaign started without it (by a schedule): refused when the file cannot serve the config. */
+    async pinTask(input: { config: CampaignConfig }): Promise<string> {
+      const pinned = await pinTaskFile(input.config, store.client);
+      return pinned.task.sha256!;
+    },
+
     async synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef> {
+      await loadTaskData(input.config.task, store.client);
       const spec = datasetSpec(input.config);
-      const { examples, stats } = namingField('data.sftExamples', () => synthesizeSft(spec));
-      heartbeat({ step: examples.length, total: spec.examples });
-      const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
-      const { manifest } = await store.commit(
-        { id: `${input.campaignId}/dataset`, kind: 'dataset', configHash: hashOf(spec), backend: 'none', meta: { ...stats } },
-        { 'sft.jsonl': utf8(body) },
-      );
-      return refOf(manifest);
+      // An endpoint teacher's answers are cached as they come: a retry after a crash asks only what was not answered.
+      let progress: Record<string, unknown> = { step: 0, total: spec.examples };
+      const beat = setInterval(() => heartbeat(progress), 5000);
+      try {
+        const teacher =
+          spec.teacher.kind === 'endpoint'
+            ? endpointWriter(spec.teacher, {
+                client: new CompletionClient({
+                  endpoint: spec.teacher.url,
+                  chat: spec.teacher.chat,
+                  apiKey: process.env[spec.teacher.apiKeyEnv] ?? '',
+                  timeoutMs: spec.teacher.timeoutMs,
+                  maxAttempts: spec.teacher.maxAttempts,
+                }),
+                cache: store,
+                onProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),
+              })
+            : undefined;
+        const { examples, stats } = await namingField('data.sftExamples', () => synthesizeSft(spec, traceWriter(spec, teacher?.write)));
+        heartbeat({ step: examples.length, total: spec.examples });
+        const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
+        const { manifest } = await store.commit(
+          {
+            id: `${input.campaignId}/dataset`,
+            kind: 'dataset',
+            configHash: hashOf(spec),
+            backend: 'none',
+            meta: { ...stats, ...(teacher && { teacher: teacher.stats }) },
+          },
+          { 'sft.jsonl': utf8(body) },
+        );
+        return refOf(manifest);
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     async sftTrain(input: {
@@ -78,15 +114,13 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       init: CheckpointRef | null;
     }): Promise<SftSummary> {
       const { config } = input;
+      await loadTaskData(config.task, store.client);
       const train = (await readDataset(input.dataset)).map(buildExample);
       // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
       const valProblems = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
-      const rng = new Prng(config.seed).fork('val-traces');
-      const spec = datasetSpec(config);
-      const valExamples = valProblems.flatMap((p) => {
-        const t = writeTrace(p, rng, spec.teacher);
-        return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
-      });
+      const valExamples = validationTraces(datasetSpec(config), valProblems).map(({ problem, trace }) =>
+        buildExample({ prompt: problem.prompt, ...trace }),
+      );
       const initWeights = input.init ? (await stateOf(input.init)).weights : null;
       const t0 = performance.now();
       let tokens = 0;
@@ -171,6 +205,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
 
     /** rl.filter, once before RL: the RL pool's prompts the SFT model solves sometimes but not often. */
     async filterPrompts(input: { campaignId: string; config: CampaignConfig; policy: CheckpointRef }): Promise<PromptFilterSummary> {
+      await loadTaskData(input.config.task, store.client);
       const { config } = input;
       const s = await stateOf(input.policy);
       const model = new Transformer(s.config, s.weights);
@@ -223,6 +258,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       filter?: CheckpointRef;
     }): Promise<RlEpochSummary> {
       const { config, epoch } = input;
+      await loadTaskData(config.task, store.client);
       const rl = config.rl;
       const kept = input.filter
         ? (JSON.parse(Buffer.from((await cache.get(input.filter))['kept.json']).toString('utf8')) as number[])
@@ -331,6 +367,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
     },
 
     async evaluate(input: { campaignId: string; config: CampaignConfig; checkpoint: CheckpointRef; label: string }): Promise<EvalSummary> {
+      await loadTaskData(input.config.task, store.client);
       const { config } = input;
       const s = await stateOf(input.checkpoint);
       const model = new Transformer(s.config, s.weights);

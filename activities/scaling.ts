@@ -3,7 +3,6 @@
  * S3 by (checkpoint content sha256, evaluation-config hash): an identical request loads no model
  * and generates nothing. Cache objects are written once (If-None-Match) and never overwritten.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { CampaignConfig } from '../config/campaign';
 import { inferenceScaling } from '../evaluation/scaling';
 import { decodeState } from '../model/state';
@@ -12,6 +11,7 @@ import { EVAL_CACHE_PREFIX, type CheckpointStore } from '../storage/checkpoints'
 import type { CheckpointRef } from '../storage/manifest';
 import { heldOutSpec } from '../rules/campaign';
 import { heldOut } from '../tasks/dataset';
+import { loadTaskData } from '../tasks/task-file';
 import { hashOf } from '../util/hash';
 import type { ScalingPoint } from '../workflows/campaign-types';
 import type { CheckpointCache } from './cache';
@@ -43,10 +43,11 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         budget,
       };
       const key = `${EVAL_CACHE_PREFIX}/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
-      const hit = await readJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(store, key);
+      const hit = await store.getJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(key);
       if (hit) {
         return { label: input.label, checkpoint, ...hit, cached: true };
       }
+      await loadTaskData(config.task, store.client);
       const objects = await cache.get(checkpoint);
       const state = decodeState(objects.state ?? objects.anchor);
       const model = new Transformer(state.config, state.weights);
@@ -74,7 +75,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
           ...(budget === null ? { steps: report.steps } : {}),
           cached: false,
         };
-        await putOnce(store, key, point);
+        await store.putJsonOnce(key, point);
         return { label: input.label, checkpoint, ...point };
       } finally {
         model.dispose();
@@ -83,29 +84,3 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
   };
 }
 export type ScalingActivities = ReturnType<typeof scalingActivities>;
-
-async function readJson<T>(store: CheckpointStore, key: string): Promise<T | undefined> {
-  try {
-    const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }));
-    return JSON.parse(await r.Body!.transformToString()) as T;
-  } catch (e: any) {
-    if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
-    throw e;
-  }
-}
-
-async function putOnce(store: CheckpointStore, key: string, value: unknown): Promise<void> {
-  try {
-    await store.client.send(
-      new PutObjectCommand({
-        Bucket: store.bucket,
-        Key: key,
-        Body: JSON.stringify(value),
-        ContentType: 'application/json',
-        IfNoneMatch: '*',
-      }),
-    );
-  } catch (e: any) {
-    if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
-  }
-}

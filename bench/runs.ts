@@ -20,10 +20,8 @@ import { buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { refreshAnchor } from '../rl/anchor';
 import { RlTrainer } from '../rl/epoch';
-import { heldOut, synthesizeSft } from '../tasks/dataset';
-import { writeTrace } from '../tasks/teacher';
+import { heldOut, synthesizeSft, validationTraces } from '../tasks/dataset';
 import { SftTrainer } from '../training/sft';
-import { Prng } from '../util/prng';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -51,13 +49,9 @@ const now = () => performance.now() / 1000;
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
 
 if (mode === 'sft') {
-  const train = synthesizeSft(spec).examples.map(buildExample);
+  const train = (await synthesizeSft(spec)).examples.map(buildExample);
   const val = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
-  const rng = new Prng(config.seed).fork('val-traces');
-  const valExamples = val.flatMap((p) => {
-    const t = writeTrace(p, rng, spec.teacher);
-    return t ? [buildExample({ prompt: p.prompt, ...t })] : [];
-  });
+  const valExamples = validationTraces(spec, val).map(({ problem, trace }) => buildExample({ prompt: problem.prompt, ...trace }));
   const greedy = (m: Transformer) => heldOutAccuracy(m, val, { ...evalOpts, samples: 1 });
   // Calibrate: 5 warm-up steps (kernels, allocator), then time 20.
   const probe = SftTrainer.create(config.model, config.sft, train, config.seed);

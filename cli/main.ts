@@ -9,6 +9,7 @@ import { reproduceCommands } from './commands/reproduce';
 import { scheduleCommands } from './commands/schedule';
 import { stackCommands } from './commands/stack';
 import { startCommands } from './commands/start';
+import { synthesizeCommands } from './commands/synthesize';
 import { workerCommands } from './commands/worker';
 
 const benchCommand: Command = {
@@ -40,6 +41,7 @@ const commands: Command[] = [
   ...scheduleCommands,
   ...reportCommands,
   ...reproduceCommands,
+  ...synthesizeCommands,
   ...externalCommands,
   ...stackCommands,
   ...checkpointCommands,

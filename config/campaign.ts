@@ -20,10 +20,18 @@ export const CampaignConfigSchema = z
     task: z
       .object({
         name: z.enum(TASK_NAMES).default('countdown'),
-        /** Countdown: how many numbers; arithmetic: how many operations. */
-        difficulty: range.default({ min: 3, max: 3 }),
+        /** Countdown: how many numbers; arithmetic: how many operations; jsonl: the lines' `difficulty` (default: all). */
+        difficulty: range.optional(),
         splits: SplitConfig.default(SplitConfig.parse({})),
+        /** Task jsonl: the problem file, a local path or s3://bucket/key (read with the campaign's S3 settings). */
+        file: z.string().min(1).optional(),
+        /** Task jsonl: sha256 of the file, pinned when the campaign starts so every stage reads the same problems. */
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+          .optional(),
       })
+      .transform((t) => ({ ...t, difficulty: t.difficulty ?? (t.name === 'jsonl' ? DIFFICULTY.jsonl : { min: 3, max: 3 }) }))
       .prefault({}),
     data: z
       .object({
@@ -90,6 +98,12 @@ export const CampaignConfigSchema = z
     promotion: z.object({ minImprovement: z.number().default(0) }).prefault({}),
   })
   .superRefine((c, ctx) => {
+    if ((c.task.name === 'jsonl') !== (c.task.file !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['task', 'file'],
+        message: c.task.name === 'jsonl' ? 'task jsonl needs task.file (a path or s3://bucket/key)' : `task ${c.task.name} takes no file`,
+      });
     const allowed = DIFFICULTY[c.task.name];
     if (c.task.difficulty.min < allowed.min || c.task.difficulty.max > allowed.max) {
       ctx.addIssue({

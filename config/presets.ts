@@ -7,6 +7,7 @@ import { CampaignConfigSchema, type CampaignConfig } from './campaign';
 import { UserError } from '../util/errors';
 
 const DIR = fileURLToPath(new URL('../presets/', import.meta.url));
+const DEFAULT_TASK = CampaignConfigSchema.parse({}).task.name;
 
 export class PresetError extends UserError {
   override name = 'ConfigError';
@@ -49,10 +50,12 @@ export function formatIssues(e: ZodError): string {
   return e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n');
 }
 
+/** `b` over `a`, recursively; a layer that names another task does not inherit the task settings (difficulty) of the one below. */
 function deepMerge(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
   const out: Record<string, any> = { ...a };
+  if (b.task?.name !== undefined && a.task && b.task.name !== (a.task.name ?? DEFAULT_TASK)) delete out.task;
   for (const [k, v] of Object.entries(b)) {
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object' ? deepMerge(a[k], v) : v;
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && out[k] && typeof out[k] === 'object' ? deepMerge(out[k], v) : v;
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * generators, so the workflow bundle that validates configs does not carry them.
  */
 import { z } from 'zod';
+import { TEACHER_PROMPT } from '../tasks/teacher-prompt';
 
 /** Hash splits: each problem's split and pool follow from its id alone. */
 export const SplitConfig = z
@@ -15,8 +16,12 @@ export const SplitConfig = z
   .refine((c) => c.val + c.test < 1, { message: 'val + test must leave some train' });
 export type SplitConfig = z.infer<typeof SplitConfig>;
 
+/** Longest prompt + trace in characters; 252 = a 256-token context less BOS, RESP, ANS, EOS. */
+const maxChars = z.number().int().positive().default(252);
+
 /** The programmatic teacher's trace mix (T1: trial and error, then self-verification). */
-export const TeacherConfig = z.object({
+export const ProgrammaticTeacher = z.object({
+  kind: z.literal('programmatic').optional(),
   /** weights[k] is the relative frequency of traces with k failed attempts. */
   failedAttemptWeights: z
     .array(z.number().nonnegative())
@@ -25,7 +30,45 @@ export const TeacherConfig = z.object({
     .default([0.25, 0.35, 0.25, 0.15]),
   /** Arithmetic: chance that a step in a failed attempt slips. */
   slipRate: z.number().min(0).max(1).default(0.3),
-  /** Longest prompt + trace in characters; 252 = a 256-token context less BOS, RESP, ANS, EOS. */
-  maxChars: z.number().int().positive().default(252),
+  maxChars,
 });
+export type ProgrammaticTeacher = z.infer<typeof ProgrammaticTeacher>;
+
+/**
+ * An LLM behind an OpenAI-compatible endpoint writes the traces (T1 section 1: attempt, reflection,
+ * retry, answer, verification); a trace is kept only when its final answer verifies.
+ */
+export const EndpointTeacher = z.object({
+  kind: z.literal('endpoint'),
+  /** Base URL (`http://host:8000/v1`) or the full completions URL. Credentials go in the environment, never here. */
+  url: z
+    .string()
+    .url()
+    .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), 'must not contain credentials; put the API key in the variable named by apiKeyEnv'),
+  model: z.string().min(1),
+  /** /v1/chat/completions with the prompt as one user message, instead of /v1/completions. */
+  chat: z.boolean().default(false),
+  /** Environment variable holding the API key (read by the worker; never recorded). */
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+    .default('T1_OPENAI_API_KEY'),
+  /** The prompt; `{problem}` is replaced by the problem's text. Default: tasks/teacher-prompt.ts. */
+  template: z.string().includes('{problem}', { message: 'must contain {problem}' }).default(TEACHER_PROMPT),
+  /** Requests per problem, one sample each, until a trace verifies (rejection sampling). */
+  tries: z.number().int().min(1).max(64).default(4),
+  temperature: z.number().min(0).max(2).default(0.7),
+  maxTokens: z.number().int().min(1).default(1024),
+  /** Requests in flight. */
+  concurrency: z.number().int().min(1).max(256).default(4),
+  /** Per request attempt. */
+  timeoutMs: z.number().int().min(1).default(60_000),
+  /** Attempts per request (429, 5xx, timeouts and network errors are retried with backoff). */
+  maxAttempts: z.number().int().min(1).default(5),
+  maxChars,
+});
+export type EndpointTeacher = z.infer<typeof EndpointTeacher>;
+
+/** Who writes the SFT traces of problems without a worked solution. */
+export const TeacherConfig = z.discriminatedUnion('kind', [ProgrammaticTeacher, EndpointTeacher]);
 export type TeacherConfig = z.infer<typeof TeacherConfig>;

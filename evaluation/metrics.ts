@@ -3,7 +3,7 @@
  * garbage rate, length and reasoning steps. Pure functions of the per-problem records.
  */
 import type { GarbageReason } from '../rl/reward';
-import { getTask } from '../tasks/registry';
+import { getVerifier } from '../tasks/registry';
 import type { TaskName } from '../tasks/types';
 
 /** One judged response (as `judge` scores RL rewards). */
@@ -61,7 +61,7 @@ export function passAtK(n: number, c: number, k: number): number {
  * first. Returns the index of the winner's first sample, or null when nobody voted.
  */
 export function majorityVote(task: TaskName, samples: readonly Pick<SampleRecord, 'answer'>[], k: number): number | null {
-  const parse = getTask(task).parseAnswer;
+  const parse = getVerifier(task).parseAnswer;
   const votes = new Map<string, { first: number; count: number }>();
   samples.slice(0, k).forEach((s, i) => {
     const parsed = s.answer === null ? null : parse(s.answer);

@@ -4,28 +4,9 @@
  * answer checker.
  */
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
 import { checkAnswer } from './math-answer';
 import type { CompletionClient } from './openai';
-import { UserError } from '../util/errors';
-
-export class BenchmarkError extends UserError {
-  override name = 'BenchmarkError';
-}
-
-// Benchmarks name the problem text differently (MATH: problem, GSM8K: question); answers may be bare numbers.
-const Line = z
-  .object({
-    problem: z.string().optional(),
-    question: z.string().optional(),
-    prompt: z.string().optional(),
-    answer: z.union([z.string(), z.number()]).transform(String),
-    id: z.union([z.string(), z.number()]).transform(String).optional(),
-  })
-  .refine((l) => (l.problem ?? l.question ?? l.prompt) !== undefined, {
-    message: 'needs one of "problem", "question" or "prompt"',
-    path: ['problem'],
-  });
+import { parseProblemLines, problemText } from '../tasks/jsonl';
 
 export interface BenchmarkProblem {
   id: string;
@@ -33,31 +14,15 @@ export interface BenchmarkProblem {
   answer: string;
 }
 
-/** Parses JSONL; blank lines are skipped, ids default to the line number and must be unique. */
+/** Parses JSONL (every bad line reported); blank lines are skipped, ids default to the line number and must be unique. */
 export function parseBenchmark(text: string, source = 'benchmark'): BenchmarkProblem[] {
-  const out: BenchmarkProblem[] = [];
   const seen = new Map<string, number>();
-  text.split('\n').forEach((raw, i) => {
-    const lineNo = i + 1;
-    if (raw.trim() === '') return;
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (e) {
-      throw new BenchmarkError(`${source}:${lineNo}: not JSON (${(e as Error).message})`);
-    }
-    const r = Line.safeParse(json);
-    if (!r.success)
-      throw new BenchmarkError(
-        `${source}:${lineNo}: ${r.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`,
-      );
-    const id = r.data.id ?? String(lineNo);
-    if (seen.has(id)) throw new BenchmarkError(`${source}:${lineNo}: id "${id}" already used on line ${seen.get(id)}`);
+  return parseProblemLines(source, text, (l, lineNo) => {
+    const id = l.id ?? String(lineNo);
+    if (seen.has(id)) return [`id "${id}" already used on line ${seen.get(id)}`];
     seen.set(id, lineNo);
-    out.push({ id, problem: (r.data.problem ?? r.data.question ?? r.data.prompt)!, answer: r.data.answer });
-  });
-  if (!out.length) throw new BenchmarkError(`${source}: no problems`);
-  return out;
+    return [];
+  }).map(({ line, lineNo }) => ({ id: line.id ?? String(lineNo), problem: problemText(line), answer: line.answer }));
 }
 
 export async function loadBenchmark(path: string): Promise<BenchmarkProblem[]> {

@@ -10,10 +10,13 @@
  *   answer of 50% does not match a reference of 50.
  */
 
-/** The final answer in a model's text: the last \boxed{...}, else an answer cue line, else our model's `<ANS>` line. */
+/** The final answer in a model's text: the last \boxed{...}, else a GSM8K `####` line, else an answer cue line, else our model's `<ANS>` line. */
 export function extractAnswer(text: string): string | null {
   const boxed = lastBoxed(text);
   if (boxed !== undefined) return boxed;
+  // GSM8K's worked solutions end with `#### 72`.
+  const hashes = text.lastIndexOf('####');
+  if (hashes >= 0) return nonEmpty(text.slice(hashes + 4).split('\n')[0]);
   const cues = [...text.matchAll(/\banswer(?:\s+is\s*:?|\**\s*:)/gi)];
   if (cues.length) {
     const cue = cues[cues.length - 1];

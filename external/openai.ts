@@ -9,6 +9,15 @@ import { z } from 'zod';
 
 export class EndpointError extends Error {
   override name = 'EndpointError';
+  constructor(
+    message: string,
+    /** The endpoint answered, and retrying the same request cannot help (4xx other than 429, a body that is not an answer). */
+    readonly definitive = false,
+    /** HTTP status of a definitive answer. */
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface ClientOptions {
@@ -98,7 +107,7 @@ export class CompletionClient {
           finishReason: c.finish_reason ?? null,
         }))
       : this.parse(CompletionResponse, json).choices.map((c) => ({ index: c.index, text: c.text, finishReason: c.finish_reason ?? null }));
-    if (choices.length !== p.n) throw new EndpointError(`${this.where()} returned ${choices.length} choice(s), asked for ${p.n}`);
+    if (choices.length !== p.n) throw new EndpointError(`${this.where()} returned ${choices.length} choice(s), asked for ${p.n}`, true);
     return choices.sort((a, b) => a.index - b.index).map(({ text, finishReason }) => ({ text, finishReason }));
   }
 
@@ -117,11 +126,12 @@ export class CompletionClient {
           try {
             return JSON.parse(text);
           } catch {
-            throw new EndpointError(this.redact(`${this.where()} answered HTTP ${res.status} with non-JSON: ${snippet(text)}`));
+            throw new EndpointError(this.redact(`${this.where()} answered HTTP ${res.status} with non-JSON: ${snippet(text)}`), true);
           }
         }
         last = `HTTP ${res.status}: ${snippet(text)}`;
-        if (res.status !== 429 && res.status < 500) throw new EndpointError(this.redact(`${this.where()} failed: ${last}`));
+        if (res.status !== 429 && res.status < 500)
+          throw new EndpointError(this.redact(`${this.where()} failed: ${last}`), true, res.status);
         const ra = Number(res.headers.get('retry-after'));
         if (ra > 0) retryAfterMs = ra * 1000;
       } catch (e) {
@@ -143,6 +153,7 @@ export class CompletionClient {
       this.redact(
         `${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${snippet(JSON.stringify(json))}`,
       ),
+      true,
     );
   }
 

@@ -23,12 +23,16 @@ export interface ServeOptions {
   host?: string;
   /** Seeds the per-request seeds of requests without one. Default 0. */
   seed?: number;
+  /** When set, requests must carry `Authorization: Bearer <apiKey>` (else 401), as vLLM's --api-key. */
+  apiKey?: string;
 }
 
 export interface ServedModel {
   /** Base URL, e.g. http://127.0.0.1:8000/v1. */
   url: string;
   port: number;
+  /** Completion requests answered so far (200s). */
+  completions(): number;
   close(): Promise<void>;
 }
 
@@ -109,7 +113,10 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     };
   };
 
+  let answered = 0;
   const handle = async (req: IncomingMessage) => {
+    if (o.apiKey !== undefined && req.headers.authorization !== `Bearer ${o.apiKey}`)
+      throw new HttpError(401, 'invalid or missing API key (Authorization: Bearer ...)');
     const path = new URL(req.url ?? '/', 'http://x').pathname.replace(/\/+$/, '');
     if (path === '/v1/models') {
       if (req.method !== 'GET') throw new HttpError(405, 'use GET');
@@ -120,7 +127,9 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     }
     if (path === '/v1/completions') {
       if (req.method !== 'POST') throw new HttpError(405, 'use POST');
-      return complete(await readJson(req));
+      const body = await complete(await readJson(req));
+      answered++;
+      return body;
     }
     throw new HttpError(404, `no route ${req.method} ${path}`);
   };
@@ -143,6 +152,7 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
   return {
     url: `http://${host}:${port}/v1`,
     port,
+    completions: () => answered,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((e) => (e ? reject(e) : resolve()));

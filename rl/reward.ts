@@ -4,7 +4,7 @@
  * repeated or unparseable.
  */
 import { parseResponse } from '../model/tokenizer';
-import { getTask } from '../tasks/registry';
+import { getVerifier } from '../tasks/registry';
 import { countSteps, splitAnswer } from '../tasks/teacher';
 import type { Problem } from '../tasks/types';
 import type { RlConfig } from './config';
@@ -42,7 +42,7 @@ export function judge(problem: Problem, response: ArrayLike<number>, garbage: Rl
   const parsed = parseResponse(response);
   // parseResponse keeps the verification line after the answer; the verifier sees the answer line only.
   const answer = parsed.answer === null ? null : splitAnswer(parsed.answer).answer;
-  const task = getTask(problem.task);
+  const task = getVerifier(problem.task);
   const steps = countSteps(parsed.reasoning).total;
   // Cut at the length limit before the answer line was finished: no answer to trust.
   const complete = parsed.stopped || (parsed.answer?.includes('\n') ?? false);

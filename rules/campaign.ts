@@ -54,6 +54,7 @@ export function datasetSpec(config: CampaignConfig): DatasetSpec {
     examples: config.data.sftExamples,
     style: config.data.style,
     teacher: { ...config.data.teacher, maxChars: teacherMaxChars(config) },
+    ...(config.task.sha256 && { dataset: config.task.sha256 }),
   };
 }
 
@@ -82,6 +83,7 @@ export function promptSource(config: CampaignConfig, kept?: number[]): PromptSou
     seed: config.seed,
     difficulty: config.task.difficulty,
     splits: config.task.splits,
+    ...(config.task.sha256 && { dataset: config.task.sha256 }),
     ...(kept && { kept }),
   };
 }

@@ -9,6 +9,8 @@
  *                                             of one id never overwrite each other's bytes
  *   marks/<campaign>/<name>.keep              retention marker
  *   eval-cache/<sha256>/<config hash>.json    evaluation results (age-limited by gc)
+ *   teacher-cache/<teacher hash>/<problem id>/<try>.json
+ *                                             endpoint teacher answers (a repeated synthesis asks nothing twice)
  */
 import { createHash } from 'node:crypto';
 import {
@@ -40,6 +42,8 @@ import { makeS3Client } from './s3';
 export const EVAL_CACHE_PREFIX = 'eval-cache';
 /** Age limit of an evaluation-cache entry; `gc` removes older ones. */
 export const EVAL_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
+/** Endpoint teacher answers by (teacher config, problem, try): `teacher-cache/<teacher hash>/<problem id>/<try>.json`. */
+export const TEACHER_CACHE_PREFIX = 'teacher-cache';
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -98,6 +102,34 @@ export class CheckpointStore {
 
   close(): void {
     this.client.destroy();
+  }
+
+  /** A cache entry (eval-cache, teacher-cache); undefined when absent. */
+  async getJson<T>(key: string): Promise<T | undefined> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return JSON.parse(await r.Body!.transformToString()) as T;
+    } catch (e: any) {
+      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+      throw e;
+    }
+  }
+
+  /** Writes a cache entry once (If-None-Match): an entry is never overwritten; a second writer of the same key is a no-op. */
+  async putJsonOnce(key: string, value: unknown): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: JSON.stringify(value),
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (e: any) {
+      if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import { getTask } from './registry';
 import type { SplitConfig } from '../config/task';
 import { DEFAULT_SPLITS, poolOf, splitOf, type Pool, type Split } from './splits';
 import { ExhaustedError, type Problem, type TaskName } from './types';
+import { jsonlProblems } from './jsonl';
 
 export interface StreamOptions {
   task: TaskName;
@@ -18,6 +19,8 @@ export interface StreamOptions {
    * its problems in their first order, so the mix of difficulties stays as drawn (the RL pool).
    */
   exhausted?: 'drop' | 'repeat';
+  /** Task jsonl: the sha256 of its loaded file. */
+  dataset?: string;
 }
 
 /**
@@ -28,6 +31,7 @@ export interface StreamOptions {
 export function* problemStream(opts: StreamOptions): Generator<Problem, never, undefined> {
   if (opts.pool && opts.split !== 'train')
     throw new Error(`problemStream: pool ${opts.pool} exists only in split train, not ${opts.split}`);
+  if (opts.task === 'jsonl') return yield* fileStream(opts);
   const task = getTask(opts.task);
   const cfg = opts.splits ?? DEFAULT_SPLITS;
   const { min, max } = typeof opts.difficulty === 'number' ? { min: opts.difficulty, max: opts.difficulty } : opts.difficulty;
@@ -60,6 +64,25 @@ export function* problemStream(opts: StreamOptions): Generator<Problem, never, u
     seen.add(problem.id);
     mine.problems.push(problem);
     yield problem;
+  }
+}
+
+/**
+ * A file's problems of the requested split (and pool) and difficulty range, in an order fixed by
+ * the seed; when they run out, ExhaustedError, or with `exhausted: 'repeat'` the same order again.
+ */
+function* fileStream(opts: StreamOptions): Generator<Problem, never, undefined> {
+  const cfg = opts.splits ?? DEFAULT_SPLITS;
+  const { min, max } = typeof opts.difficulty === 'number' ? { min: opts.difficulty, max: opts.difficulty } : opts.difficulty;
+  const mine = jsonlProblems(opts.dataset).filter(
+    (p) => p.difficulty >= min && p.difficulty <= max && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split),
+  );
+  const where = `${opts.split}${opts.pool ? ` pool ${opts.pool}` : ''}, difficulty ${min}..${max}`;
+  if (!mine.length) throw new ExhaustedError(`jsonl: no problem of the file falls in ${where}`);
+  new Prng(opts.seed).fork('problems:jsonl').shuffle(mine);
+  for (;;) {
+    yield* mine;
+    if (opts.exhausted !== 'repeat') throw new ExhaustedError(`jsonl: the file has only ${mine.length} problem(s) in ${where}`);
   }
 }
 

@@ -11,7 +11,8 @@
  *   7*5-3-10                answer
  *   chk 7*5-3-10=22 ok      verification
  */
-import { TeacherConfig } from '../config/task';
+import { ProgrammaticTeacher } from '../config/task';
+import type { JsonlData } from './jsonl';
 import type { Prng } from '../util/prng';
 import { getTask } from './registry';
 import type { AttemptLog, Problem, Trace } from './types';
@@ -27,7 +28,7 @@ export const ALPHABET = '\n !()*+,-/0123456789:=>chiknorsty';
 /** How the tokenizer shows the [ANS] special token when decoding to text. */
 export const ANSWER_CUE = '<ANS>';
 
-export const DEFAULT_TEACHER: TeacherConfig = TeacherConfig.parse({});
+export const DEFAULT_TEACHER: ProgrammaticTeacher = ProgrammaticTeacher.parse({});
 
 /** Characters the model reads and writes for this problem and trace (special tokens excluded). */
 export function traceChars(problem: Pick<Problem, 'prompt'>, trace: Trace): number {
@@ -72,7 +73,7 @@ function assertEmittable(problem: Problem, trace: Trace): Trace {
  * then cut, latest attempts first, until prompt + trace fits maxChars. Null when even a trace
  * without failed attempts does not fit.
  */
-export function writeTrace(problem: Problem, rng: Prng, config: TeacherConfig = DEFAULT_TEACHER): Trace | null {
+export function writeTrace(problem: Problem, rng: Prng, config: ProgrammaticTeacher = DEFAULT_TEACHER): Trace | null {
   const task = getTask(problem.task);
   const wanted = sampleWeighted(config.failedAttemptWeights, rng);
   const log = task.attempts(problem, rng, wanted, { slipRate: config.slipRate });
@@ -86,8 +87,10 @@ export function writeTrace(problem: Problem, rng: Prng, config: TeacherConfig = 
 
 /** Answer only, for ablations: no reasoning, no verification. */
 export function directTrace(problem: Problem, rng: Prng): Trace {
+  const direct = (answer: string): Trace => ({ reasoning: '', answer, verification: '', failedAttempts: 0, steps: 0 });
+  if (problem.task === 'jsonl') return direct((problem.data as JsonlData).answer);
   const { answer } = getTask(problem.task).attempts(problem, rng, 0, DEFAULT_TEACHER);
-  return assertEmittable(problem, { reasoning: '', answer, verification: '', failedAttempts: 0, steps: 0 });
+  return assertEmittable(problem, direct(answer));
 }
 
 /** Splits the text after the answer cue into the answer line and what follows it. */

@@ -2,11 +2,21 @@ import type { Prng } from '../util/prng';
 import { hash64 } from './hash';
 import { ConfigError, UserError } from '../util/errors';
 
-export const TASK_NAMES = ['countdown', 'arithmetic'] as const;
+/** Tasks whose problems a generator makes (and whose own search the programmatic teacher uses). */
+export const GENERATOR_NAMES = ['countdown', 'arithmetic'] as const;
+export type GeneratorName = (typeof GENERATOR_NAMES)[number];
+export const TASK_NAMES = [...GENERATOR_NAMES, 'jsonl'] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
 
-/** Difficulty range of each task (countdown: numbers; arithmetic: operations): the generators and the campaign schema read it here. */
-export const DIFFICULTY: Record<TaskName, { min: number; max: number }> = { countdown: { min: 3, max: 6 }, arithmetic: { min: 1, max: 8 } };
+/**
+ * Difficulty range of each task (countdown: numbers; arithmetic: operations; jsonl: the file's
+ * optional `difficulty` field): the generators, the JSONL loader and the campaign schema read it here.
+ */
+export const DIFFICULTY: Record<TaskName, { min: number; max: number }> = {
+  countdown: { min: 3, max: 6 },
+  arithmetic: { min: 1, max: 8 },
+  jsonl: { min: 1, max: 10 },
+};
 
 export interface Problem<D = unknown> {
   task: TaskName;
@@ -50,8 +60,17 @@ export interface AttemptOptions {
   slipRate: number;
 }
 
-export interface Task<D = unknown, A = unknown> {
+/** What rewards and evaluation need of a task: the answer's syntax and its check. */
+export interface Verifier<D = unknown, A = unknown> {
   readonly name: TaskName;
+  /** Syntax only: null when the text is not an answer of this task's form. */
+  parseAnswer(answerText: string): A | null;
+  verify(problem: Problem<D>, answerText: string): boolean;
+}
+
+/** A generated task: problems on demand at any difficulty, and a search the programmatic teacher replays. */
+export interface Task<D = unknown, A = unknown> extends Verifier<D, A> {
+  readonly name: GeneratorName;
   readonly minDifficulty: number;
   readonly maxDifficulty: number;
   /**
@@ -59,9 +78,6 @@ export interface Task<D = unknown, A = unknown> {
    * solvability check, so callers filtering by split or novelty reject cheaply.
    */
   generate(rng: Prng, difficulty: number, accept?: (candidate: Problem<D>) => boolean): Problem<D>;
-  /** Syntax only: null when the text is not an answer of this task's form. */
-  parseAnswer(answerText: string): A | null;
-  verify(problem: Problem<D>, answerText: string): boolean;
   /**
    * Runs the task's search, keeping up to `failures` distinct wrong attempts (fewer only when the
    * search cannot find that many), then a right one whose answer verifies.

@@ -180,6 +180,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   upsertMemo({ runs, task: config.task.name, model: `${config.model.nLayers}x${config.model.dModel}`, seed: config.seed });
 
   try {
+    // A jsonl campaign started without its file pinned (by a schedule): pin it now, so every stage reads the same bytes.
+    if (config.task.name === 'jsonl' && !config.task.sha256) {
+      setStage('synthesize');
+      const sha256 = await cpu.pinTask.executeWithOptions({ summary: `pin ${config.task.file}` }, [{ config }]);
+      config = { ...config, task: { ...config.task, sha256 } };
+    }
     if (!state.dataset) {
       setStage('synthesize');
       state.dataset = await cpu.synthesize.executeWithOptions(

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
-import { HyperparameterError, parseAssignments } from '../../config/campaign';
+import { HyperparameterError, parseAssignments, type CampaignConfig } from '../../config/campaign';
+import { makeS3Client } from '../../storage/s3';
+import { pinTaskFile } from '../../tasks/task-file';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
@@ -143,6 +145,17 @@ export function resultTable(r: CampaignResult): string {
   return lines.join('\n');
 }
 
+/** The config with its jsonl file (if any) read, checked line by line against the config, and pinned by sha256: refused before anything starts. */
+export async function withTaskFile(config: CampaignConfig, conn: ConnectionConfig): Promise<CampaignConfig> {
+  if (config.task.name !== 'jsonl') return config;
+  const s3 = makeS3Client(conn.s3);
+  try {
+    return await pinTaskFile(config, s3);
+  } finally {
+    s3.destroy();
+  }
+}
+
 export const campaignCommands: Command[] = [
   {
     path: ['campaign', 'start'],
@@ -160,11 +173,14 @@ export const campaignCommands: Command[] = [
     run: (v) =>
       withClient(v, async (client, conn) => {
         if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
-        const config = resolveConfig({
-          preset: v.preset ?? (v.config ? undefined : 'quick'),
-          file: v.config,
-          overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined,
-        });
+        const config = await withTaskFile(
+          resolveConfig({
+            preset: v.preset ?? (v.config ? undefined : 'quick'),
+            file: v.config,
+            overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined,
+          }),
+          conn,
+        );
         const id = v.id ?? newCampaignId();
         const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') });
         if (!v.wait) {

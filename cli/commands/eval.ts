@@ -15,7 +15,7 @@ import { CheckpointError, CheckpointStore } from '../../storage/checkpoints';
 import { CheckpointId } from '../../storage/manifest';
 import { heldOut } from '../../tasks/dataset';
 import { getTask } from '../../tasks/registry';
-import { TASK_NAMES, type TaskName } from '../../tasks/types';
+import { GENERATOR_NAMES, type GeneratorName } from '../../tasks/types';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
 const DEFAULTS = CampaignConfigSchema.parse({});
@@ -35,8 +35,9 @@ const int = (flag: string, min: number) =>
 
 const Flags = z
   .object({
-    task: z.enum(TASK_NAMES, {
-      error: (i) => `--task: expected one of ${TASK_NAMES.join(', ')}${i.input === undefined ? ' (required)' : `, got "${i.input}"`}`,
+    // Generated problems; a JSONL benchmark is evaluated through `t1 serve` and `t1 eval --endpoint`.
+    task: z.enum(GENERATOR_NAMES, {
+      error: (i) => `--task: expected one of ${GENERATOR_NAMES.join(', ')}${i.input === undefined ? ' (required)' : `, got "${i.input}"`}`,
     }),
     difficulty: z
       .string()
@@ -86,7 +87,7 @@ const Flags = z
 
 export interface EvalRequest {
   checkpoint: string;
-  task: TaskName;
+  task: GeneratorName;
   difficulty: { min: number; max: number };
   samples: number;
   /** 0 decodes greedily. */

@@ -78,11 +78,22 @@ export const externalCommands: Command[] = [
   {
     path: ['serve'],
     summary: 'Serve a checkpoint behind the OpenAI completions API (POST /v1/completions, GET /v1/models)',
-    usage: 'serve CHECKPOINT_ID [--port N] [--host H] [--name NAME]',
-    options: { port: { type: 'string' }, host: { type: 'string' }, name: { type: 'string' }, ...connectionOptions },
+    usage:
+      'serve CHECKPOINT_ID [--port N] [--host H] [--name NAME] [--api-key-env VAR]\n\n' +
+      '--api-key-env: requests must send the key held in that environment variable (Authorization: Bearer ...).',
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      name: { type: 'string' },
+      'api-key-env': { type: 'string' },
+      ...connectionOptions,
+    },
     async run(v, pos) {
       if (pos.length !== 1) throw new UsageError('expected exactly one checkpoint ID (<campaign>/<name>)');
       const port = numberFlag(v, 'port', 8000, (x) => Number.isInteger(x) && x >= 0 && x < 65536, 'a port number');
+      const keyEnv = v['api-key-env'];
+      const apiKey = keyEnv === undefined ? undefined : process.env[keyEnv];
+      if (keyEnv !== undefined && !apiKey) throw new UsageError(`--api-key-env: environment variable ${keyEnv} is not set`);
       const backend = await initBackend();
       const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
       let objects;
@@ -95,7 +106,7 @@ export const externalCommands: Command[] = [
       if (!bytes) throw new UsageError(`checkpoint ${pos[0]} has no "state" or "anchor" object`);
       const s = decodeState(bytes);
       const model = new Transformer(s.config, s.weights);
-      const served = await serveCheckpoint({ model, name: v.name ?? pos[0], port, host: v.host });
+      const served = await serveCheckpoint({ model, name: v.name ?? pos[0], port, host: v.host, apiKey });
       console.error(`[serve] ${pos[0]} as model "${v.name ?? pos[0]}" at ${served.url} (backend ${backend.name}); Ctrl-C stops it`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

@@ -1,13 +1,14 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import type { ConnectionConfig } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
 import { scheduledCampaignAction } from '../../client/campaigns';
 import { connectionOptions, UsageError, type Command } from '../args';
-import { CampaignError, withClient } from './campaign';
+import { CampaignError, withClient, withTaskFile } from './campaign';
 
 /** A client for schedule commands: a missing schedule is the user's mistake, named plainly. */
-async function withScheduleClient<T>(v: Record<string, any>, fn: (c: Client) => Promise<T>): Promise<T> {
+async function withScheduleClient<T>(v: Record<string, any>, fn: (c: Client, conn: ConnectionConfig) => Promise<T>): Promise<T> {
   try {
-    return await withClient(v, (client) => fn(client));
+    return await withClient(v, fn);
   } catch (e) {
     if (e instanceof ScheduleNotFoundError) throw new CampaignError(`no schedule "${e.scheduleId}"`);
     throw e;
@@ -34,11 +35,13 @@ export const scheduleCommands: Command[] = [
       ...connectionOptions,
     },
     run: (v, pos) =>
-      withScheduleClient(v, async (client) => {
+      withScheduleClient(v, async (client, conn) => {
         const name = oneName(pos);
         if (!v.cron) throw new UsageError('--cron is required, e.g. --cron "0 3 * * *"');
         const preset = v.preset ?? (v.config ? undefined : 'quick');
-        const config = resolveConfig({ preset, file: v.config });
+        // A jsonl file is checked now and pinned by each run, so nightly runs train on the file as it is that night.
+        const checked = await withTaskFile(resolveConfig({ preset, file: v.config }), conn);
+        const config = { ...checked, task: { ...checked.task, sha256: undefined } };
         await client.schedule.create({
           scheduleId: name,
           spec: { cronExpressions: [v.cron] },

@@ -1,8 +1,7 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureChromium, screenshot } from '../../infra/chromium';
 import { resolveConfig } from '../../config/presets';
@@ -10,19 +9,8 @@ import { SA } from '../../config/search-attributes';
 import { campaignHandle } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { campaignWorkflow } from '../../workflows/campaign';
-import { killHard, spawnWorker, testConnection, testEnv, uniqueCampaign } from './helpers';
+import { killHard, spawnWorker, t1, testConnection, testEnv, uniqueCampaign } from './helpers';
 import { decodePng, inkFraction } from './png';
-
-const run = promisify(execFile);
-/** Runs the t1 command against the test stack; never throws, returns exit code and output. */
-async function t1(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/t1.js', ...args], { env: testEnv(), timeout: 180_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e: any) {
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 let worker: ReturnType<typeof spawnWorker>;
 beforeAll(() => {

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, inject } from 'vitest';
@@ -33,10 +34,10 @@ export function testEnv(): NodeJS.ProcessEnv {
 }
 
 /** A worker in its own process (so a test can kill -9 it), started with the `t1 worker` command. */
-export function spawnWorker(role: 'all' | 'gpu' | 'cpu' = 'all'): ChildProcess & { output: () => string } {
+export function spawnWorker(role: 'all' | 'gpu' | 'cpu' = 'all', env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], {
     cwd: process.cwd(),
-    env: testEnv(),
+    env: { ...testEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -76,4 +77,20 @@ export function useWorkerAndClient(): { workers: () => RunningWorkers; client: (
     await workers?.shutdown();
   });
   return { workers: () => workers!, client: () => client! };
+}
+
+const run = promisify(execFile);
+/** Runs the t1 command against the test stack; never throws, returns exit code and output. */
+export function t1(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return t1Env({}, ...args);
+}
+
+/** `t1` with extra environment variables. */
+export async function t1Env(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/t1.js', ...args], { env: { ...testEnv(), ...env }, timeout: 180_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e: any) {
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
 }

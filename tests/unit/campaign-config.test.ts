@@ -41,6 +41,19 @@ describe('campaign config', () => {
     });
   });
 
+  it('a config that names another task than its preset does not inherit the preset task settings', () => {
+    expect(resolveConfig({ preset: 'quick', overrides: { task: { name: 'jsonl', file: 'p.jsonl' } } }).task).toMatchObject({
+      name: 'jsonl',
+      file: 'p.jsonl',
+      difficulty: { min: 1, max: 10 },
+    });
+    expect(resolveConfig({ preset: 'quick', overrides: { task: { name: 'arithmetic' } } }).task.difficulty).toEqual({ min: 3, max: 3 });
+    expect(resolveConfig({ preset: 'quick', overrides: { task: { difficulty: { min: 4, max: 4 } } } }).task).toMatchObject({
+      name: 'countdown',
+      difficulty: { min: 4, max: 4 },
+    });
+  });
+
   it('refuses response budgets shorter than the teacher traces they must hold, naming the field', () => {
     const tight = {
       model: { contextLength: 96 },

@@ -21,9 +21,11 @@ describe('JSONL benchmarks', () => {
   });
 
   it('names the file, line and field of a bad line', () => {
-    expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{"problem":"b"}', 'f.jsonl')).toThrow(/^f\.jsonl:2: answer: /);
-    expect(() => parseBenchmark('{"answer":"1"}', 'f.jsonl')).toThrow(/^f\.jsonl:1: problem: needs one of/);
-    expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{oops', 'f.jsonl')).toThrow(/^f\.jsonl:2: not JSON/);
+    expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{"problem":"b"}', 'f.jsonl')).toThrow(
+      /^f\.jsonl: 1 bad line\(s\)\nf\.jsonl:2: answer: required$/,
+    );
+    expect(() => parseBenchmark('{"answer":"1"}', 'f.jsonl')).toThrow(/\nf\.jsonl:1: problem: needs one of/);
+    expect(() => parseBenchmark('{"problem":"a","answer":"1"}\n{oops', 'f.jsonl')).toThrow(/\nf\.jsonl:2: not JSON/);
     expect(() => parseBenchmark('{"problem":"a","answer":"1","id":"x"}\n{"problem":"b","answer":"1","id":"x"}', 'f.jsonl')).toThrow(
       /f\.jsonl:2: id "x" already used on line 1/,
     );

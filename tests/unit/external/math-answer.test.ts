@@ -99,6 +99,8 @@ describe('math answer checker', () => {
   it('extracts the last box with nested braces, cue lines and <ANS> lines', () => {
     expect(extractAnswer('\\boxed{1} and \\boxed{\\frac{a}{b^{2}}}')).toBe('\\frac{a}{b^{2}}');
     expect(extractAnswer('The final answer is 7')).toBe('7');
+    expect(extractAnswer('Natalia sold 48/2 = 24 clips in May.\n#### 72')).toBe('72'); // GSM8K's worked solutions
+    expect(extractAnswer('#### \n')).toBeNull();
     expect(extractAnswer('Answer: 7\n<ANS>8')).toBe('7');
     expect(extractAnswer('reasoning<ANS> 8 \nchk')).toBe('8');
     expect(extractAnswer('no answer here')).toBeNull();

@@ -54,8 +54,12 @@ function stubs(opts: { sftGate?: Promise<void> } = {}) {
   const calls: string[] = [];
   const rlInputs: Parameters<Activities['rlEpoch']>[0][] = [];
   const activities: Activities = {
-    async synthesize({ campaignId }) {
-      calls.push('synthesize');
+    async pinTask({ config }) {
+      calls.push(`pinTask:${config.task.file}`);
+      return 'ab'.repeat(32);
+    },
+    async synthesize({ campaignId, config }) {
+      calls.push(config.task.sha256 ? `synthesize:${config.task.sha256.slice(0, 4)}` : 'synthesize');
       return ref(`${campaignId}/dataset`);
     },
     async sftTrain({ campaignId }) {
@@ -177,6 +181,20 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
 }
 
 describe('campaign workflow logic (stub activities)', () => {
+  it('pins a jsonl task file the client left unpinned before anything reads it, and every stage sees the pin', async () => {
+    const { calls, rlInputs, activities } = stubs();
+    await withWorkers(activities, async () => {
+      const h = await start({
+        task: { name: 'jsonl', file: 's3://data/problems.jsonl' },
+        rl: { epochs: 1 },
+        eval: { scaling: { enabled: false } },
+      });
+      return h.result();
+    });
+    expect(calls.slice(0, 3)).toEqual(['pinTask:s3://data/problems.jsonl', 'synthesize:abab', 'sftTrain']);
+    expect(rlInputs[0].config.task.sha256).toBe('ab'.repeat(32));
+  });
+
   it('runs the stages in order; refreshes the anchor every E epochs but not after the last; sweeps scaling at 30/60/100%', async () => {
     const { calls, rlInputs, activities } = stubs();
     const result = await withWorkers(activities, async () => {

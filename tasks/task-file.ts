@@ -1,0 +1,102 @@
+/**
+ * A jsonl task's file: read from disk or S3, refused before a campaign starts when any line is bad
+ * or the file cannot serve the config, pinned by sha256 in the config, and loaded once per worker
+ * process (every stage then draws its problems from the very bytes the campaign was started with).
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
+import { ConfigError } from '../util/errors';
+import { isJsonlLoaded, parseJsonlTask, registerJsonl, TaskFileError, type JsonlDataset } from './jsonl';
+import { poolOf, splitOf } from './splits';
+
+const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
+
+/** What a file is checked for: a whole campaign, or SFT data alone (`t1 synthesize`). */
+export type Scope = 'campaign' | 'synthesis';
+
+/** The file's bytes as text and their sha256; a local path or s3://bucket/key (same endpoint and credentials as checkpoints). */
+export async function readTaskFile(file: string, s3: S3Client): Promise<{ body: string; sha256: string }> {
+  let bytes: Uint8Array;
+  const m = S3_URI.exec(file);
+  try {
+    if (m) {
+      const r = await s3.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }));
+      bytes = await r.Body!.transformToByteArray();
+    } else bytes = await readFile(file);
+  } catch (e: any) {
+    const missing = e?.code === 'ENOENT' || e?.name === 'NoSuchKey' || e?.name === 'NoSuchBucket' || e?.$metadata?.httpStatusCode === 404;
+    if (missing) throw new TaskFileError(`task.file: ${file} does not exist`);
+    throw e;
+  }
+  return { body: Buffer.from(bytes).toString('utf8'), sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** What the config asks of the file that it cannot give (each message names the field); `synthesis`: SFT data only. */
+export function poolErrors(config: CampaignConfig, d: JsonlDataset, scope: Scope = 'campaign'): string[] {
+  const { min, max } = config.task.difficulty;
+  const splits = config.task.splits;
+  const problems = d.problems.filter((p) => p.difficulty >= min && p.difficulty <= max);
+  const count = (f: (p: (typeof problems)[number]) => boolean) => problems.filter(f).length;
+  const endpoint = config.data.teacher.kind === 'endpoint';
+  const anyTrace = endpoint || config.data.style === 'direct';
+  const test = count((p) => splitOf(p, splits) === 'test');
+  const needs: [field: string, wanted: number, have: number, what: string][] = [
+    [
+      'data.sftExamples',
+      config.data.sftExamples,
+      count((p) => poolOf(p, splits) === 'sft' && (anyTrace || p.data.solution !== undefined)),
+      anyTrace ? 'SFT-pool problems' : 'SFT-pool problems with a solution (no endpoint teacher is configured)',
+    ],
+  ];
+  if (scope === 'campaign')
+    needs.push(
+      ['data.valProblems', config.data.valProblems, count((p) => splitOf(p, splits) === 'val'), 'validation problems'],
+      ['eval.problems', config.eval.problems, test, 'test problems'],
+      ['eval.scaling.problems', config.eval.scaling.enabled ? config.eval.scaling.problems : 0, test, 'test problems'],
+      ['rl.promptsPerStep', 1, count((p) => poolOf(p, splits) === 'rl'), 'RL-pool problems'],
+    );
+  const errors = needs
+    .filter(([, wanted, have]) => wanted > have)
+    .map(([field, wanted, have, what]) => `${field}: ${wanted} wanted, but the file has ${have} ${what} (difficulty ${min}..${max})`);
+  const budget = teacherMaxChars(config);
+  const long = problems.filter((p) => p.prompt.length >= budget);
+  if (long.length)
+    errors.push(
+      `task.file: ${long.length} problem(s) take the whole ${budget}-character budget (data.teacher.maxChars, model.contextLength): lines ${long
+        .slice(0, 10)
+        .map((p) => p.data.line)
+        .join(', ')}${long.length > 10 ? ', …' : ''}`,
+    );
+  return errors;
+}
+
+/**
+ * The config with its jsonl file checked and pinned (absolute path, sha256); other tasks pass
+ * through. Throws ConfigError/TaskFileError naming every problem found.
+ */
+export async function pinTaskFile(config: CampaignConfig, s3: S3Client, scope: Scope = 'campaign'): Promise<CampaignConfig> {
+  if (config.task.name !== 'jsonl' || !config.task.file) return config;
+  const file = S3_URI.test(config.task.file) ? config.task.file : resolve(config.task.file);
+  const { body, sha256 } = await readTaskFile(file, s3);
+  if (config.task.sha256 && config.task.sha256 !== sha256)
+    throw new ConfigError(`task.sha256: ${file} has sha256 ${sha256}, not the pinned ${config.task.sha256} (the file changed)`);
+  const d = parseJsonlTask(file, body, sha256);
+  const errors = poolErrors(config, d, scope);
+  if (errors.length) throw new ConfigError(errors.join('\n'));
+  registerJsonl(d);
+  return { ...config, task: { ...config.task, file, sha256 } };
+}
+
+/** Makes a pinned jsonl task's problems available to this process's problem streams (once per file). */
+export async function loadTaskData(task: CampaignConfig['task'], s3: S3Client): Promise<void> {
+  if (task.name !== 'jsonl' || !task.file) return;
+  if (!task.sha256) throw new ConfigError('task.sha256: the jsonl file was not pinned when the campaign started');
+  if (isJsonlLoaded(task.sha256)) return;
+  const { body, sha256 } = await readTaskFile(task.file, s3);
+  if (sha256 !== task.sha256)
+    throw new ConfigError(`task.file: ${task.file} changed since the campaign started (sha256 ${sha256}, pinned ${task.sha256})`);
+  registerJsonl(parseJsonlTask(task.file, body, sha256));
+}

@@ -1,0 +1,191 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CampaignConfigSchema } from '../../../config/campaign';
+import { datasetSpec } from '../../../rules/campaign';
+import { heldOut, synthesizeSft, validationTraces } from '../../../tasks/dataset';
+import {
+  jsonlVerifier,
+  parseJsonlTask,
+  registerJsonl,
+  solutionTrace,
+  TaskFileError,
+  toAlphabet,
+  type JsonlData,
+} from '../../../tasks/jsonl';
+import { getTask, getVerifier } from '../../../tasks/registry';
+import { poolOf, splitOf } from '../../../tasks/splits';
+import { sampleProblems } from '../../../tasks/stream';
+import { poolErrors } from '../../../tasks/task-file';
+import { ExhaustedError, type Problem } from '../../../tasks/types';
+
+const FILE = new URL('../../data/mini-math.jsonl', import.meta.url);
+const body = readFileSync(FILE, 'utf8');
+const data = parseJsonlTask('mini-math.jsonl', body, 'f'.repeat(64));
+registerJsonl(data);
+
+const config = (over: Record<string, unknown> = {}) =>
+  CampaignConfigSchema.parse({
+    task: { name: 'jsonl', file: 'mini-math.jsonl', sha256: 'f'.repeat(64) },
+    data: { sftExamples: 40, valProblems: 8 },
+    eval: { problems: 20, scaling: { problems: 10 } },
+    ...over,
+  });
+
+describe('jsonl task file', () => {
+  it('reads every line of the shipped file: field variants, numeric answers, difficulty, solutions, a Unicode times sign folded to ASCII', () => {
+    expect(data.problems).toHaveLength(400);
+    const byLine = new Map(data.problems.map((p) => [p.data.line, p]));
+    expect(byLine.get(1)).toMatchObject({
+      task: 'jsonl',
+      prompt: 'What is 27 + 8?',
+      difficulty: 2,
+      data: { answer: '35', solution: '27 + 8 = 35\n#### 35' },
+    });
+    expect(byLine.get(4)!.data.solution).toBeUndefined();
+    expect(data.problems.some((p) => p.prompt.includes('\u00d7'))).toBe(false);
+    expect(body.includes('\u00d7')).toBe(true);
+    expect(new Set(data.problems.map((p) => p.id)).size).toBe(400);
+    expect(data.problems.filter((p) => p.data.solution !== undefined)).toHaveLength(300);
+  });
+
+  it('refuses a file with bad lines, naming every one with its line number and field', () => {
+    const bad = [
+      '{"problem": "What is 1 + 1?", "answer": "2"}',
+      'not json',
+      '{"problem": "What is 2 + 2?"}',
+      '',
+      '{"answer": "4"}',
+      '{"problem": "What is \u03c0 * 2?", "answer": "6.28"}',
+      '{"problem": "What is 1 + 1?", "answer": "2"}',
+      '{"problem": "x", "answer": "1", "difficulty": 11}',
+      '{"problem": "What is 5 + 5?", "answer": "10", "solution": "5 + 5 = 10 \u2713"}',
+    ].join('\n');
+    let err: unknown;
+    try {
+      parseJsonlTask('bad.jsonl', bad, '0'.repeat(64));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TaskFileError);
+    const lines = (err as Error).message.split('\n');
+    expect(lines[0]).toBe('bad.jsonl: 7 bad line(s)');
+    expect(lines.slice(1)).toEqual([
+      expect.stringMatching(/^bad\.jsonl:2: not JSON/),
+      'bad.jsonl:3: answer: required',
+      'bad.jsonl:5: problem: needs one of "problem", "question" or "prompt"',
+      `bad.jsonl:6: problem: character "\u03c0" (U+03C0) is outside the tokenizer's alphabet (printable ASCII)`,
+      'bad.jsonl:7: problem: the same problem as line 1',
+      expect.stringMatching(/^bad\.jsonl:8: difficulty: Too big/),
+      `bad.jsonl:9: solution: character "\u2713" (U+2713) is outside the tokenizer's alphabet (printable ASCII)`,
+    ]);
+  });
+
+  it('folds typographic math signs and compatibility forms to ASCII, and names the first character that has no ASCII form', () => {
+    expect(toAlphabet('3 \u00d7 4 \u2212 \uff15 \u2264 x\u00b2\r\n')).toEqual({ text: '3 * 4 - 5 <= x2\n' });
+    expect(toAlphabet('\u221a2')).toEqual({ bad: '"\u221a" (U+221A)' });
+  });
+
+  it('checks answers with the math answer checker, for rewards and evaluation alike', () => {
+    const p = data.problems.find((q) => q.data.answer === '35')!;
+    expect(getVerifier('jsonl')).toBe(jsonlVerifier);
+    expect(jsonlVerifier.verify(p, '35')).toBe(true);
+    expect(jsonlVerifier.verify(p, '35.0')).toBe(true);
+    expect(jsonlVerifier.verify(p, '70/2')).toBe(true);
+    expect(jsonlVerifier.verify(p, '36')).toBe(false);
+    expect(jsonlVerifier.parseAnswer('  ')).toBeNull();
+    expect(() => getTask('jsonl')).toThrow(/no generator/);
+  });
+
+  it('turns a worked solution into a trace only when the answer it states is the reference', () => {
+    const p = (solution: string): Problem<JsonlData> => ({
+      task: 'jsonl',
+      id: 'x',
+      prompt: 'What is 6 * 6?',
+      difficulty: 3,
+      data: { answer: '36', solution, line: 1 },
+    });
+    expect(solutionTrace(p('6 * 6 = 36\n#### 36'))).toEqual({
+      reasoning: '6 * 6 = 36\n#### 36\n',
+      answer: '36',
+      verification: '',
+      failedAttempts: 0,
+      steps: 2,
+    });
+    expect(solutionTrace(p('6 * 6 = 36'))!.answer).toBe('36'); // states no final answer: the reference is the answer line
+    expect(solutionTrace(p('6 * 6 = 37\n#### 37'))).toBeNull();
+    expect(solutionTrace(p('so the answer is \\boxed{37}'))).toBeNull();
+  });
+});
+
+describe('jsonl problem streams', () => {
+  it('draw each split from the file by content hash, disjoint, in a seeded order; RL repeats its pool, held-out runs out', () => {
+    const spec = datasetSpec(config());
+    const test = heldOut(spec, 'test', 20);
+    expect(test.every((p) => splitOf(p) === 'test')).toBe(true);
+    expect(heldOut(spec, 'test', 20)).toEqual(test);
+    expect(heldOut({ ...spec, seed: spec.seed + 1 }, 'test', 20).map((p) => p.id)).not.toEqual(test.map((p) => p.id));
+    const nTest = data.problems.filter((p) => splitOf(p) === 'test').length;
+    expect(() => heldOut(spec, 'test', nTest + 1)).toThrow(ExhaustedError);
+    expect(() => heldOut(spec, 'test', nTest + 1)).toThrow(`jsonl: the file has only ${nTest} problem(s) in test, difficulty 1..10`);
+    const rlPool = data.problems.filter((p) => poolOf(p) === 'rl').length;
+    const rl = sampleProblems(2 * rlPool, {
+      task: 'jsonl',
+      split: 'train',
+      pool: 'rl',
+      seed: 1,
+      difficulty: { min: 1, max: 10 },
+      exhausted: 'repeat',
+      dataset: spec.dataset,
+    });
+    expect(rl.slice(rlPool)).toEqual(rl.slice(0, rlPool));
+    expect(new Set(rl.map((p) => p.id)).size).toBe(rlPool);
+    const hard = sampleProblems(5, { task: 'jsonl', split: 'test', seed: 1, difficulty: 3, dataset: spec.dataset });
+    expect(hard.every((p) => p.difficulty === 3)).toBe(true);
+  });
+
+  it('synthesize SFT data from worked solutions, leaving out lines without one when no endpoint teacher is configured', async () => {
+    const spec = datasetSpec(config());
+    const { examples, stats } = await synthesizeSft(spec);
+    expect(stats).toMatchObject({ examples: 40, fromSolutions: 40 });
+    const problems = new Map(data.problems.map((p) => [p.id, p]));
+    for (const e of examples) {
+      const p = problems.get(e.id)!;
+      expect(poolOf(p)).toBe('sft');
+      expect(e.reasoning).toBe(`${p.data.solution}\n`);
+      expect(jsonlVerifier.verify(p, e.answer)).toBe(true);
+    }
+    // Lines without a solution were drawn and skipped, not given a made-up trace.
+    expect(stats.skipped).toBeGreaterThan(0);
+    expect((await synthesizeSft(spec)).examples).toEqual(examples);
+    const val = heldOut(spec, 'val', 8);
+    expect(validationTraces(spec, val).map((v) => v.problem.id)).toEqual(
+      val.filter((p) => p.data && (p.data as JsonlData).solution).map((p) => p.id),
+    );
+  });
+});
+
+describe('jsonl campaign config', () => {
+  it('needs a file for task jsonl, takes none for a generated task, and defaults the difficulty range to all of 1..10', () => {
+    const issues = (c: unknown) => CampaignConfigSchema.safeParse(c).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues({ task: { name: 'jsonl' } })).toEqual(['task.file: task jsonl needs task.file (a path or s3://bucket/key)']);
+    expect(issues({ task: { name: 'countdown', file: 'x.jsonl' } })).toEqual(['task.file: task countdown takes no file']);
+    expect(config().task.difficulty).toEqual({ min: 1, max: 10 });
+    expect(CampaignConfigSchema.parse({}).task.difficulty).toEqual({ min: 3, max: 3 });
+  });
+
+  it('refuses, before anything starts, a config that asks more of the file than it has, naming each field', () => {
+    const asks = config({ data: { sftExamples: 500, valProblems: 8 }, eval: { problems: 1000, scaling: { problems: 10 } } });
+    const errors = poolErrors(asks, data);
+    const sftWithSolution = data.problems.filter((p) => poolOf(p) === 'sft' && p.data.solution !== undefined).length;
+    const test = data.problems.filter((p) => splitOf(p) === 'test').length;
+    expect(errors).toEqual([
+      `data.sftExamples: 500 wanted, but the file has ${sftWithSolution} SFT-pool problems with a solution (no endpoint teacher is configured) (difficulty 1..10)`,
+      `eval.problems: 1000 wanted, but the file has ${test} test problems (difficulty 1..10)`,
+    ]);
+    expect(poolErrors(asks, data, 'synthesis')).toEqual(errors.slice(0, 1));
+    expect(poolErrors(config({ model: { contextLength: 16 } }), data)[0]).toMatch(
+      /^task\.file: \d+ problem\(s\) take the whole 12-character budget/,
+    );
+    expect(poolErrors(config(), data)).toEqual([]);
+  });
+});
