@@ -6,7 +6,8 @@
 import type { CampaignConfig } from '../config/campaign';
 import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
-import { buildExample } from '../model/tokenizer';
+import { alphabetMismatch } from '../model/config';
+import { tokenizerOf } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { encodeAnchor } from '../rl/anchor';
 import { RlTrainer, summarise } from '../rl/epoch';
@@ -61,10 +62,9 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
   }
 
   return {
-    /** Pins a jsonl task's file (sha256) for a campaign started without it (by a schedule): refused when the file cannot serve the config. */
-    async pinTask(input: { config: CampaignConfig }): Promise<string> {
-      const pinned = await pinTaskFile(input.config, store.client);
-      return pinned.task.sha256!;
+    /** The config with its jsonl file pinned (sha256, extra characters), for a campaign started without (by a schedule): refused when the file cannot serve it. */
+    async pinTask(input: { config: CampaignConfig }): Promise<CampaignConfig> {
+      return pinTaskFile(input.config, store.client);
     },
 
     async synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef> {
@@ -85,6 +85,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
                   maxAttempts: spec.teacher.maxAttempts,
                 }),
                 cache: store,
+                extraChars: input.config.model.extraChars,
                 onProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),
               })
             : undefined;
@@ -115,13 +116,17 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
     }): Promise<SftSummary> {
       const { config } = input;
       await loadTaskData(config.task, store.client);
-      const train = (await readDataset(input.dataset)).map(buildExample);
+      const tokenizer = tokenizerOf(config.model);
+      const train = (await readDataset(input.dataset)).map((e) => tokenizer.buildExample(e));
       // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
       const valProblems = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
       const valExamples = validationTraces(datasetSpec(config), valProblems).map(({ problem, trace }) =>
-        buildExample({ prompt: problem.prompt, ...trace }),
+        tokenizer.buildExample({ prompt: problem.prompt, ...trace }),
       );
-      const initWeights = input.init ? (await stateOf(input.init)).weights : null;
+      const init = input.init ? await stateOf(input.init) : null;
+      const mismatch = init && alphabetMismatch(init.config, config.model);
+      if (mismatch) throw new ConfigError(mismatch);
+      const initWeights = init?.weights ?? null;
       const t0 = performance.now();
       let tokens = 0;
       let last = { loss: NaN, valLoss: NaN, valAccuracy: NaN };

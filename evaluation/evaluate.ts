@@ -4,7 +4,7 @@
  * Deterministic by seed: sample j of a problem always draws from the same stream.
  */
 import type { SampleOptions } from '../model/sample';
-import { encodePrompt } from '../model/tokenizer';
+import { BASE_TOKENIZER, tokenizerOf, type Tokenizer } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import type { RlConfig } from '../rl/config';
 import { judge } from '../rl/reward';
@@ -44,7 +44,10 @@ export async function sampleResponses(model: Transformer, problems: readonly Pro
   if (opts.greedy && opts.samples !== 1) throw new Error('evaluate: greedy decoding gives one sample per problem');
   const n = opts.samples;
   const rows = problems.flatMap((p) =>
-    Array.from({ length: n }, (_, j) => ({ prompt: encodePrompt(p.prompt), rng: sampleStream(opts.seed, p.id, j) })),
+    Array.from({ length: n }, (_, j) => ({
+      prompt: tokenizerOf(model.config).encodePrompt(p.prompt),
+      rng: sampleStream(opts.seed, p.id, j),
+    })),
   );
   const out = await decodeAll(
     model,
@@ -55,8 +58,13 @@ export async function sampleResponses(model: Transformer, problems: readonly Pro
   return problems.map((_, i) => out.slice(i * n, (i + 1) * n));
 }
 
-export function scoreSample(problem: Problem, response: readonly number[], garbage: RlConfig['garbage']): SampleRecord {
-  const v = judge(problem, response, garbage);
+export function scoreSample(
+  problem: Problem,
+  response: readonly number[],
+  garbage: RlConfig['garbage'],
+  tokenizer: Tokenizer = BASE_TOKENIZER,
+): SampleRecord {
+  const v = judge(problem, response, garbage, tokenizer);
   return {
     correct: v.correct,
     garbage: v.garbage,
@@ -71,16 +79,17 @@ export function scoreResponses(
   problems: readonly Problem[],
   responses: readonly (readonly number[])[][],
   garbage: RlConfig['garbage'],
+  tokenizer: Tokenizer = BASE_TOKENIZER,
 ): ProblemRecord[] {
   return problems.map((p, i) => ({
     task: p.task,
     id: p.id,
     difficulty: p.difficulty,
-    samples: responses[i].map((r) => scoreSample(p, r, garbage)),
+    samples: responses[i].map((r) => scoreSample(p, r, garbage, tokenizer)),
   }));
 }
 
 export async function evaluate(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
-  const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage);
+  const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage, tokenizerOf(model.config));
   return { metrics: summarise(records, opts.ks), problems: records };
 }

@@ -9,7 +9,7 @@
  * the cut left it. A sample whose reasoning fits the budget (at most b tokens before its first ANS
  * or EOS) is the untruncated sample itself; one that ended on EOS without an answer stays so.
  */
-import { ANS, EOS, encodePrompt } from '../model/tokenizer';
+import { ANS, EOS, tokenizerOf } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import type { Problem } from '../tasks/types';
 import type { Prng } from '../util/prng';
@@ -58,10 +58,10 @@ export async function inferenceScaling(model: Transformer, problems: readonly Pr
   const points: BudgetPoint[] = [];
   for (const budget of opts.budgets) {
     const cut = await responsesAtBudget(model, problems, responses, budget, opts);
-    const records = scoreResponses(problems, cut.responses, opts.garbage);
+    const records = scoreResponses(problems, cut.responses, opts.garbage, tokenizerOf(model.config));
     points.push({ budget, untruncated: false, forced: cut.forced / total, metrics: summarise(records, opts.ks), problems: records });
   }
-  const full = scoreResponses(problems, responses, opts.garbage);
+  const full = scoreResponses(problems, responses, opts.garbage, tokenizerOf(model.config));
   points.push({ budget: opts.maxNewTokens, untruncated: true, forced: 0, metrics: summarise(full, opts.ks), problems: full });
   return { points, steps: accuracyBySteps(full) };
 }
@@ -82,7 +82,7 @@ export async function responsesAtBudget(
   problems.forEach((p, i) =>
     responses[i].forEach((r, j) => {
       if (reasoningLength(r) <= budget) return;
-      const prompt = encodePrompt(p.prompt);
+      const prompt = tokenizerOf(model.config).encodePrompt(p.prompt);
       // The kept reasoning and the cue must fit the context.
       const kept = Math.min(budget, C - 1 - prompt.length);
       rows.push({ i, j, prefix: [...prompt, ...r.slice(0, kept), ANS], kept, rng: continuation(opts, p.id, j, kept) });

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { generate } from '../model/sample';
-import { decode, encodePrompt } from '../model/tokenizer';
+import { tokenizerOf } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import { Prng } from '../util/prng';
 
@@ -62,6 +62,7 @@ class HttpError extends Error {
 
 export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
   const rng = new Prng(o.seed ?? 0);
+  const tokenizer = tokenizerOf(o.model.config);
   // One generation at a time: the backend computes serially anyway, and concurrent KV caches only add memory.
   let tail: Promise<unknown> = Promise.resolve();
   const serially = <T>(f: () => Promise<T>): Promise<T> => {
@@ -81,7 +82,7 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     if (req.model !== o.name) throw new HttpError(404, `model "${req.model}" does not exist; this server has "${o.name}"`, 'model');
     let prompt: number[];
     try {
-      prompt = encodePrompt(req.prompt);
+      prompt = tokenizer.encodePrompt(req.prompt);
     } catch (e) {
       throw new HttpError(400, `prompt: ${(e as Error).message}`, 'prompt');
     }
@@ -105,7 +106,7 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
       model: o.name,
       choices: samples.map((s, index) => ({
         index,
-        text: decode(s.stopped ? s.tokens.slice(0, -1) : s.tokens, 'show'),
+        text: tokenizer.decode(s.stopped ? s.tokens.slice(0, -1) : s.tokens, 'show'),
         logprobs: null,
         finish_reason: s.stopped ? 'stop' : 'length',
       })),

@@ -6,7 +6,7 @@
  * orchestrator stores with the campaign.
  */
 import { generate } from '../model/sample';
-import { encodePrompt } from '../model/tokenizer';
+import { tokenizerOf } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import type { Problem } from '../tasks/types';
 import type { Prng } from '../util/prng';
@@ -32,17 +32,18 @@ export async function difficultyFilter(
   const { samples: n, maxPassRate } = cfg.filter;
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
   const perCall = Math.max(1, Math.floor(cfg.sampleBatch / n));
+  const tokenizer = tokenizerOf(model.config);
   const passRates: number[] = [];
   for (let start = 0; start < candidates.length; start += perCall) {
     const chunk = candidates.slice(start, start + perCall);
     const outs = await generate(
       model,
-      chunk.flatMap((p) => Array.from({ length: n }, () => encodePrompt(p.prompt))),
+      chunk.flatMap((p) => Array.from({ length: n }, () => tokenizer.encodePrompt(p.prompt))),
       opts,
       rng,
     );
     chunk.forEach((p, i) => {
-      const right = outs.slice(i * n, (i + 1) * n).filter((o) => judge(p, o.tokens, cfg.garbage).correct).length;
+      const right = outs.slice(i * n, (i + 1) * n).filter((o) => judge(p, o.tokens, cfg.garbage, tokenizer).correct).length;
       passRates.push(right / n);
     });
     await onProgress?.(passRates.length, candidates.length);

@@ -3,7 +3,7 @@
  * line, and a garbage penalty p = -1 for responses cut before a complete answer line, heavily
  * repeated or unparseable.
  */
-import { parseResponse } from '../model/tokenizer';
+import { BASE_TOKENIZER, type Tokenizer } from '../model/tokenizer';
 import { getVerifier } from '../tasks/registry';
 import { countSteps, splitAnswer } from '../tasks/teacher';
 import type { Problem } from '../tasks/types';
@@ -38,8 +38,13 @@ export function repeatFraction(ids: ArrayLike<number>, n: number): number {
 }
 
 /** Judges one sampled response: the ids after RESP, through EOS when it stopped. */
-export function judge(problem: Problem, response: ArrayLike<number>, garbage: RlConfig['garbage']): Judgement {
-  const parsed = parseResponse(response);
+export function judge(
+  problem: Problem,
+  response: ArrayLike<number>,
+  garbage: RlConfig['garbage'],
+  tokenizer: Tokenizer = BASE_TOKENIZER,
+): Judgement {
+  const parsed = tokenizer.parseResponse(response);
   // parseResponse keeps the verification line after the answer; the verifier sees the answer line only.
   const answer = parsed.answer === null ? null : splitAnswer(parsed.answer).answer;
   const task = getVerifier(problem.task);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { generate, type Sample } from '../model/sample';
-import { encodePrompt } from '../model/tokenizer';
+import { tokenizerOf } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import type { Problem } from '../tasks/types';
 import type { AdamW } from '../training/adamw';
@@ -84,7 +84,8 @@ const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.lengt
 export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, lr, rng }: RlStepInput): Promise<RlStepMetrics> {
   const K = cfg.samplesPerPrompt;
   const t0 = now();
-  const promptIds = problems.map((p) => encodePrompt(p.prompt));
+  const tokenizer = tokenizerOf(policy.config);
+  const promptIds = problems.map((p) => tokenizer.encodePrompt(p.prompt));
   const prompts = promptIds.flatMap((ids) => Array.from({ length: K }, () => ids));
   const samples: Sample[] = [];
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
@@ -93,7 +94,7 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const sampledTokens = samples.reduce((n, s) => n + s.tokens.length, 0);
 
   const t1 = now();
-  const judged: Judgement[] = samples.map((s, i) => judge(problems[Math.floor(i / K)], s.tokens, cfg.garbage));
+  const judged: Judgement[] = samples.map((s, i) => judge(problems[Math.floor(i / K)], s.tokens, cfg.garbage, tokenizer));
   const r = judged.map((j) => (j.correct ? 1 : 0));
   const p = judged.map((j) => (j.garbage ? -cfg.garbagePenalty : 0));
   const seqs = samples.map((s, i) => ({ tokens: [...prompts[i], ...s.tokens], promptLength: prompts[i].length }));

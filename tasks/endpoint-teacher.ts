@@ -9,7 +9,8 @@ import type { EndpointTeacher } from '../config/task';
 import { EndpointError, type CompletionClient } from '../external/openai';
 import { hashOf } from '../util/hash';
 import { UserError } from '../util/errors';
-import { toAlphabet } from './jsonl';
+import { isBaseChar } from '../model/tokenizer';
+import { normaliseText } from './jsonl';
 import { getVerifier } from './registry';
 import { ANSWER_CUE, countSteps, splitAnswer, traceChars } from './teacher';
 import type { Problem, Trace } from './types';
@@ -84,13 +85,14 @@ export function parseTeacherText(text: string): Pick<Trace, 'reasoning' | 'answe
   return { reasoning: reasoning.length ? `${reasoning.join('\n')}\n` : '', answer, verification: check ? `\n${check}` : '' };
 }
 
-/** The teacher's answer as a trace for this problem, or why it is rejected. */
-export function judgeAnswer(problem: Problem, text: string, maxChars: number): Trace | Rejection {
+/** The teacher's answer as a trace for this problem, or why it is rejected; `extraChars`: the student's characters beyond ASCII. */
+export function judgeAnswer(problem: Problem, text: string, maxChars: number, extraChars = ''): Trace | Rejection {
   const parsed = parseTeacherText(text);
   if (!parsed) return 'unparseable';
-  const ascii = [parsed.reasoning, parsed.answer, parsed.verification].map(toAlphabet);
-  if (ascii.some((a) => 'bad' in a)) return 'alphabet';
-  const [reasoning, answer, verification] = ascii.map((a) => (a as { text: string }).text);
+  const parts = [parsed.reasoning, parsed.answer, parsed.verification].map(normaliseText);
+  const known = (t: string) => [...t].every((c) => isBaseChar(c) || extraChars.includes(c));
+  if (parts.some((a) => 'bad' in a || !known(a.text))) return 'alphabet';
+  const [reasoning, answer, verification] = parts.map((a) => (a as { text: string }).text);
   if (!getVerifier(problem.task).verify(problem, answer)) return 'wrong';
   const steps = countSteps(reasoning);
   const trace = { reasoning, answer, verification, failedAttempts: steps.reflections, steps: steps.total };
@@ -103,6 +105,8 @@ const requestSeed = (problemId: string, attempt: number) => (parseInt(problemId.
 export interface EndpointWriterOptions {
   client: CompletionClient;
   cache: AnswerCache;
+  /** The student's characters beyond ASCII (its model config's extraChars): a trace with any other is rejected. */
+  extraChars?: string;
   /** Called after each problem is settled. */
   onProgress?: (stats: TeacherStats) => void;
 }
@@ -157,7 +161,7 @@ export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
     for (let t = 0; t < cfg.tries; t++) {
       const a = await answer(problem, t);
       stats.answers++;
-      const judged = judgeAnswer(problem, a.text, cfg.maxChars);
+      const judged = judgeAnswer(problem, a.text, cfg.maxChars, o.extraChars);
       if (typeof judged !== 'string') return judged;
       stats.rejected[judged]++;
     }

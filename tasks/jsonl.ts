@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { answersMatch, extractAnswer, normaliseAnswer } from '../external/math-answer';
+import { isBaseChar } from '../model/tokenizer';
 import { UserError } from '../util/errors';
 import { DIFFICULTY, problemId, type Problem, type Trace, type Verifier } from './types';
 
@@ -80,8 +81,9 @@ export function parseProblemLines(
 }
 
 /**
- * Characters the tokenizer cannot take, written the way it can: compatibility forms folded by
- * NFKC (full-width digits, ligatures, superscripts), then the usual typographic math signs.
+ * Typographic forms folded to the ASCII the built-in tasks use, after NFKC has folded compatibility
+ * forms (full-width digits, ligatures, superscripts): fewer tokens, and answers compare as the
+ * checker expects. Other characters stay and become the campaign's extra tokens.
  */
 const ASCII_FORMS: Record<string, string> = {
   '\u2212': '-', // minus sign
@@ -103,19 +105,23 @@ const ASCII_FORMS: Record<string, string> = {
   '\r': '',
 };
 
-/** The text in the tokenizer's alphabet (printable ASCII and newline), or the first character that has no such form. */
-export function toAlphabet(s: string): { text: string } | { bad: string } {
+/** The text as the tokenizer sees it, or the first character no tokenizer takes (a control or unassigned character). */
+export function normaliseText(s: string): { text: string } | { bad: string } {
   let out = '';
   for (const c of s.normalize('NFKC')) {
     const mapped = ASCII_FORMS[c] ?? c;
-    for (const m of mapped) {
-      const code = m.charCodeAt(0);
-      if (m !== '\n' && (code < 32 || code > 126))
-        return { bad: `${JSON.stringify(m)} (U+${m.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})` };
-    }
+    if (mapped !== '\n' && /[\p{Cc}\p{Cn}\p{Cs}]/u.test(mapped))
+      return { bad: `${JSON.stringify(mapped)} (U+${mapped.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})` };
     out += mapped;
   }
   return { text: out };
+}
+
+/** Characters of `texts` beyond the base alphabet, sorted by code point: the extra tokens they need. */
+export function extraCharsOf(texts: Iterable<string>): string {
+  const extra = new Set<string>();
+  for (const t of texts) for (const c of t) if (!isBaseChar(c)) extra.add(c);
+  return [...extra].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!).join('');
 }
 
 export interface JsonlData {
@@ -129,6 +135,8 @@ export interface JsonlDataset {
   /** sha256 of the file's bytes: pinned in the campaign config, so every worker trains on the same file. */
   sha256: string;
   problems: Problem<JsonlData>[];
+  /** Characters beyond printable ASCII in the problems, answers and solutions: the model's extra tokens. */
+  extraChars: string;
 }
 
 /** Problems of a JSONL file; refuses the whole file when any line is bad, listing each. */
@@ -144,8 +152,8 @@ export function parseJsonlTask(source: string, body: string, sha256: string): Js
     const errors: string[] = [];
     const t: Record<string, string> = {};
     for (const [field, value] of fields(l)) {
-      const r = toAlphabet(value);
-      if ('bad' in r) errors.push(`${field}: character ${r.bad} is outside the tokenizer's alphabet (printable ASCII)`);
+      const r = normaliseText(value);
+      if ('bad' in r) errors.push(`${field}: character ${r.bad} is a control or unassigned character`);
       else t[field] = field === 'problem' ? r.text.trim() : r.text;
     }
     if (errors.length) return errors;
@@ -163,7 +171,11 @@ export function parseJsonlTask(source: string, body: string, sha256: string): Js
     });
     return [];
   });
-  return { sha256, problems };
+  return {
+    sha256,
+    problems,
+    extraChars: extraCharsOf(problems.flatMap((p) => [p.prompt, p.data.answer, p.data.solution ?? ''])),
+  };
 }
 
 /** Datasets this process has loaded, by sha256: problem streams read them synchronously. */

@@ -1,13 +1,15 @@
 /**
  * A jsonl task's file: read from disk or S3, refused before a campaign starts when any line is bad
- * or the file cannot serve the config, pinned by sha256 in the config, and loaded once per worker
- * process (every stage then draws its problems from the very bytes the campaign was started with).
+ * or the file cannot serve the config, pinned by sha256 in the config (with the characters beyond
+ * ASCII it needs as the model's extra tokens), and loaded once per worker process (every stage then
+ * draws its problems from the very bytes the campaign was started with).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
+import { ModelConfigSchema } from '../model/config';
 import { ConfigError } from '../util/errors';
 import { isJsonlLoaded, parseJsonlTask, registerJsonl, TaskFileError, type JsonlDataset } from './jsonl';
 import { poolOf, splitOf } from './splits';
@@ -18,11 +20,12 @@ const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
 export type Scope = 'campaign' | 'synthesis';
 
 /** The file's bytes as text and their sha256; a local path or s3://bucket/key (same endpoint and credentials as checkpoints). */
-export async function readTaskFile(file: string, s3: S3Client): Promise<{ body: string; sha256: string }> {
+export async function readTaskFile(file: string, s3?: S3Client): Promise<{ body: string; sha256: string }> {
   let bytes: Uint8Array;
   const m = S3_URI.exec(file);
   try {
     if (m) {
+      if (!s3) throw new Error(`readTaskFile: ${file} needs an S3 client`);
       const r = await s3.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }));
       bytes = await r.Body!.transformToByteArray();
     } else bytes = await readFile(file);
@@ -77,7 +80,7 @@ export function poolErrors(config: CampaignConfig, d: JsonlDataset, scope: Scope
  * The config with its jsonl file checked and pinned (absolute path, sha256); other tasks pass
  * through. Throws ConfigError/TaskFileError naming every problem found.
  */
-export async function pinTaskFile(config: CampaignConfig, s3: S3Client, scope: Scope = 'campaign'): Promise<CampaignConfig> {
+export async function pinTaskFile(config: CampaignConfig, s3?: S3Client, scope: Scope = 'campaign'): Promise<CampaignConfig> {
   if (config.task.name !== 'jsonl' || !config.task.file) return config;
   const file = S3_URI.test(config.task.file) ? config.task.file : resolve(config.task.file);
   const { body, sha256 } = await readTaskFile(file, s3);
@@ -87,7 +90,14 @@ export async function pinTaskFile(config: CampaignConfig, s3: S3Client, scope: S
   const errors = poolErrors(config, d, scope);
   if (errors.length) throw new ConfigError(errors.join('\n'));
   registerJsonl(d);
-  return { ...config, task: { ...config.task, file, sha256 } };
+  // The model's vocabulary is the file's alphabet: recorded in the config, and so in every checkpoint.
+  const model: Partial<CampaignConfig['model']> = { ...config.model };
+  delete model.extraChars;
+  return {
+    ...config,
+    task: { ...config.task, file, sha256 },
+    model: ModelConfigSchema.parse({ ...model, ...(d.extraChars && { extraChars: d.extraChars }) }),
+  };
 }
 
 /** Makes a pinned jsonl task's problems available to this process's problem streams (once per file). */

@@ -9,7 +9,7 @@ import { collate, disposeBatch } from '../model/batch';
 import type { ModelConfig } from '../model/config';
 import { generate } from '../model/sample';
 import type { TrainingState } from '../model/state';
-import { encodePrompt, parseResponse, type Example } from '../model/tokenizer';
+import { tokenizerOf, type Example } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { AdamW } from './adamw';
 import { AdamWConfigSchema } from './adamw-config';
@@ -168,16 +168,17 @@ export class SftTrainer {
   async greedyEval(items: readonly EvalItem[], maxNewTokens: number): Promise<{ accuracy: number; samples: EvalResult['samples'] }> {
     const samples: EvalResult['samples'] = [];
     let correct = 0;
+    const tokenizer = tokenizerOf(this.model.config);
     for (let i = 0; i < items.length; i += this.microBatchSize) {
       const chunk = items.slice(i, i + this.microBatchSize);
       const outs = await generate(
         this.model,
-        chunk.map((it) => encodePrompt(it.prompt)),
+        chunk.map((it) => tokenizer.encodePrompt(it.prompt)),
         { maxNewTokens, greedy: true },
         this.rng,
       );
       outs.forEach((o, j) => {
-        const { answer } = parseResponse(o.tokens);
+        const { answer } = tokenizer.parseResponse(o.tokens);
         const ok = chunk[j].verify(answer);
         correct += ok ? 1 : 0;
         samples.push({ prompt: chunk[j].prompt, answer, correct: ok });

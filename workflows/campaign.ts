@@ -183,8 +183,7 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     // A jsonl campaign started without its file pinned (by a schedule): pin it now, so every stage reads the same bytes.
     if (config.task.name === 'jsonl' && !config.task.sha256) {
       setStage('synthesize');
-      const sha256 = await cpu.pinTask.executeWithOptions({ summary: `pin ${config.task.file}` }, [{ config }]);
-      config = { ...config, task: { ...config.task, sha256 } };
+      config = await cpu.pinTask.executeWithOptions({ summary: `pin ${config.task.file}` }, [{ config }]);
     }
     if (!state.dataset) {
       setStage('synthesize');

@@ -98,6 +98,7 @@ export const synthesizeCommands: Command[] = [
                   maxAttempts: spec.teacher.maxAttempts,
                 }),
                 cache: store,
+                extraChars: config.model.extraChars,
                 onProgress: teacherProgress(spec.examples),
               })
             : undefined;

@@ -234,12 +234,14 @@ describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3
       const file = join(dir, 'bad.jsonl');
       writeFileSync(
         file,
-        `${body.split('\n').slice(0, 50).join('\n')}\n{"problem": "What is 2 + 2?"}\n{"problem": "What is \u221a4?", "answer": "2"}\n`,
+        `${body.split('\n').slice(0, 50).join('\n')}\n{"problem": "What is 2 + 2?"}\n{"problem": "What is 2\\u0007 + 2?", "answer": "4"}\n`,
       );
       writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ task: { name: 'jsonl', file } }));
       const r = await t1('campaign', 'start', '--config', join(dir, 'cfg.json'), '--id', uniqueCampaign('bad-file'), '--json');
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain(`${file}: 2 bad line(s)\n${file}:51: answer: required\n${file}:52: problem: character "\u221a" (U+221A)`);
+      expect(r.stderr).toContain(
+        `${file}: 2 bad line(s)\n${file}:51: answer: required\n${file}:52: problem: character "\\u0007" (U+0007) is a control or unassigned character`,
+      );
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
       expect(r.stdout).toBe('');
     } finally {

@@ -1,5 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { ANS, BOS, EOS, PAD, RESP, VOCAB_SIZE, buildExample, decode, encode, encodePrompt, parseResponse } from '../../../model/tokenizer';
+import {
+  ANS,
+  BOS,
+  EOS,
+  PAD,
+  RESP,
+  VOCAB_SIZE,
+  BASE_TOKENIZER,
+  Tokenizer,
+  buildExample,
+  decode,
+  encode,
+  encodePrompt,
+  parseResponse,
+  tokenizerOf,
+} from '../../../model/tokenizer';
+import { alphabetMismatch, modelConfig } from '../../../model/config';
 
 describe('tokenizer', () => {
   const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join('') + '\n';
@@ -38,5 +54,36 @@ describe('tokenizer', () => {
     const response = [...encode('think'), ANS, ...encode('42 checked'), EOS, PAD];
     expect(parseResponse(response)).toEqual({ reasoning: 'think', answer: '42 checked', stopped: true });
     expect(parseResponse(encode('no answer yet'))).toEqual({ reasoning: 'no answer yet', answer: null, stopped: false });
+  });
+
+  it('extends the base alphabet with the extra characters of a campaign, ids after the base ones, base ids unchanged', () => {
+    const t = new Tokenizer('\u03c0\u221a\u{1d465}');
+    expect(t.vocabSize).toBe(VOCAB_SIZE + 3);
+    const text = 'What is \u221a4 * \u03c0 + \u{1d465}?\n';
+    const ids = t.encode(text);
+    expect(ids.filter((id) => id >= VOCAB_SIZE)).toEqual([VOCAB_SIZE + 1, VOCAB_SIZE, VOCAB_SIZE + 2]);
+    expect(t.decode(ids)).toBe(text);
+    expect(t.encode(printable)).toEqual(encode(printable));
+    expect(t.parseResponse([...t.encode('r=\u03c0'), ANS, ...t.encode('\u03c0'), EOS])).toEqual({
+      reasoning: 'r=\u03c0',
+      answer: '\u03c0',
+      stopped: true,
+    });
+    expect(() => t.encode('\u00e9')).toThrow(/"\u00e9".*position 0/);
+    expect(() => BASE_TOKENIZER.decode(ids)).toThrow(/out of range/);
+    expect(() => new Tokenizer('a')).toThrow(/base alphabet/);
+    expect(() => new Tokenizer('\u03c0\u03c0')).toThrow(/repeated/);
+  });
+
+  it('is recorded by the model config: extraChars sets the vocabulary, one tokenizer per alphabet, and a warm start must share it', () => {
+    const c = modelConfig({ extraChars: '\u03c0\u221a' });
+    expect(c.vocabSize).toBe(VOCAB_SIZE + 2);
+    expect(tokenizerOf(c)).toBe(tokenizerOf({ extraChars: '\u03c0\u221a' }));
+    expect(tokenizerOf(modelConfig())).toBe(BASE_TOKENIZER);
+    expect(modelConfig()).not.toHaveProperty('extraChars');
+    expect(alphabetMismatch(c, modelConfig({ extraChars: '\u03c0\u221a' }))).toBeNull();
+    expect(alphabetMismatch(modelConfig(), c)).toBe(
+      'model.extraChars: the warm-start checkpoint\'s tokenizer has extra characters none, this campaign\'s data needs "\u03c0\u221a"; warm-start from a checkpoint trained on the same file, or start fresh',
+    );
   });
 });

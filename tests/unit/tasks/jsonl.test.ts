@@ -1,7 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignConfigSchema } from '../../../config/campaign';
-import { datasetSpec } from '../../../rules/campaign';
+import { heldOutAccuracy } from '../../../evaluation/accuracy';
+import { initBackend } from '../../../model/backend';
+import { modelConfig } from '../../../model/config';
+import { VOCAB_SIZE } from '../../../model/tokenizer';
+import { Transformer } from '../../../model/transformer';
+import { datasetSpec, heldOutOptions } from '../../../rules/campaign';
+import { Prng } from '../../../util/prng';
 import { heldOut, synthesizeSft, validationTraces } from '../../../tasks/dataset';
 import {
   jsonlVerifier,
@@ -9,13 +17,14 @@ import {
   registerJsonl,
   solutionTrace,
   TaskFileError,
-  toAlphabet,
+  normaliseText,
+  extraCharsOf,
   type JsonlData,
 } from '../../../tasks/jsonl';
 import { getTask, getVerifier } from '../../../tasks/registry';
 import { poolOf, splitOf } from '../../../tasks/splits';
 import { sampleProblems } from '../../../tasks/stream';
-import { poolErrors } from '../../../tasks/task-file';
+import { pinTaskFile, poolErrors } from '../../../tasks/task-file';
 import { ExhaustedError, type Problem } from '../../../tasks/types';
 
 const FILE = new URL('../../data/mini-math.jsonl', import.meta.url);
@@ -55,10 +64,10 @@ describe('jsonl task file', () => {
       '{"problem": "What is 2 + 2?"}',
       '',
       '{"answer": "4"}',
-      '{"problem": "What is \u03c0 * 2?", "answer": "6.28"}',
+      '{"problem": "What is 2\\u0007 * 2?", "answer": "4"}',
       '{"problem": "What is 1 + 1?", "answer": "2"}',
       '{"problem": "x", "answer": "1", "difficulty": 11}',
-      '{"problem": "What is 5 + 5?", "answer": "10", "solution": "5 + 5 = 10 \u2713"}',
+      '{"problem": "What is 5 + 5?", "answer": "10", "solution": "5 + 5 = 10\\u0000"}',
     ].join('\n');
     let err: unknown;
     try {
@@ -73,16 +82,25 @@ describe('jsonl task file', () => {
       expect.stringMatching(/^bad\.jsonl:2: not JSON/),
       'bad.jsonl:3: answer: required',
       'bad.jsonl:5: problem: needs one of "problem", "question" or "prompt"',
-      `bad.jsonl:6: problem: character "\u03c0" (U+03C0) is outside the tokenizer's alphabet (printable ASCII)`,
+      'bad.jsonl:6: problem: character "\\u0007" (U+0007) is a control or unassigned character',
       'bad.jsonl:7: problem: the same problem as line 1',
       expect.stringMatching(/^bad\.jsonl:8: difficulty: Too big/),
-      `bad.jsonl:9: solution: character "\u2713" (U+2713) is outside the tokenizer's alphabet (printable ASCII)`,
+      'bad.jsonl:9: solution: character "\\u0000" (U+0000) is a control or unassigned character',
     ]);
   });
 
-  it('folds typographic math signs and compatibility forms to ASCII, and names the first character that has no ASCII form', () => {
-    expect(toAlphabet('3 \u00d7 4 \u2212 \uff15 \u2264 x\u00b2\r\n')).toEqual({ text: '3 * 4 - 5 <= x2\n' });
-    expect(toAlphabet('\u221a2')).toEqual({ bad: '"\u221a" (U+221A)' });
+  it('folds typographic math signs and compatibility forms to ASCII, keeps other characters as extra tokens, refuses control characters', () => {
+    expect(normaliseText('3 \u00d7 4 \u2212 \uff15 \u2264 x\u00b2\r\n')).toEqual({ text: '3 * 4 - 5 <= x2\n' });
+    expect(normaliseText('\u221a2 = \u03c0?')).toEqual({ text: '\u221a2 = \u03c0?' });
+    expect(normaliseText('a\u0007')).toEqual({ bad: '"\\u0007" (U+0007)' });
+    expect(extraCharsOf(['\u221a2 = \u03c0?', 'x \u2208 \u03c0\n'])).toBe('\u03c0\u2208\u221a');
+    expect(data.extraChars).toBe(''); // the shipped file's \u00d7 folds to *
+    const pi = parseJsonlTask(
+      'pi.jsonl',
+      '{"problem": "What is \u221a4 * \u03c0?", "answer": "2\u03c0", "solution": "\u221a4 = 2"}\n',
+      '1'.repeat(64),
+    );
+    expect(pi.extraChars).toBe('\u03c0\u221a');
   });
 
   it('checks answers with the math answer checker, for rewards and evaluation alike', () => {
@@ -187,5 +205,39 @@ describe('jsonl campaign config', () => {
       /^task\.file: \d+ problem\(s\) take the whole 12-character budget/,
     );
     expect(poolErrors(config(), data)).toEqual([]);
+  });
+
+  it('pins a file with characters beyond ASCII: the model config records them, and a model with that alphabet is evaluated on its problems', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 't1-pi-'));
+    try {
+      const file = join(dir, 'pi.jsonl');
+      const lines = Array.from({ length: 60 }, (_, k) =>
+        JSON.stringify({
+          problem: `What is ${k + 2} \u03c0 / \u221a${(k + 2) ** 2}?`,
+          answer: '\u03c0',
+          solution: `\u221a${(k + 2) ** 2} = ${k + 2}`,
+        }),
+      );
+      writeFileSync(file, lines.join('\n'));
+      const pinned = await pinTaskFile(config({ task: { name: 'jsonl', file }, data: { sftExamples: 5 } }), undefined, 'synthesis');
+      expect(pinned.model).toMatchObject({ extraChars: '\u03c0\u221a', vocabSize: VOCAB_SIZE + 2 });
+      expect(pinned.task.file).toBe(file);
+      await initBackend('wasm');
+      const model = new Transformer(
+        modelConfig({ ...pinned.model, contextLength: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32 }),
+        new Prng(2),
+      );
+      try {
+        const problems = heldOut(datasetSpec(pinned), 'test', 3);
+        expect(problems.some((p) => p.prompt.includes('\u03c0'))).toBe(true);
+        const r = await heldOutAccuracy(model, problems, { ...heldOutOptions(pinned), maxNewTokens: 8, samples: 2 });
+        expect(r.n).toBe(3);
+        expect(jsonlVerifier.verify(problems[0] as Problem<JsonlData>, '\u03c0')).toBe(true);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

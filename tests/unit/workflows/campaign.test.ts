@@ -56,7 +56,7 @@ function stubs(opts: { sftGate?: Promise<void> } = {}) {
   const activities: Activities = {
     async pinTask({ config }) {
       calls.push(`pinTask:${config.task.file}`);
-      return 'ab'.repeat(32);
+      return { ...config, task: { ...config.task, sha256: 'ab'.repeat(32) } };
     },
     async synthesize({ campaignId, config }) {
       calls.push(config.task.sha256 ? `synthesize:${config.task.sha256.slice(0, 4)}` : 'synthesize');
