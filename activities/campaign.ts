@@ -19,7 +19,6 @@ import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules
 import { heldOut, synthesizeSft, traceWriter, validationTraces, type SftExample } from '../tasks/dataset';
 import { endpointWriter } from '../tasks/endpoint-teacher';
 import { loadTaskData, pinTaskFile } from '../tasks/task-file';
-import { CompletionClient } from '../external/openai';
 import { SftTrainer } from '../training/sft';
 import { hashOf } from '../util/hash';
 import { Prng } from '../util/prng';
@@ -77,13 +76,6 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         const teacher =
           spec.teacher.kind === 'endpoint'
             ? endpointWriter(spec.teacher, {
-                client: new CompletionClient({
-                  endpoint: spec.teacher.url,
-                  chat: spec.teacher.chat,
-                  apiKey: process.env[spec.teacher.apiKeyEnv] ?? '',
-                  timeoutMs: spec.teacher.timeoutMs,
-                  maxAttempts: spec.teacher.maxAttempts,
-                }),
                 cache: store,
                 extraChars: input.config.model.extraChars,
                 onProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),

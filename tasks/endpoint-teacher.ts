@@ -6,7 +6,7 @@
  * answers, keeps the same traces and sends no request twice.
  */
 import type { EndpointTeacher } from '../config/task';
-import { EndpointError, type CompletionClient } from '../external/openai';
+import { CompletionClient, EndpointError } from '../external/openai';
 import { hashOf } from '../util/hash';
 import { UserError } from '../util/errors';
 import { isBaseChar } from '../model/tokenizer';
@@ -103,7 +103,8 @@ export function judgeAnswer(problem: Problem, text: string, maxChars: number, ex
 const requestSeed = (problemId: string, attempt: number) => (parseInt(problemId.slice(0, 8), 16) + attempt) >>> 0;
 
 export interface EndpointWriterOptions {
-  client: CompletionClient;
+  /** Default: a client for `cfg.url` with the API key from the variable `cfg.apiKeyEnv` (this process's environment). */
+  client?: CompletionClient;
   cache: AnswerCache;
   /** The student's characters beyond ASCII (its model config's extraChars): a trace with any other is rejected. */
   extraChars?: string;
@@ -114,6 +115,15 @@ export interface EndpointWriterOptions {
 /** Writes traces for batches of problems (in order; null where no try verified), counting what it did. */
 export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
   const prefix = `teacher-cache/${teacherHash(cfg)}`;
+  const client =
+    o.client ??
+    new CompletionClient({
+      endpoint: cfg.url,
+      chat: cfg.chat,
+      apiKey: process.env[cfg.apiKeyEnv] ?? '',
+      timeoutMs: cfg.timeoutMs,
+      maxAttempts: cfg.maxAttempts,
+    });
   const stats: TeacherStats = {
     problems: 0,
     accepted: 0,
@@ -134,7 +144,7 @@ export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
     stats.requests++;
     let choice;
     try {
-      [choice] = await o.client.complete({
+      [choice] = await client.complete({
         model: cfg.model,
         prompt: cfg.template.replaceAll('{problem}', problem.prompt),
         maxTokens: cfg.maxTokens,

@@ -2,7 +2,6 @@ import { writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadConnection } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
-import { CompletionClient } from '../../external/openai';
 import { datasetSpec } from '../../rules/campaign';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { synthesizeSft, traceWriter } from '../../tasks/dataset';
@@ -90,13 +89,6 @@ export const synthesizeCommands: Command[] = [
         const t =
           spec.teacher.kind === 'endpoint'
             ? endpointWriter(spec.teacher, {
-                client: new CompletionClient({
-                  endpoint: spec.teacher.url,
-                  chat: spec.teacher.chat,
-                  apiKey: process.env[spec.teacher.apiKeyEnv] ?? '',
-                  timeoutMs: spec.teacher.timeoutMs,
-                  maxAttempts: spec.teacher.maxAttempts,
-                }),
                 cache: store,
                 extraChars: config.model.extraChars,
                 onProgress: teacherProgress(spec.examples),
