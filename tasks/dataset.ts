@@ -116,7 +116,7 @@ export async function synthesizeSft(
       `only ${examples.length} of ${spec.examples} SFT examples (${why}; ${skipped} without a trace that fits ${spec.teacher.maxChars} characters${spec.teacher.kind === 'endpoint' ? ' and verifies' : ''})`,
     );
   }
-  const chars = examples.map((e) => e.prompt.length + e.reasoning.length + e.answer.length + e.verification.length);
+  const chars = examples.map((e) => traceChars(e, e));
   return {
     examples,
     stats: {
