@@ -135,6 +135,8 @@ describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3
       const h = await startCampaign(client, { campaignId: id, config: cfg, preset: 'smoke' });
       await waitFor('a few teacher answers cached', async () => (await cachedAnswers(cfg)) >= 4, 120_000, 50);
       await killHard(worker);
+      // A cache write the dead worker had fully sent may still land: let S3 settle before counting.
+      await new Promise((r) => setTimeout(r, 1000));
       const cachedAtKill = await cachedAnswers(cfg);
       const askedAtKill = served.completions();
       worker = spawnWorker('all', { [KEY_ENV]: KEY });
