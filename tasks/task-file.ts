@@ -14,7 +14,8 @@ import { ConfigError } from '../util/errors';
 import { isJsonlLoaded, parseJsonlTask, registerJsonl, TaskFileError, type JsonlDataset } from './jsonl';
 import { poolOf, splitOf } from './splits';
 
-const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
+/** `s3://bucket/key`: bucket and key. */
+export const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
 
 /** What a file is checked for: a whole campaign, or SFT data alone (`t1 synthesize`). */
 export type Scope = 'campaign' | 'synthesis';

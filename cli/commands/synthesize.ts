@@ -6,10 +6,8 @@ import { datasetSpec } from '../../rules/campaign';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { synthesizeSft, traceWriter } from '../../tasks/dataset';
 import { endpointWriter, type TeacherStats } from '../../tasks/endpoint-teacher';
-import { pinTaskFile } from '../../tasks/task-file';
+import { pinTaskFile, S3_URI } from '../../tasks/task-file';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
-
-const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
 
 function intFlag(v: Record<string, any>, name: string): number | undefined {
   if (v[name] === undefined) return undefined;
