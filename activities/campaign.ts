@@ -16,8 +16,7 @@ import type { RlStepMetrics } from '../rl/step';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
 import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules/campaign';
-import { heldOut, synthesizeSft, traceWriter, validationTraces, type SftExample } from '../tasks/dataset';
-import { endpointWriter } from '../tasks/endpoint-teacher';
+import { heldOut, synthesizeWithTeacher, validationTraces, type SftExample } from '../tasks/dataset';
 import { loadTaskData, pinTaskFile } from '../tasks/task-file';
 import { SftTrainer } from '../training/sft';
 import { hashOf } from '../util/hash';
@@ -73,26 +72,23 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       let progress: Record<string, unknown> = { step: 0, total: spec.examples };
       const beat = setInterval(() => heartbeat(progress), 5000);
       try {
-        const teacher =
-          spec.teacher.kind === 'endpoint'
-            ? endpointWriter(spec.teacher, {
-                cache: store,
-                extraChars: input.config.model.extraChars,
-                onProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),
-              })
-            : undefined;
-        const { examples, stats } = await namingField('data.sftExamples', () => synthesizeSft(spec, traceWriter(spec, teacher?.write)));
+        const { examples, stats, teacher, jsonl } = await namingField('data.sftExamples', () =>
+          synthesizeWithTeacher(spec, {
+            cache: store,
+            extraChars: input.config.model.extraChars,
+            onTeacherProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),
+          }),
+        );
         heartbeat({ step: examples.length, total: spec.examples });
-        const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
         const { manifest } = await store.commit(
           {
             id: `${input.campaignId}/dataset`,
             kind: 'dataset',
             configHash: hashOf(spec),
             backend: 'none',
-            meta: { ...stats, ...(teacher && { teacher: teacher.stats }) },
+            meta: { ...stats, ...(teacher && { teacher }) },
           },
-          { 'sft.jsonl': utf8(body) },
+          { 'sft.jsonl': utf8(jsonl) },
         );
         return refOf(manifest);
       } finally {

@@ -7,6 +7,7 @@
 import { Prng } from '../util/prng';
 import { problemStream, sampleProblems } from './stream';
 import type { SplitConfig, TeacherConfig } from '../config/task';
+import { endpointWriter, type AnswerCache, type TeacherStats } from './endpoint-teacher';
 import { solutionTrace, type JsonlData } from './jsonl';
 import { DEFAULT_TEACHER, directTrace, traceChars, writeTrace } from './teacher';
 import { ExhaustedError, type Problem, type TaskName, type Trace } from './types';
@@ -128,6 +129,22 @@ export async function synthesizeSft(
       fromSolutions,
     },
   };
+}
+
+/**
+ * The SFT data of a spec with its configured teacher (an endpoint teacher reads and fills `cache`),
+ * as the campaign's synthesis activity and `t1 synthesize` both write it: JSONL, one example a line.
+ */
+export async function synthesizeWithTeacher(
+  spec: DatasetSpec,
+  o: { cache: AnswerCache; extraChars?: string; onTeacherProgress?: (t: TeacherStats) => void },
+): Promise<{ examples: SftExample[]; stats: DatasetStats; teacher?: TeacherStats; jsonl: string }> {
+  const teacher =
+    spec.teacher.kind === 'endpoint'
+      ? endpointWriter(spec.teacher, { cache: o.cache, extraChars: o.extraChars, onProgress: o.onTeacherProgress })
+      : undefined;
+  const { examples, stats } = await synthesizeSft(spec, traceWriter(spec, teacher?.write));
+  return { examples, stats, teacher: teacher?.stats, jsonl: examples.map((e) => JSON.stringify(e)).join('\n') + '\n' };
 }
 
 /**

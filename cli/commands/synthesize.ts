@@ -4,8 +4,8 @@ import { loadConnection } from '../../config/connection';
 import { resolveConfig } from '../../config/presets';
 import { datasetSpec } from '../../rules/campaign';
 import { CheckpointStore } from '../../storage/checkpoints';
-import { synthesizeSft, traceWriter } from '../../tasks/dataset';
-import { endpointWriter, type TeacherStats } from '../../tasks/endpoint-teacher';
+import { synthesizeWithTeacher } from '../../tasks/dataset';
+import type { TeacherStats } from '../../tasks/endpoint-teacher';
 import { pinTaskFile, S3_URI } from '../../tasks/task-file';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
@@ -33,7 +33,7 @@ export const synthesizeCommands: Command[] = [
     path: ['synthesize'],
     summary: 'Write SFT traces for a task ahead of a campaign (an endpoint teacher answers are cached in S3)',
     usage:
-      'synthesize --out PATH|s3://BUCKET/KEY [--preset P | --config FILE] [--task jsonl --file F] [--teacher-url U --model M]\n' +
+      'synthesize --out PATH|s3://BUCKET/KEY [--preset P | --config FILE] [--task T] [--file F (task jsonl)] [--teacher-url U --model M]\n' +
       '           [--examples N] [--tries N] [--concurrency N] [--chat] [--seed N] [--json]\n\n' +
       'Draws the SFT pool exactly as a campaign with the same config does; with an endpoint teacher every answer is\n' +
       'cached by (teacher config, problem, try), so that campaign (or a rerun) sends no request twice.\n' +
@@ -75,7 +75,7 @@ export const synthesizeCommands: Command[] = [
             preset: v.preset ?? (v.config ? undefined : 'quick'),
             file: v.config,
             overrides: {
-              ...(v.task && { task: { name: v.task, ...(v.file && { file: v.file }) } }),
+              ...((v.task || v.file) && { task: { name: v.task ?? 'jsonl', ...(v.file && { file: v.file }) } }),
               data: { ...(v.examples && { sftExamples: intFlag(v, 'examples') }), ...(teacher && { teacher }) },
               ...(v.seed !== undefined && { seed: intFlag(v, 'seed') }),
             },
@@ -84,17 +84,16 @@ export const synthesizeCommands: Command[] = [
           'synthesis',
         );
         const spec = datasetSpec(config);
-        const t =
-          spec.teacher.kind === 'endpoint'
-            ? endpointWriter(spec.teacher, {
-                cache: store,
-                extraChars: config.model.extraChars,
-                onProgress: teacherProgress(spec.examples),
-              })
-            : undefined;
-        const { examples, stats } = await synthesizeSft(spec, traceWriter(spec, t?.write));
+        const {
+          stats,
+          teacher: t,
+          jsonl: body,
+        } = await synthesizeWithTeacher(spec, {
+          cache: store,
+          extraChars: config.model.extraChars,
+          onTeacherProgress: teacherProgress(spec.examples),
+        });
         if (t && process.stderr.isTTY) process.stderr.write('\n');
-        const body = examples.map((e) => JSON.stringify(e)).join('\n') + '\n';
         const s3 = S3_URI.exec(v.out);
         if (s3) {
           await store.client
@@ -109,12 +108,12 @@ export const synthesizeCommands: Command[] = [
             throw e;
           });
         }
-        const summary = { out: v.out, task: config.task.name, ...stats, ...(t && { teacher: t.stats }) };
+        const summary = { out: v.out, task: config.task.name, ...stats, ...(t && { teacher: t }) };
         if (v.json) return void console.log(JSON.stringify(summary));
         console.log(
           `${stats.examples} traces -> ${v.out} (${stats.fromSolutions} from worked solutions, ${stats.skipped} problems without a trace)` +
             (t
-              ? `\nteacher: ${t.stats.accepted}/${t.stats.problems} problems accepted (${(100 * t.stats.acceptance).toFixed(1)}%), ${t.stats.requests} requests, ${t.stats.cacheHits} answers from the cache`
+              ? `\nteacher: ${t.accepted}/${t.problems} problems accepted (${(100 * t.acceptance).toFixed(1)}%), ${t.requests} requests, ${t.cacheHits} answers from the cache`
               : ''),
         );
       } finally {
