@@ -3,6 +3,7 @@
  * evaluation layers, heartbeat progress and commit results. Every one is safe to repeat: inputs
  * and seeds fix the content, and a repeated commit of identical content is a no-op.
  */
+import type { Client } from '@temporalio/client';
 import type { CampaignConfig } from '../config/campaign';
 import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
@@ -11,6 +12,7 @@ import { tokenizerOf } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { encodeAnchor } from '../rl/anchor';
 import { RlTrainer, summarise } from '../rl/epoch';
+import { rolloutShards } from '../rl/config';
 import { filterPool } from '../rl/filter';
 import type { RlStepMetrics } from '../rl/step';
 import type { CheckpointStore } from '../storage/checkpoints';
@@ -26,6 +28,7 @@ import { ExhaustedError } from '../tasks/types';
 import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
+import { workerRollouts } from './rollout';
 import { activityScope } from './scope';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -41,7 +44,7 @@ async function namingField<T>(field: string, f: () => T | Promise<T>): Promise<T
   }
 }
 
-export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache) {
+export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache, temporal: () => Promise<Client>) {
   /** The training state in a checkpoint (SFT, RL, or anchor weights). */
   async function stateOf(ref: CheckpointRef): Promise<TrainingState> {
     const objects = await cache.get(ref);
@@ -292,6 +295,8 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         },
         serialize: async (t) => ({ state: encodeState(t.state()), 'metrics.json': utf8(JSON.stringify(metrics)) }),
         async step(t) {
+          if (rl.rollout.mode === 'workers')
+            t.rollouts ??= workerRollouts({ client: temporal, store, backend, campaignId: input.campaignId, policy: t.policy, shards: rolloutShards(rl) });
           const m = await t.step();
           metrics.push(m);
           return {

@@ -1,22 +1,34 @@
 /** All activities, built once per worker process around shared clients. */
+import type { Client } from '@temporalio/client';
+import type { TemporalConfig } from '../config/connection';
+import { connectClient } from '../infra/temporal';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { CheckpointCache } from './cache';
 import { campaignActivities } from './campaign';
 import { promotionActivities } from './promotion';
 import { proofActivities } from './proof';
+import { rolloutActivities } from './rollout';
 import { scalingActivities } from './scaling';
 
 export interface ActivityDeps {
   store: CheckpointStore;
   backend: string;
+  /** Where a trainer starts its rollout workflows (rl.rollout.mode workers); connected on first use. */
+  temporal?: TemporalConfig;
 }
 
 export function createActivities(deps: ActivityDeps) {
   // The last few checkpoints loaded, shared by training and evaluation activities.
   const cache = new CheckpointCache(deps.store, 4);
+  let client: Promise<Client> | undefined;
+  const temporal = () => {
+    if (!deps.temporal) throw new Error('rl.rollout.mode workers: this worker has no Temporal connection settings');
+    return (client ??= connectClient(deps.temporal));
+  };
   return {
     ...proofActivities(deps.store, deps.backend),
-    ...campaignActivities(deps.store, deps.backend, cache),
+    ...campaignActivities(deps.store, deps.backend, cache, temporal),
+    ...rolloutActivities(deps.store, deps.backend),
     ...scalingActivities(deps.store, cache),
     ...promotionActivities(deps.store),
   };

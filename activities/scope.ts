@@ -11,12 +11,15 @@ export interface ActivityScope {
   /** Details of the previous attempt's last heartbeat (undefined on a first attempt). */
   readonly heartbeatDetails: unknown;
   heartbeat(details?: unknown): void;
+  /** Heartbeats again with the last details (while waiting on other work, without changing what a retry resumes from). */
+  keepAlive(): void;
   /** Aborted when the activity is cancelled (a pause, a cancel, a worker shutdown). */
   readonly signal: AbortSignal;
   log(message: string): void;
 }
 
 const scopes = new AsyncLocalStorage<ActivityScope>();
+const lastDetails = new WeakMap<Context, unknown>();
 
 /** The scope of the activity running in this async context. */
 export function activityScope(): ActivityScope {
@@ -25,13 +28,26 @@ export function activityScope(): ActivityScope {
   const ctx = Context.current();
   return {
     heartbeatDetails: ctx.info.heartbeatDetails,
-    heartbeat: (d) => ctx.heartbeat(d),
+    heartbeat: (d) => {
+      lastDetails.set(ctx, d);
+      ctx.heartbeat(d);
+    },
+    keepAlive: () => ctx.heartbeat(lastDetails.has(ctx) ? lastDetails.get(ctx) : ctx.info.heartbeatDetails),
     signal: ctx.cancellationSignal,
     log: (m) => ctx.log.info(m),
   };
 }
 
-/** Runs `fn` with `scope` as the activity scope of everything it calls. */
-export function runInScope<T>(scope: ActivityScope, fn: () => Promise<T>): Promise<T> {
-  return scopes.run(scope, fn);
+/** Runs `fn` with `scope` as the activity scope of everything it calls; keepAlive resends what `scope.heartbeat` last sent. */
+export function runInScope<T>(scope: Omit<ActivityScope, 'keepAlive'>, fn: () => Promise<T>): Promise<T> {
+  let last = scope.heartbeatDetails;
+  const full: ActivityScope = {
+    ...scope,
+    heartbeat: (d) => {
+      last = d;
+      scope.heartbeat(d);
+    },
+    keepAlive: () => scope.heartbeat(last),
+  };
+  return scopes.run(full, fn);
 }

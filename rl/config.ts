@@ -47,6 +47,20 @@ export const FilterConfigSchema = z.object({
   candidates: z.number().int().positive().default(1024),
 });
 
+export const RolloutConfigSchema = z.object({
+  /**
+   * local: the trainer samples in its own process. workers: each step's prompts go out in shards
+   * to rollout workers (\`t1 worker --role rollout\`, task queue t1-rollout). Both give the same bits.
+   */
+  mode: z.enum(['local', 'workers']).default('local'),
+  /**
+   * Prompts per shard (workers mode). Its K rows must be whole sampler calls (a multiple of
+   * sampleBatch), so the rows batched together, and so the bits, never depend on the shard size.
+   * Default: the fewest prompts that fill whole sampler calls.
+   */
+  shardPrompts: z.number().int().positive().optional(),
+});
+
 /** The fields without the cross-field check, for callers that extend them (zod refuses to extend a refined object). */
 export const RlConfigObject = z.object({
   /** RL epochs in a campaign. */
@@ -100,14 +114,43 @@ export const RlConfigObject = z.object({
   filter: FilterConfigSchema.prefault({}),
   /** Sequences per forward/backward pass in scoring and update (gradients accumulate across them). */
   microBatch: z.number().int().positive().default(16),
-  /** Sequences per sampler call. */
+  /** Sequences per sampler call: the unit of batching, so it (with the seed) fixes the sampled bits. */
   sampleBatch: z.number().int().positive().default(128),
+  rollout: RolloutConfigSchema.prefault({}),
 });
 
 export const RlConfigSchema = RlConfigObject.refine((c) => c.updateSamples === undefined || c.updateSamples <= c.samplesPerPrompt, {
   message: 'updateSamples (M) must not exceed samplesPerPrompt (K)',
   path: ['updateSamples'],
+}).refine((c) => c.rollout.shardPrompts === undefined || shardAligned(c, c.rollout.shardPrompts), {
+  error: (i) => {
+    const c = i.input as z.infer<typeof RlConfigObject>;
+    return `${c.rollout.shardPrompts} prompts x ${c.samplesPerPrompt} samples must be a multiple of sampleBatch (${c.sampleBatch}), or cover the step's ${c.promptsPerStep} prompts; try ${defaultShardPrompts(c)}`;
+  },
+  path: ['rollout', 'shardPrompts'],
 });
+
+type ShardFields = Pick<z.infer<typeof RlConfigObject>, 'promptsPerStep' | 'samplesPerPrompt' | 'sampleBatch'>;
+
+/** A shard of n prompts is whole sampler calls (or the whole step), so its rows batch as they would in one process. */
+function shardAligned(c: ShardFields, n: number): boolean {
+  return n >= c.promptsPerStep || (n * c.samplesPerPrompt) % c.sampleBatch === 0;
+}
+
+/** The fewest prompts whose K rows fill whole sampler calls, at most the whole step. */
+export function defaultShardPrompts(c: ShardFields): number {
+  let n = 1;
+  while (!shardAligned(c, n)) n++;
+  return n;
+}
+
+/** The step's prompts as shards [first, first + count): the unit a rollout worker samples. */
+export function rolloutShards(c: ShardFields & Pick<z.infer<typeof RlConfigObject>, 'rollout'>): { first: number; count: number }[] {
+  const size = Math.min(c.rollout.shardPrompts ?? defaultShardPrompts(c), c.promptsPerStep);
+  const out = [];
+  for (let first = 0; first < c.promptsPerStep; first += size) out.push({ first, count: Math.min(size, c.promptsPerStep - first) });
+  return out;
+}
 
 export type RlConfig = z.infer<typeof RlConfigSchema>;
 

@@ -11,6 +11,7 @@ import { Prng } from '../util/prng';
 import { anchorAfterStep } from './anchor';
 import { rlLearningRate, type RlConfig } from './config';
 import { PromptPool, type PromptSource } from './prompts';
+import type { Rollouts } from './rollout';
 import { rlStep, type RlStepMetrics } from './step';
 
 /** Where an RL run stands: JSON, stored as the training state's cursor. */
@@ -34,6 +35,8 @@ export interface RlEpochResult {
 export class RlTrainer {
   readonly pool: PromptPool;
   private readonly optimizer: AdamW;
+  /** Who samples each step's responses (rl.rollout.mode); default: this process. */
+  rollouts?: Rollouts;
 
   private constructor(
     readonly policy: Transformer,
@@ -89,6 +92,7 @@ export class RlTrainer {
       config: this.config,
       lr: rlLearningRate(this.config, this.steps),
       rng: this.rng,
+      rollouts: this.rollouts,
     });
     anchorAfterStep(this.anchor, this.policy, this.config.anchor);
     this.steps += 1;

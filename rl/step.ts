@@ -4,7 +4,7 @@
  * update (or PPO passes) on the selected samples. Updates `policy` and `optimizer` in place.
  */
 import * as tf from '@tensorflow/tfjs';
-import { generate, type Sample } from '../model/sample';
+import type { Sample } from '../model/sample';
 import { tokenizerOf } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
 import type { Problem } from '../tasks/types';
@@ -15,6 +15,7 @@ import { rlooAdvantages, shapeRewards, zeroVarianceGroups } from './advantage';
 import type { RlConfig } from './config';
 import { responseLogProbs, rlGradients, type UpdateSample } from './loss';
 import { judge, type Judgement } from './reward';
+import { localRollouts, type Rollouts } from './rollout';
 import { selectForUpdate } from './select';
 
 /** Per-step metrics: flat numbers, ready for heartbeats and logs. Means are over all B*K samples. */
@@ -74,23 +75,29 @@ export interface RlStepInput {
   config: RlConfig;
   /** Learning rate of this step (rlLearningRate: warmup, then constant). */
   lr: number;
-  /** Sampling and update selection draw from it, in that order. */
+  /** The step's row streams are seeded from it, then update selection draws from it. */
   rng: Prng;
+  /** Who samples the responses; default: this process (localRollouts). */
+  rollouts?: Rollouts;
 }
 
 const now = () => performance.now() / 1000;
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, lr, rng }: RlStepInput): Promise<RlStepMetrics> {
+export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, lr, rng, rollouts }: RlStepInput): Promise<RlStepMetrics> {
   const K = cfg.samplesPerPrompt;
   const t0 = now();
   const tokenizer = tokenizerOf(policy.config);
   const promptIds = problems.map((p) => tokenizer.encodePrompt(p.prompt));
   const prompts = promptIds.flatMap((ids) => Array.from({ length: K }, () => ids));
-  const samples: Sample[] = [];
-  const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
-  for (let i = 0; i < prompts.length; i += cfg.sampleBatch)
-    samples.push(...(await generate(policy, prompts.slice(i, i + cfg.sampleBatch), opts, rng)));
+  const samples: Sample[] = await (rollouts ?? localRollouts(policy))({
+    prompts: promptIds,
+    first: 0,
+    samplesPerPrompt: K,
+    stepSeed: rng.nextU32(),
+    sampleBatch: cfg.sampleBatch,
+    sampling: { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP },
+  });
   const sampledTokens = samples.reduce((n, s) => n + s.tokens.length, 0);
 
   const t1 = now();

@@ -44,6 +44,9 @@ export const EVAL_CACHE_PREFIX = 'eval-cache';
 export const EVAL_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
 /** Endpoint teacher answers by (teacher config, problem, try): `teacher-cache/<teacher hash>/<problem id>/<try>.json`. */
 export const TEACHER_CACHE_PREFIX = 'teacher-cache';
+/** Published policy weights, `weights/<sha256>`, and rollout shards, `rollouts/...`: working objects of running steps that `gc` removes once older than its grace period. */
+export const WEIGHTS_PREFIX = 'weights';
+export const ROLLOUTS_PREFIX = 'rollouts';
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -116,19 +119,26 @@ export class CheckpointStore {
   }
 
   /** Writes a cache entry once (If-None-Match): an entry is never overwritten; a second writer of the same key is a no-op. */
-  async putJsonOnce(key: string, value: unknown): Promise<void> {
+  putJsonOnce(key: string, value: unknown): Promise<void> {
+    return this.putOnce(key, JSON.stringify(value), 'application/json');
+  }
+
+  /** Writes an object once (If-None-Match) under a key that its content determines; a second writer is a no-op. */
+  async putOnce(key: string, body: Uint8Array | string, contentType = 'application/octet-stream'): Promise<void> {
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: JSON.stringify(value),
-          ContentType: 'application/json',
-          IfNoneMatch: '*',
-        }),
-      );
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' }));
     } catch (e: any) {
       if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
+    }
+  }
+
+  /** An object's bytes and their sha256 (hex); undefined when absent. */
+  async getObject(key: string): Promise<{ bytes: Buffer; sha256: string } | undefined> {
+    try {
+      return await this.readObject(key);
+    } catch (e: any) {
+      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+      throw e;
     }
   }
 
@@ -378,7 +388,8 @@ export class CheckpointStore {
 
   /**
    * Removes objects that no manifest references and that are older than `graceMs` (a writer may
-   * still be uploading younger ones), and evaluation-cache entries older than `evalCacheMaxAgeMs`
+   * still be uploading younger ones), published weights and rollout shards older than `graceMs`
+   * (left by steps that crashed), and evaluation-cache entries older than `evalCacheMaxAgeMs`
    * (the cache's age limit: a later request for one recomputes it).
    */
   async gc(opts: { graceMs?: number; evalCacheMaxAgeMs?: number } = {}): Promise<{ removed: string[]; bytes: number }> {
@@ -389,7 +400,8 @@ export class CheckpointStore {
     const age = (o: _Object) => now - (o.LastModified?.getTime() ?? now);
     const orphans = (await this.listKeys('objects/')).filter((o) => !referenced.has(o.Key!) && age(o) >= grace);
     const stale = (await this.listKeys(`${EVAL_CACHE_PREFIX}/`)).filter((o) => age(o) >= maxAge);
-    const removed = [...orphans, ...stale];
+    const working = [...(await this.listKeys(`${WEIGHTS_PREFIX}/`)), ...(await this.listKeys(`${ROLLOUTS_PREFIX}/`))].filter((o) => age(o) >= grace);
+    const removed = [...orphans, ...stale, ...working];
     await this.deleteKeys(removed.map((o) => o.Key!));
     return { removed: removed.map((o) => o.Key!), bytes: removed.reduce((s, o) => s + (o.Size ?? 0), 0) };
   }
@@ -405,7 +417,7 @@ export class CheckpointStore {
     return out;
   }
 
-  private async deleteKeys(keys: string[]): Promise<void> {
+  async deleteKeys(keys: string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       if (batch.length)

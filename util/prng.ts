@@ -86,6 +86,16 @@ export class Prng {
     return items;
   }
 
+  /**
+   * A stream of its own for (seed, label): every state word is drawn from both, so streams with
+   * different labels differ from their first draw (fork's streams share their first output's high bits).
+   */
+  static stream(seed: number, label: string): Prng {
+    const a = splitmix32(seed);
+    const b = splitmix32(hashString(label));
+    return new Prng([a() ^ b(), a() ^ b(), a() ^ b(), a() ^ b()] as PrngState);
+  }
+
   /** An independent stream derived from this one's current state and a label; does not advance this. */
   fork(label: string): Prng {
     const h = hashString(label);

@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Activities } from '../activities';
 import { ZodError } from 'zod';
-import type { S3Config } from '../config/connection';
+import type { ConnectionConfig, S3Config, TemporalConfig } from '../config/connection';
 import { UserError } from '../util/errors';
 
 /** Parent -> child messages. */
 export type ToChild =
-  | { type: 'init'; s3: S3Config }
+  | { type: 'init'; s3: S3Config; temporal: TemporalConfig }
   | { type: 'run'; id: number; name: string; input: unknown; heartbeatDetails: unknown }
   | { type: 'cancel'; id: number };
 
@@ -75,7 +75,7 @@ class ComputeProcess {
   }
 
   /** A started child that has loaded its backend and built its activities. */
-  static async start(s3: S3Config): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
+  static async start({ s3, temporal }: Pick<ConnectionConfig, 's3' | 'temporal'>): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
     const child = fork(CHILD, [], {
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced',
@@ -87,7 +87,7 @@ class ComputeProcess {
         m.type === 'ready' ? resolve(m) : reject(new Error(`compute process: unexpected ${m.type}`)),
       );
       child.once('exit', (code, signal) => reject(new Error(`compute process exited while starting (${signal ?? `code ${code}`})`)));
-      child.send({ type: 'init', s3 } satisfies ToChild);
+      child.send({ type: 'init', s3, temporal } satisfies ToChild);
     });
     return { proc, ready };
   }
@@ -127,7 +127,7 @@ export class ComputePool {
   private readonly all = new Set<ComputeProcess>();
   private closed = false;
 
-  constructor(private readonly s3: S3Config) {}
+  constructor(private readonly conn: Pick<ConnectionConfig, 's3' | 'temporal'>) {}
 
   /**
    * Starts the first child and returns the activities it serves, each call run in an idle child (a
@@ -141,7 +141,7 @@ export class ComputePool {
   }
 
   private async spawn() {
-    const started = await ComputeProcess.start(this.s3);
+    const started = await ComputeProcess.start(this.conn);
     this.all.add(started.proc);
     return started;
   }

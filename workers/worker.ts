@@ -38,10 +38,10 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
     runtimeInstalled = true;
   }
   // Activities run in compute processes (workers/compute): this process only talks to Temporal.
-  const pool = new ComputePool(conn.s3);
+  const pool = new ComputePool(conn);
   const { backend, activities } = await pool.start();
   const connection = await connectWorker(conn.temporal);
-  const roles: Role[] = role === 'all' ? ['cpu', 'gpu', 'eval'] : [role];
+  const roles: Role[] = role === 'all' ? ['cpu', 'gpu', 'eval', 'rollout'] : [role];
   const workflowBundleCode = await workflowBundle();
   const workers = await Promise.all(
     roles.map((r) =>
@@ -52,7 +52,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
         activities,
         // Workflows are light; every worker polls its queue for them too.
         workflowBundle: workflowBundleCode,
-        maxConcurrentActivityTaskExecutions: r === 'cpu' ? 2 : 1, // one model on the accelerator at a time
+        maxConcurrentActivityTaskExecutions: r === 'cpu' ? 2 : 1, // one model on the accelerator at a time; one shard per rollout worker
         shutdownGraceTime: '10s',
       }),
     ),

@@ -3,3 +3,4 @@ export { proofWorkflow } from './proof';
 export { campaignWorkflow } from './campaign';
 export { scheduledCampaignWorkflow } from './scheduled';
 export { reproduceWorkflow } from './reproduce';
+export { rolloutWorkflow } from './rollout';

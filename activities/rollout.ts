@@ -1,0 +1,122 @@
+/**
+ * Rollouts on rollout workers. The trainer publishes the policy's weights once per step
+ * (storage/weights), starts the step's rollout workflow and gathers the shards; a rollout worker
+ * samples one shard with the published weights and returns its samples inline, or as an object
+ * in S3 when they are too big for workflow history. The shard's rows draw from their own streams
+ * (rl/rollout), so a retried or re-assigned shard gives the same bits.
+ */
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Sample } from '../model/sample';
+import type { Transformer } from '../model/transformer';
+import { sampleRollouts, type RolloutBatch, type Rollouts } from '../rl/rollout';
+import { ROLLOUTS_PREFIX, type CheckpointStore } from '../storage/checkpoints';
+import { ModelCache, publishWeights, weightsKey, type WeightsRef } from '../storage/weights';
+import { ConfigError } from '../util/errors';
+import { hashOf } from '../util/hash';
+import { QUEUES } from '../workflows/queues';
+import { rolloutWorkflow } from '../workflows/rollout';
+import { activityScope } from './scope';
+
+export interface ShardInput {
+  weights: WeightsRef;
+  /** The trainer's tfjs backend: another backend would sample other bits. */
+  backend: string;
+  batch: RolloutBatch;
+}
+
+export interface RolloutStepInput extends ShardInput {
+  /** Prompt ranges of `batch`, one shard activity each. */
+  shards: { first: number; count: number }[];
+}
+
+/** A shard's samples inline, or the key of the object holding them. */
+export interface ShardResult {
+  first: number;
+  samples?: Sample[];
+  key?: string;
+}
+
+/** Shards whose samples take more JSON than this go to S3 (history events stay small). */
+const INLINE_LIMIT = 128 * 1024;
+
+export function rolloutActivities(store: CheckpointStore, backend: string) {
+  const models = new ModelCache(store);
+  return {
+    async rolloutShard(input: ShardInput): Promise<ShardResult> {
+      if (input.backend !== backend)
+        throw new ConfigError(
+          `rollout worker runs the ${backend} backend, the trainer ${input.backend}: their samples would differ; run rollout workers on the trainer's backend`,
+        );
+      const scope = activityScope();
+      const beat = setInterval(() => scope.heartbeat({ first: input.batch.first }), 5000);
+      try {
+        const model = await models.get(input.weights);
+        const samples = await sampleRollouts(model, input.batch);
+        const json = JSON.stringify(samples);
+        if (json.length <= INLINE_LIMIT) return { first: input.batch.first, samples };
+        const key = `${ROLLOUTS_PREFIX}/${input.weights.sha256}/${hashOf(input.batch)}.json`;
+        await store.putOnce(key, json, 'application/json');
+        return { first: input.batch.first, key };
+      } finally {
+        clearInterval(beat);
+      }
+    },
+  };
+}
+export type RolloutActivities = ReturnType<typeof rolloutActivities>;
+
+export interface WorkerRolloutsOptions {
+  client: () => Promise<Client>;
+  store: CheckpointStore;
+  backend: string;
+  campaignId: string;
+  policy: Transformer;
+  shards: RolloutStepInput['shards'];
+}
+
+/**
+ * The trainer's side: each step publishes the policy, runs the step's rollout workflow (attaching
+ * to it when a retried trainer finds it started or done), and gathers the shards in order. The
+ * step's working objects are removed once gathered (gc removes those of a crashed step).
+ */
+export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
+  return async (batch) => {
+    const scope = activityScope();
+    const weights = await publishWeights(o.store, o.policy);
+    const input: RolloutStepInput = { weights, backend: o.backend, batch, shards: o.shards };
+    const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
+    const client = await o.client();
+    let handle;
+    try {
+      handle = await client.workflow.start(rolloutWorkflow, {
+        workflowId,
+        taskQueue: QUEUES.rollout,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+      });
+    } catch (e) {
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+      handle = client.workflow.getHandle<typeof rolloutWorkflow>(workflowId); // completed before this attempt
+    }
+    // The trainer's activity heartbeats while it waits; a cancelled trainer cancels its rollouts.
+    const beat = setInterval(() => scope.keepAlive(), 5000);
+    const cancel = () => void handle.cancel().catch(() => undefined);
+    scope.signal.addEventListener('abort', cancel, { once: true });
+    try {
+      const shards = await handle.result();
+      const keys = shards.flatMap((s) => (s.key ? [s.key] : []));
+      const samples: Sample[] = [];
+      for (const s of shards) {
+        const part = s.samples ?? (await o.store.getJson<Sample[]>(s.key!));
+        if (!part) throw new Error(`rollout shard at prompt ${s.first}: its object ${s.key} is gone`);
+        samples.push(...part);
+      }
+      await o.store.deleteKeys([weightsKey(weights), ...keys]);
+      return samples;
+    } finally {
+      clearInterval(beat);
+      scope.signal.removeEventListener('abort', cancel);
+    }
+  };
+}

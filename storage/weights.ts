@@ -1,0 +1,67 @@
+/**
+ * Policy weights published for the workers that sample or evaluate with them: one object per
+ * content, `weights/<sha256>`, written once. A worker loads each sha once, checks the bytes
+ * against the name, and keeps the model in memory for the next shard or scaling point.
+ */
+import { createHash } from 'node:crypto';
+import { decodeState, encodeState } from '../model/state';
+import { Transformer } from '../model/transformer';
+import { WEIGHTS_PREFIX, type CheckpointStore } from './checkpoints';
+
+export interface WeightsRef {
+  sha256: string;
+  bytes: number;
+}
+
+export const weightsKey = (ref: Pick<WeightsRef, 'sha256'>) => `${WEIGHTS_PREFIX}/${ref.sha256}`;
+
+/** A model's config and weights as a training state with nothing else in it. */
+export function encodeWeights(model: Transformer): Uint8Array {
+  return encodeState({
+    config: model.config,
+    step: 0,
+    prng: [1, 0, 0, 0],
+    cursor: null,
+    weights: model.getWeights(),
+    optimizer: { t: 0, m: {}, v: {} },
+  });
+}
+
+/** Publishes a model's weights (a no-op when that content is there already). */
+export async function publishWeights(store: CheckpointStore, model: Transformer): Promise<WeightsRef> {
+  const bytes = encodeWeights(model);
+  const ref = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  await store.putOnce(weightsKey(ref), bytes);
+  return ref;
+}
+
+/** The last few published models this worker loaded, by sha256. Models it hands out stay owned by the cache. */
+export class ModelCache {
+  private readonly models = new Map<string, Transformer>();
+
+  constructor(
+    private readonly store: CheckpointStore,
+    private readonly capacity = 2,
+  ) {}
+
+  async get(ref: WeightsRef): Promise<Transformer> {
+    const hit = this.models.get(ref.sha256);
+    if (hit) {
+      this.models.delete(ref.sha256); // most recently used goes last
+      this.models.set(ref.sha256, hit);
+      return hit;
+    }
+    const object = await this.store.getObject(weightsKey(ref));
+    if (!object) throw new Error(`published weights ${ref.sha256.slice(0, 12)} are gone (removed by gc, or never published)`);
+    if (object.sha256 !== ref.sha256) throw new Error(`published weights ${ref.sha256.slice(0, 12)}: content digest differs`);
+    const state = decodeState(object.bytes);
+    const model = new Transformer(state.config, state.weights);
+    this.models.set(ref.sha256, model);
+    while (this.models.size > this.capacity) {
+      const [sha, old] = this.models.entries().next().value!;
+      this.models.delete(sha);
+      old.dispose();
+    }
+    return model;
+  }
+}
