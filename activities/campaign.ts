@@ -12,7 +12,7 @@ import { tokenizerOf } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { encodeAnchor } from '../rl/anchor';
 import { RlTrainer, summarise } from '../rl/epoch';
-import { rolloutShards } from '../rl/config';
+import { resultConfig, rolloutShards } from '../rl/config';
 import { filterPool } from '../rl/filter';
 import type { RlStepMetrics } from '../rl/step';
 import type { CheckpointStore } from '../storage/checkpoints';
@@ -261,7 +261,13 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         : undefined;
       const source = promptSource(config, kept);
       const run = `rl-e${String(epoch).padStart(4, '0')}`;
-      const configHash = hashOf({ rl, seed: config.seed, task: config.task, policy: input.policy.sha256, anchor: input.anchor.sha256 });
+      const configHash = hashOf({
+        rl: resultConfig(rl),
+        seed: config.seed,
+        task: config.task,
+        policy: input.policy.sha256,
+        anchor: input.anchor.sha256,
+      });
       const policyState = await stateOf(input.policy);
       const anchorWeights = rl.anchor.mode === 'ema' && policyState.arrays?.anchor ? null : (await stateOf(input.anchor)).weights;
       let metrics: RlStepMetrics[] = [];
@@ -296,7 +302,14 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
         serialize: async (t) => ({ state: encodeState(t.state()), 'metrics.json': utf8(JSON.stringify(metrics)) }),
         async step(t) {
           if (rl.rollout.mode === 'workers')
-            t.rollouts ??= workerRollouts({ client: temporal, store, backend, campaignId: input.campaignId, policy: t.policy, shards: rolloutShards(rl) });
+            t.rollouts ??= workerRollouts({
+              client: temporal,
+              store,
+              backend,
+              campaignId: input.campaignId,
+              policy: t.policy,
+              shards: rolloutShards(rl),
+            });
           const m = await t.step();
           metrics.push(m);
           return {
@@ -320,7 +333,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
             parent: input.policy.id,
             configHash,
             backend,
-            meta: { ...s, curve: metrics.map(curvePoint) },
+            meta: { ...s, curve: metrics.map(curvePoint), rollout: { mode: rl.rollout.mode, shards: rolloutShards(rl).length } },
           },
           { state: encodeState(trainer.state()) },
         );

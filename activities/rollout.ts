@@ -37,7 +37,7 @@ export interface ShardResult {
 }
 
 /** Shards whose samples take more JSON than this go to S3 (history events stay small). */
-const INLINE_LIMIT = 128 * 1024;
+const INLINE_LIMIT = 32 * 1024;
 
 export function rolloutActivities(store: CheckpointStore, backend: string) {
   const models = new ModelCache(store);

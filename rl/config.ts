@@ -144,6 +144,12 @@ export function defaultShardPrompts(c: ShardFields): number {
   return n;
 }
 
+/** The RL config without where rollouts run, which changes no bit: what checkpoints record and hash. */
+export function resultConfig(rl: RlConfig): Omit<RlConfig, 'rollout'> {
+  const { rollout: _, ...rest } = rl;
+  return rest;
+}
+
 /** The step's prompts as shards [first, first + count): the unit a rollout worker samples. */
 export function rolloutShards(c: ShardFields & Pick<z.infer<typeof RlConfigObject>, 'rollout'>): { first: number; count: number }[] {
   const size = Math.min(c.rollout.shardPrompts ?? defaultShardPrompts(c), c.promptsPerStep);

@@ -9,7 +9,7 @@ import { Transformer } from '../model/transformer';
 import { AdamW } from '../training/adamw';
 import { Prng } from '../util/prng';
 import { anchorAfterStep } from './anchor';
-import { rlLearningRate, type RlConfig } from './config';
+import { resultConfig, rlLearningRate, type RlConfig } from './config';
 import { PromptPool, type PromptSource } from './prompts';
 import type { Rollouts } from './rollout';
 import { rlStep, type RlStepMetrics } from './step';
@@ -128,7 +128,7 @@ export class RlTrainer {
       weights: this.policy.getWeights(),
       optimizer: this.optimizer.getState(),
       arrays: { anchor: this.anchor.getWeights() },
-      extra: { rl: this.config, source: this.pool.source },
+      extra: { rl: resultConfig(this.config), source: this.pool.source },
     };
   }
 

@@ -126,7 +126,9 @@ export class CheckpointStore {
   /** Writes an object once (If-None-Match) under a key that its content determines; a second writer is a no-op. */
   async putOnce(key: string, body: Uint8Array | string, contentType = 'application/octet-stream'): Promise<void> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: '*' }),
+      );
     } catch (e: any) {
       if (e?.$metadata?.httpStatusCode !== 412) throw e; // written by an identical request already
     }
@@ -400,7 +402,9 @@ export class CheckpointStore {
     const age = (o: _Object) => now - (o.LastModified?.getTime() ?? now);
     const orphans = (await this.listKeys('objects/')).filter((o) => !referenced.has(o.Key!) && age(o) >= grace);
     const stale = (await this.listKeys(`${EVAL_CACHE_PREFIX}/`)).filter((o) => age(o) >= maxAge);
-    const working = [...(await this.listKeys(`${WEIGHTS_PREFIX}/`)), ...(await this.listKeys(`${ROLLOUTS_PREFIX}/`))].filter((o) => age(o) >= grace);
+    const working = [...(await this.listKeys(`${WEIGHTS_PREFIX}/`)), ...(await this.listKeys(`${ROLLOUTS_PREFIX}/`))].filter(
+      (o) => age(o) >= grace,
+    );
     const removed = [...orphans, ...stale, ...working];
     await this.deleteKeys(removed.map((o) => o.Key!));
     return { removed: removed.map((o) => o.Key!), bytes: removed.reduce((s, o) => s + (o.Size ?? 0), 0) };

@@ -75,7 +75,10 @@ class ComputeProcess {
   }
 
   /** A started child that has loaded its backend and built its activities. */
-  static async start({ s3, temporal }: Pick<ConnectionConfig, 's3' | 'temporal'>): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
+  static async start({
+    s3,
+    temporal,
+  }: Pick<ConnectionConfig, 's3' | 'temporal'>): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
     const child = fork(CHILD, [], {
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced',

@@ -32,7 +32,8 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
-export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Promise<RunningWorkers> {
+/** Serves the queues of `role` ('all': every queue; a list: those roles in one process). */
+export async function startWorkers(conn: ConnectionConfig, role: WorkerRole | Role[]): Promise<RunningWorkers> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -41,7 +42,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole): Pr
   const pool = new ComputePool(conn);
   const { backend, activities } = await pool.start();
   const connection = await connectWorker(conn.temporal);
-  const roles: Role[] = role === 'all' ? ['cpu', 'gpu', 'eval', 'rollout'] : [role];
+  const roles: Role[] = role === 'all' ? (Object.keys(QUEUES) as Role[]) : Array.isArray(role) ? role : [role];
   const workflowBundleCode = await workflowBundle();
   const workers = await Promise.all(
     roles.map((r) =>

@@ -33,8 +33,8 @@ export function testEnv(): NodeJS.ProcessEnv {
   };
 }
 
-/** A worker in its own process (so a test can kill -9 it), started with the `t1 worker` command. */
-export function spawnWorker(role: 'all' | 'gpu' | 'cpu' = 'all', env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
+/** A worker in its own process (so a test can kill -9 it), started with `t1 worker --role <role>` (a role, a comma-separated list, or all). */
+export function spawnWorker(role = 'all', env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], {
     cwd: process.cwd(),
     env: { ...testEnv(), ...env },

@@ -25,7 +25,12 @@ describe('Prng.stream', () => {
 describe('rollouts', () => {
   const model = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 40 }), new Prng(5));
   // Ragged prompts: the left padding of a sampler call differs with its rows.
-  const prompts = [[BOS, 5, 6], [BOS, 7], [BOS, 8, 9, 10, 11], [BOS, 12, 13]];
+  const prompts = [
+    [BOS, 5, 6],
+    [BOS, 7],
+    [BOS, 8, 9, 10, 11],
+    [BOS, 12, 13],
+  ];
   const batch: RolloutBatch = {
     prompts,
     first: 0,
