@@ -4,6 +4,7 @@
  * and generates nothing. Cache objects are written once (If-None-Match) and never overwritten.
  */
 import type { CampaignConfig } from '../config/campaign';
+import { SAMPLE_STREAMS } from '../evaluation/evaluate';
 import { inferenceScaling } from '../evaluation/scaling';
 import { decodeState } from '../model/state';
 import { Transformer } from '../model/transformer';
@@ -41,6 +42,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         answerTokens: s.answerTokens,
         garbage: config.rl.garbage,
         budget,
+        streams: SAMPLE_STREAMS,
       };
       const key = `${EVAL_CACHE_PREFIX}/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
       const hit = await store.getJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(key);

@@ -31,10 +31,16 @@ export interface EvalReport {
   problems: ProblemRecord[];
 }
 
-/** The stream of sample j of a problem: independent of batching, problem order and other samples. */
+/**
+ * The stream of sample j of a problem: independent of batching, problem order and other samples.
+ * Version 2: Prng.stream (version 1's forked streams shared their first draw, so every sample's
+ * first token was drawn with nearly the same uniform).
+ */
 export function sampleStream(seed: number, problemId: string, sample: number): Prng {
-  return new Prng(seed).fork(`eval ${problemId} ${sample}`);
+  return Prng.stream(seed, `eval ${problemId} ${sample}`);
 }
+/** Part of every cached evaluation's key: results sampled with other streams are not reused. */
+export const SAMPLE_STREAMS = 2;
 
 /** Responses (token ids after RESP) as [problem][sample]. */
 export async function sampleResponses(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<number[][][]> {

@@ -56,7 +56,7 @@ export const checkpointCommands: Command[] = [
   {
     path: ['checkpoints', 'gc'],
     summary:
-      'Remove objects no manifest references (left by crashed writers) older than --grace-minutes, and evaluation-cache entries older than --eval-cache-days',
+      'Remove objects no manifest references (left by crashed writers) and published weights and rollout shards (left by crashed RL steps) older than --grace-minutes, and evaluation-cache entries older than --eval-cache-days',
     usage: 'checkpoints gc [--grace-minutes N] [--eval-cache-days D] [--json]',
     options: {
       'grace-minutes': { type: 'string' },

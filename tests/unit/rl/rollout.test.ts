@@ -9,19 +9,6 @@ import { expectNoLeak, tinyConfig, useWasm } from '../model/helpers';
 
 useWasm();
 
-describe('Prng.stream', () => {
-  it('streams of different labels differ from their first draw, and their first draws are uniform', () => {
-    const first = Array.from({ length: 2000 }, (_, i) => Prng.stream(7, `rollout ${i} 0`).next());
-    expect(new Set(first).size).toBe(first.length);
-    // Chi-square over 10 bins (9 dof): p = 0.001 at 27.9.
-    const bins = new Array(10).fill(0);
-    for (const u of first) bins[Math.floor(u * 10)]++;
-    expect(bins.reduce((s, n) => s + (n - 200) ** 2 / 200, 0)).toBeLessThan(27.9);
-    expect(Prng.stream(7, 'a').next()).toBe(Prng.stream(7, 'a').next());
-    expect(Prng.stream(8, 'a').next()).not.toBe(Prng.stream(7, 'a').next());
-  });
-});
-
 describe('rollouts', () => {
   const model = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 40 }), new Prng(5));
   // Ragged prompts: the left padding of a sampler call differs with its rows.
