@@ -34,6 +34,8 @@ export interface ShardResult {
   first: number;
   samples?: Sample[];
   key?: string;
+  /** Seconds the worker spent sampling (model load and upload excluded). */
+  seconds: number;
 }
 
 /** Shards whose samples take more JSON than this go to S3 (history events stay small). */
@@ -51,12 +53,14 @@ export function rolloutActivities(store: CheckpointStore, backend: string) {
       const beat = setInterval(() => scope.heartbeat({ first: input.batch.first }), 5000);
       try {
         const model = await models.get(input.weights);
+        const t0 = performance.now();
         const samples = await sampleRollouts(model, input.batch);
+        const seconds = (performance.now() - t0) / 1000;
         const json = JSON.stringify(samples);
-        if (json.length <= INLINE_LIMIT) return { first: input.batch.first, samples };
+        if (json.length <= INLINE_LIMIT) return { first: input.batch.first, samples, seconds };
         const key = `${ROLLOUTS_PREFIX}/${input.weights.sha256}/${hashOf(input.batch)}.json`;
         await store.putOnce(key, json, 'application/json');
-        return { first: input.batch.first, key };
+        return { first: input.batch.first, key, seconds };
       } finally {
         clearInterval(beat);
       }
@@ -72,6 +76,8 @@ export interface WorkerRolloutsOptions {
   campaignId: string;
   policy: Transformer;
   shards: RolloutStepInput['shards'];
+  /** Sees each step's shard results (their sampling seconds), e.g. for benchmarks. */
+  onShards?: (shards: ShardResult[]) => void;
 }
 
 /**
@@ -105,6 +111,7 @@ export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
     scope.signal.addEventListener('abort', cancel, { once: true });
     try {
       const shards = await handle.result();
+      o.onShards?.(shards);
       const keys = shards.flatMap((s) => (s.key ? [s.key] : []));
       const samples: Sample[] = [];
       for (const s of shards) {
