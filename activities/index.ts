@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { TemporalConfig } from '../config/connection';
 import { connectClient } from '../infra/temporal';
 import type { CheckpointStore } from '../storage/checkpoints';
+import { ModelCache } from '../storage/weights';
 import { CheckpointCache } from './cache';
 import { campaignActivities } from './campaign';
 import { promotionActivities } from './promotion';
@@ -20,6 +21,8 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   // The last few checkpoints loaded, shared by training and evaluation activities.
   const cache = new CheckpointCache(deps.store, 4);
+  // Published models (rollout shards, scaling points), kept by sha256.
+  const models = new ModelCache(deps.store);
   let client: Promise<Client> | undefined;
   const temporal = () => {
     if (!deps.temporal) throw new Error('rl.rollout.mode workers: this worker has no Temporal connection settings');
@@ -28,8 +31,8 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...proofActivities(deps.store, deps.backend),
     ...campaignActivities(deps.store, deps.backend, cache, temporal),
-    ...rolloutActivities(deps.store, deps.backend),
-    ...scalingActivities(deps.store, cache),
+    ...rolloutActivities(deps.store, deps.backend, models),
+    ...scalingActivities(deps.store, cache, models),
     ...promotionActivities(deps.store),
   };
 }

@@ -10,7 +10,7 @@ import type { Sample } from '../model/sample';
 import type { Transformer } from '../model/transformer';
 import { sampleRollouts, type RolloutBatch, type Rollouts } from '../rl/rollout';
 import { ROLLOUTS_PREFIX, type CheckpointStore } from '../storage/checkpoints';
-import { ModelCache, publishWeights, weightsKey, type WeightsRef } from '../storage/weights';
+import { publishWeights, weightsKey, type ModelCache, type WeightsRef } from '../storage/weights';
 import { ConfigError } from '../util/errors';
 import { hashOf } from '../util/hash';
 import { QUEUES } from '../workflows/queues';
@@ -41,8 +41,7 @@ export interface ShardResult {
 /** Shards whose samples take more JSON than this go to S3 (history events stay small). */
 const INLINE_LIMIT = 32 * 1024;
 
-export function rolloutActivities(store: CheckpointStore, backend: string) {
-  const models = new ModelCache(store);
+export function rolloutActivities(store: CheckpointStore, backend: string, models: ModelCache) {
   return {
     async rolloutShard(input: ShardInput): Promise<ShardResult> {
       if (input.backend !== backend)
@@ -88,7 +87,7 @@ export interface WorkerRolloutsOptions {
 export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
   return async (batch) => {
     const scope = activityScope();
-    const weights = await publishWeights(o.store, o.policy);
+    const weights = await publishWeights(o.store, { config: o.policy.config, weights: o.policy.getWeights() });
     const input: RolloutStepInput = { weights, backend: o.backend, batch, shards: o.shards };
     const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
     const client = await o.client();

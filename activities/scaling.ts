@@ -15,6 +15,7 @@ import { heldOut } from '../tasks/dataset';
 import { loadTaskData } from '../tasks/task-file';
 import { hashOf } from '../util/hash';
 import type { ScalingPoint } from '../workflows/campaign-types';
+import { publishWeights, type ModelCache, type WeightsRef } from '../storage/weights';
 import type { CheckpointCache } from './cache';
 import { activityScope } from './scope';
 
@@ -25,10 +26,30 @@ export interface ScalingInput {
   label: string;
   /** Reasoning budget in tokens; null: the untruncated run. */
   budget: number | null;
+  /** The checkpoint's weights as published by publishWeights (absent in campaigns started before it). */
+  weights?: WeightsRef;
 }
 
-export function scalingActivities(store: CheckpointStore, cache: CheckpointCache) {
+export function scalingActivities(store: CheckpointStore, cache: CheckpointCache, models: ModelCache) {
+  /** The checkpoint's policy (or anchor) config and weights. */
+  async function stateOf(checkpoint: CheckpointRef) {
+    const objects = await cache.get(checkpoint);
+    return decodeState(objects.state ?? objects.anchor);
+  }
+  async function modelOf(checkpoint: CheckpointRef) {
+    const { config, weights } = await stateOf(checkpoint);
+    return new Transformer(config, weights);
+  }
+
   return {
+    /**
+     * Publishes a checkpoint's weights for its scaling points, once: eval workers then load the
+     * weights alone (not the optimizer state) and keep each model for all their points.
+     */
+    async publishWeights(input: { checkpoint: CheckpointRef }): Promise<WeightsRef> {
+      return publishWeights(store, await stateOf(input.checkpoint));
+    },
+
     async scalingPoint(input: ScalingInput): Promise<ScalingPoint> {
       const { config, checkpoint, budget } = input;
       const s = config.eval.scaling;
@@ -50,9 +71,9 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         return { label: input.label, checkpoint, ...hit, cached: true };
       }
       await loadTaskData(config.task, store.client);
-      const objects = await cache.get(checkpoint);
-      const state = decodeState(objects.state ?? objects.anchor);
-      const model = new Transformer(state.config, state.weights);
+      // Published weights are shared with other points (and rollouts); gone (removed by gc): the checkpoint's own.
+      const shared = input.weights && (await models.find(input.weights));
+      const model = shared || (await modelOf(checkpoint));
       try {
         const problems = heldOut(heldOutSpec(config), 'test', s.problems);
         const report = await inferenceScaling(model, problems, {
@@ -80,7 +101,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         await store.putJsonOnce(key, point);
         return { label: input.label, checkpoint, ...point };
       } finally {
-        model.dispose();
+        if (!shared) model.dispose();
       }
     },
   };

@@ -65,7 +65,7 @@ export const rolloutBench: Bench = {
         for (let i = 0; i < 3; i++) {
           const model = new Transformer(resolveConfig({ preset }).model, new Prng(100 + i));
           const t0 = performance.now();
-          const ref = await publishWeights(store, model);
+          const ref = await publishWeights(store, { config: model.config, weights: model.getWeights() });
           seconds.push((performance.now() - t0) / 1000);
           bytes = ref.bytes;
           await store.deleteKeys([weightsKey(ref)]);

@@ -4,7 +4,7 @@
  * against the name, and keeps the model in memory for the next shard or scaling point.
  */
 import { createHash } from 'node:crypto';
-import { decodeState, encodeState } from '../model/state';
+import { decodeState, encodeState, type TrainingState } from '../model/state';
 import { Transformer } from '../model/transformer';
 import { WEIGHTS_PREFIX, type CheckpointStore } from './checkpoints';
 
@@ -16,19 +16,12 @@ export interface WeightsRef {
 export const weightsKey = (ref: Pick<WeightsRef, 'sha256'>) => `${WEIGHTS_PREFIX}/${ref.sha256}`;
 
 /** A model's config and weights as a training state with nothing else in it. */
-export function encodeWeights(model: Transformer): Uint8Array {
-  return encodeState({
-    config: model.config,
-    step: 0,
-    prng: [1, 0, 0, 0],
-    cursor: null,
-    weights: model.getWeights(),
-    optimizer: { t: 0, m: {}, v: {} },
-  });
+export function encodeWeights({ config, weights }: Pick<TrainingState, 'config' | 'weights'>): Uint8Array {
+  return encodeState({ config, step: 0, prng: [1, 0, 0, 0], cursor: null, weights, optimizer: { t: 0, m: {}, v: {} } });
 }
 
 /** Publishes a model's weights (a no-op when that content is there already). */
-export async function publishWeights(store: CheckpointStore, model: Transformer): Promise<WeightsRef> {
+export async function publishWeights(store: CheckpointStore, model: Pick<TrainingState, 'config' | 'weights'>): Promise<WeightsRef> {
   const bytes = encodeWeights(model);
   const ref = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
   await store.putOnce(weightsKey(ref), bytes);
@@ -45,6 +38,13 @@ export class ModelCache {
   ) {}
 
   async get(ref: WeightsRef): Promise<Transformer> {
+    const model = await this.find(ref);
+    if (!model) throw new Error(`published weights ${ref.sha256.slice(0, 12)} are gone (removed by gc, or never published)`);
+    return model;
+  }
+
+  /** The model, or undefined when its object is gone (a trainer removes a step's weights once it has its rollouts). */
+  async find(ref: WeightsRef): Promise<Transformer | undefined> {
     const hit = this.models.get(ref.sha256);
     if (hit) {
       this.models.delete(ref.sha256); // most recently used goes last
@@ -52,7 +52,7 @@ export class ModelCache {
       return hit;
     }
     const object = await this.store.getObject(weightsKey(ref));
-    if (!object) throw new Error(`published weights ${ref.sha256.slice(0, 12)} are gone (removed by gc, or never published)`);
+    if (!object) return undefined;
     if (object.sha256 !== ref.sha256) throw new Error(`published weights ${ref.sha256.slice(0, 12)}: content digest differs`);
     const state = decodeState(object.bytes);
     const model = new Transformer(state.config, state.weights);

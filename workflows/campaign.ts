@@ -28,6 +28,7 @@ import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from 
 import { SA } from '../config/search-attributes';
 import { anchorRefreshDue, scalingSweep } from '../rules/campaign';
 import type { CheckpointRef } from '../storage/manifest';
+import type { WeightsRef } from '../storage/weights';
 import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
@@ -276,12 +277,22 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
         state.sft.checkpoint,
         state.epochs.map((e) => e.checkpoint),
       );
+      // Each checkpoint's weights are published once; eval workers load those, as rollout workers do.
+      const published = new Map<string, Promise<WeightsRef>>();
+      if (patched('published-weights'))
+        for (const { checkpoint } of sweep)
+          if (!published.has(checkpoint.sha256))
+            published.set(
+              checkpoint.sha256,
+              evalQueue.publishWeights.executeWithOptions({ summary: `publish ${checkpoint.id}` }, [{ checkpoint }]),
+            );
       state.scaling = await Promise.all(
-        sweep.map(({ label, checkpoint, budget }) =>
-          evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
-            { campaignId: id, config, checkpoint, label, budget },
-          ]),
-        ),
+        sweep.map(async ({ label, checkpoint, budget }) => {
+          const weights = await published.get(checkpoint.sha256);
+          return evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
+            { campaignId: id, config, checkpoint, label, budget, ...(weights && { weights }) },
+          ]);
+        }),
       );
     }
     setStage('done');

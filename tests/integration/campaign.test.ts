@@ -48,7 +48,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     const activities = history
       .events!.filter((e) => e.activityTaskScheduledEventAttributes)
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(activities.filter((a) => a !== 'scalingPoint')).toEqual([
+    expect(activities.filter((a) => a !== 'scalingPoint' && a !== 'publishWeights')).toEqual([
       'synthesize',
       'sftTrain',
       'evaluate',
@@ -57,8 +57,10 @@ describe('campaign workflow (real Temporal + S3)', () => {
       'rlEpoch',
       'evaluate',
     ]);
-    // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each at budgets 16, 32 and untruncated.
+    // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each at budgets 16, 32 and untruncated,
+    // from the three checkpoints' weights published once each.
     expect(activities.filter((a) => a === 'scalingPoint')).toHaveLength(9);
+    expect(activities.filter((a) => a === 'publishWeights')).toHaveLength(3);
     expect(result.scaling.map((p) => `${p.label}@${p.untruncated ? 'full' : p.budget}`)).toEqual([
       'sft@16',
       'sft@32',
@@ -128,7 +130,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     const names = history
       .events!.filter((e) => e.activityTaskScheduledEventAttributes)
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name);
-    expect(names.filter((n) => n !== 'scalingPoint')).toEqual(['rlEpoch', 'evaluate']);
+    expect(names.filter((n) => n !== 'scalingPoint' && n !== 'publishWeights')).toEqual(['rlEpoch', 'evaluate']);
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
   });
 

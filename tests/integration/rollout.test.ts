@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startCampaign } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
-import { CheckpointStore, ROLLOUTS_PREFIX, WEIGHTS_PREFIX } from '../../storage/checkpoints';
+import type { RolloutStepInput } from '../../activities/rollout';
+import { CheckpointStore, ROLLOUTS_PREFIX } from '../../storage/checkpoints';
+import { weightsKey } from '../../storage/weights';
 import type { CampaignResult } from '../../workflows/campaign-types';
 import { killHard, spawnWorker, testConnection, uniqueCampaign, waitFor } from './helpers';
 
@@ -29,10 +31,15 @@ afterAll(async () => {
 const { PENDING_ACTIVITY_STATE_STARTED } = temporal.api.enums.v1.PendingActivityState;
 
 // 4 prompts x 16 samples a step, one sampler call per prompt: shards of 1 or 2 prompts are whole calls.
+// Flat groups are kept, so every step updates the policy from its samples (the smoke model solves nothing).
 function run(id: string, rollout: { mode: 'local' | 'workers'; shardPrompts: number }): Promise<CampaignResult> {
   const config = resolveConfig({
     preset: 'smoke',
-    overrides: { seed: 5, rl: { epochs: 2, stepsPerEpoch: 3, promptsPerStep: 4, samplesPerPrompt: 16, sampleBatch: 16, rollout } },
+    overrides: {
+      seed: 5,
+      rl: { epochs: 2, stepsPerEpoch: 3, promptsPerStep: 4, samplesPerPrompt: 16, sampleBatch: 16, dropZeroVariance: false, rollout },
+      eval: { scaling: { enabled: false } },
+    },
   });
   return startCampaign(client, { campaignId: id, config, preset: 'smoke' }).then((h) => h.result() as Promise<CampaignResult>);
 }
@@ -58,6 +65,17 @@ async function shardAttempts(campaignId: string): Promise<{ identity: string; at
 }
 
 const pidOf = (identity: string) => Number(identity.split('@')[0]);
+
+/** The weights each RL step published (from its rollout workflow's input). */
+async function stepWeights(campaignId: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const id of await rolloutRuns(campaignId)) {
+    const history = await client.workflow.getHandle(id).fetchHistory();
+    const payload = history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
+    out.add((JSON.parse(Buffer.from(payload.data!).toString('utf8')) as RolloutStepInput).weights.sha256);
+  }
+  return out;
+}
 
 describe('rollout workers', () => {
   it('1 and 3 rollout workers, a worker killed mid-shard and workers joining mid-campaign: the same final checkpoint as in-process sampling', async () => {
@@ -103,10 +121,11 @@ describe('rollout workers', () => {
       const joinedPids = new Set(joined.map((w) => w.pid));
       expect(new Set(attempts.map((a) => pidOf(a.identity)).filter((p) => joinedPids.has(p))).size).toBeGreaterThanOrEqual(2);
       // Published weights and stored shards are removed once a step has gathered them.
-      for (const prefix of [WEIGHTS_PREFIX, ROLLOUTS_PREFIX]) {
-        const listed = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: `${prefix}/` }));
-        expect(listed.KeyCount).toBe(0);
-      }
+      const listed = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: `${ROLLOUTS_PREFIX}/` }));
+      expect(listed.KeyCount).toBe(0);
+      const published = await stepWeights(id);
+      expect(published.size).toBe(6); // a new policy every step
+      for (const sha of published) expect(await store.getObject(weightsKey({ sha256: sha }))).toBeUndefined();
     } finally {
       await Promise.all([trainer, first, ...joined].map(killHard));
     }

@@ -117,7 +117,12 @@ function stubs(opts: { sftGate?: Promise<void> } = {}) {
       calls.push(`refreshAnchor:${epoch}`);
       return ref(`${campaignId}/anchor-e${epoch}`);
     },
-    async scalingPoint({ label, checkpoint, budget }) {
+    async publishWeights({ checkpoint }) {
+      calls.push(`publish:${checkpoint.id.split('/')[1]}`);
+      return { sha256: `w-${checkpoint.sha256}`, bytes: 1 };
+    },
+    async scalingPoint({ label, checkpoint, budget, weights }) {
+      if (weights?.sha256 !== `w-${checkpoint.sha256}`) throw new Error(`scaling point of ${checkpoint.id} without its published weights`);
       calls.push(`scaling:${label}:${checkpoint.id.split('/')[1]}@${budget ?? 'full'}`);
       return {
         label,
@@ -206,7 +211,10 @@ describe('campaign workflow logic (stub activities)', () => {
     });
     const id = result.id;
     const scaling = calls.filter((c) => c.startsWith('scaling:'));
-    expect(calls.slice(0, calls.length - scaling.length)).toEqual([
+    const publish = calls.filter((c) => c.startsWith('publish:'));
+    // Every scaling checkpoint's weights published once, before its points.
+    expect(publish.sort()).toEqual(['publish:rl-e2', 'publish:rl-e3', 'publish:rl-e5', 'publish:sft']);
+    expect(calls.slice(0, calls.length - scaling.length - publish.length)).toEqual([
       'synthesize',
       'sftTrain',
       'evaluate:sft',
