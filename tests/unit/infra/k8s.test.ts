@@ -6,12 +6,15 @@
  * training and sampling run, the rollout autoscaler on its queue, credentials only from Secrets.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { ConfigMap, Namespace } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { loadStack } from '../../../config/connection';
 import { QUEUES } from '../../../workflows/queues';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -48,15 +51,26 @@ interface Doc {
   [field: string]: any;
 }
 
-/** Renders with the real kustomize: the standalone binary, else the one built into kubectl. */
+/** kustomize built from the Go module proxy into t1's cache (once), for machines without kustomize or kubectl. */
+const KUSTOMIZE = 'sigs.k8s.io/kustomize/kustomize/v5@v5.7.1';
+function goKustomize(): string {
+  const bin = join(loadStack().cacheDir, 'kustomize-v5.7.1');
+  const exe = join(bin, 'kustomize');
+  if (!existsSync(exe))
+    execFileSync('go', ['install', KUSTOMIZE], { env: { ...process.env, GOBIN: bin }, stdio: ['ignore', 'ignore', 'pipe'] });
+  return exe;
+}
+
+/** Renders with the real kustomize: the standalone binary, else the one built into kubectl, else one built with Go. */
 function render(dir: string): Doc[] {
   const path = `${root}${dir}`;
   for (const [cmd, args] of [
     ['kustomize', ['build', path]],
     ['kubectl', ['kustomize', path]],
+    [goKustomize, ['build', path]],
   ] as const) {
     try {
-      const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = execFileSync(typeof cmd === 'string' ? cmd : cmd(), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
       return parseAllDocuments(out).map((d) => {
         if (d.errors.length) throw d.errors[0];
         return d.toJS() as Doc;
@@ -65,7 +79,7 @@ function render(dir: string): Doc[] {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
-  throw new Error('rendering infra/k8s needs kustomize, or kubectl with its built-in kustomize, on PATH');
+  throw new Error('rendering infra/k8s needs kustomize, kubectl (its built-in kustomize) or go (to build kustomize) on PATH');
 }
 
 /** Schema errors of every document, as "Kind/name: error" lines; empty when all are valid. */
