@@ -5,7 +5,7 @@
  * in S3 when they are too big for workflow history. The shard's rows draw from their own streams
  * (rl/rollout), so a retried or re-assigned shard gives the same bits.
  */
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Sample } from '../model/sample';
 import type { Transformer } from '../model/transformer';
 import { sampleRollouts, type RolloutBatch, type Rollouts } from '../rl/rollout';
@@ -80,9 +80,9 @@ export interface WorkerRolloutsOptions {
 }
 
 /**
- * The trainer's side: each step publishes the policy, runs the step's rollout workflow (attaching
- * to it when a retried trainer finds it started or done), and gathers the shards in order. The
- * step's working objects are removed once gathered (gc removes those of a crashed step).
+ * The trainer's side: each step publishes the policy, runs the step's rollout workflow and gathers
+ * the shards in order. The step's working objects are removed once gathered (gc removes those of a
+ * crashed step).
  */
 export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
   return async (batch) => {
@@ -90,20 +90,17 @@ export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
     const weights = await publishWeights(o.store, { config: o.policy.config, weights: o.policy.getWeights() });
     const input: RolloutStepInput = { weights, backend: o.backend, batch, shards: o.shards };
     const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
-    const client = await o.client();
-    let handle;
-    try {
-      handle = await client.workflow.start(rolloutWorkflow, {
-        workflowId,
-        taskQueue: QUEUES.rollout,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      });
-    } catch (e) {
-      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-      handle = client.workflow.getHandle<typeof rolloutWorkflow>(workflowId); // completed before this attempt
-    }
+    // A retried trainer attaches to the step's running workflow; one that closed (its objects may be
+    // gone) runs again, to the same bits.
+    const handle = await (
+      await o.client()
+    ).workflow.start(rolloutWorkflow, {
+      workflowId,
+      taskQueue: QUEUES.rollout,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    });
     // The trainer's activity heartbeats while it waits; a cancelled trainer cancels its rollouts.
     const beat = setInterval(() => scope.keepAlive(), 5000);
     const cancel = () => void handle.cancel().catch(() => undefined);
