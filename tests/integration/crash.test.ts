@@ -3,26 +3,15 @@
  * and the S3 server down for 20 s while checkpoints are being committed. The campaign completes,
  * and (same seed) its final checkpoint is bit-identical to an uninterrupted run's.
  */
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkflowHandle } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { campaignStatus, startCampaign, type CampaignHandle } from '../../client/campaigns';
-import { connectClient } from '../../infra/temporal';
-import { CheckpointStore } from '../../storage/checkpoints';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import { killHard, spawnWorker, testConnection, testStack, uniqueCampaign, waitFor } from './helpers';
+import { killHard, spawnWorker, testStack, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
-const conn = testConnection();
-const store = new CheckpointStore(conn.s3);
-let client: Client;
-beforeAll(async () => {
-  client = await connectClient(conn.temporal);
-});
-afterAll(async () => {
-  await client?.connection.close();
-  store.close();
-});
+const { client, store } = useClientAndStore();
 
 // Big enough that a step takes a noticeable time, small enough for CI.
 const overrides = {
@@ -35,7 +24,7 @@ const overrides = {
 
 function start(id: string): Promise<CampaignHandle> {
   const config = resolveConfig({ preset: 'smoke', overrides });
-  return startCampaign(client, { campaignId: id, config, preset: 'smoke' });
+  return startCampaign(client(), { campaignId: id, config, preset: 'smoke' });
 }
 
 /** The running activity's name and heartbeated step, if any. */

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { connectClient } from '../../infra/temporal';
+import { CheckpointStore } from '../../storage/checkpoints';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { loadConnection, loadStack, type ConnectionConfig, type StackConfig } from '../../config/connection';
 
@@ -61,6 +62,21 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A Temporal client and a checkpoint store on the test stack, for the lifetime of one test file. */
+export function useClientAndStore(): { client: () => Client; store: CheckpointStore } {
+  const conn = testConnection();
+  const store = new CheckpointStore(conn.s3);
+  let client: Client | undefined;
+  beforeAll(async () => {
+    client = await connectClient(conn.temporal);
+  });
+  afterAll(async () => {
+    await client?.connection.close();
+    store.close();
+  });
+  return { client: () => client!, store };
 }
 
 /** An in-process worker serving every queue, and a client, for the lifetime of one test file. */

@@ -5,28 +5,17 @@
  * mid-campaign take shards.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startCampaign } from '../../client/campaigns';
-import { connectClient } from '../../infra/temporal';
 import type { RolloutStepInput } from '../../activities/rollout';
-import { CheckpointStore, ROLLOUTS_PREFIX } from '../../storage/checkpoints';
+import { ROLLOUTS_PREFIX } from '../../storage/checkpoints';
 import { weightsKey } from '../../storage/weights';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import { killHard, spawnWorker, testConnection, uniqueCampaign, waitFor } from './helpers';
+import { killHard, spawnWorker, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
-const conn = testConnection();
-const store = new CheckpointStore(conn.s3);
-let client: Client;
-beforeAll(async () => {
-  client = await connectClient(conn.temporal);
-});
-afterAll(async () => {
-  await client?.connection.close();
-  store.close();
-});
+const { client, store } = useClientAndStore();
 
 const { PENDING_ACTIVITY_STATE_STARTED } = temporal.api.enums.v1.PendingActivityState;
 
@@ -41,14 +30,14 @@ function run(id: string, rollout: { mode: 'local' | 'workers'; shardPrompts: num
       eval: { scaling: { enabled: false } },
     },
   });
-  return startCampaign(client, { campaignId: id, config, preset: 'smoke' }).then((h) => h.result() as Promise<CampaignResult>);
+  return startCampaign(client(), { campaignId: id, config, preset: 'smoke' }).then((h) => h.result() as Promise<CampaignResult>);
 }
 
 /** The campaign's rollout workflows (one per RL step). */
 async function rolloutRuns(campaignId: string, status?: 'Running') {
   const out = [];
   const query = `WorkflowType='rolloutWorkflow'${status ? ` AND ExecutionStatus='${status}'` : ''}`;
-  for await (const w of client.workflow.list({ query })) if (w.workflowId.startsWith(`${campaignId}-rollouts-`)) out.push(w.workflowId);
+  for await (const w of client().workflow.list({ query })) if (w.workflowId.startsWith(`${campaignId}-rollouts-`)) out.push(w.workflowId);
   return out;
 }
 
@@ -56,7 +45,7 @@ async function rolloutRuns(campaignId: string, status?: 'Running') {
 async function shardAttempts(campaignId: string): Promise<{ identity: string; attempt: number }[]> {
   const out = [];
   for (const id of await rolloutRuns(campaignId)) {
-    const history = await client.workflow.getHandle(id).fetchHistory();
+    const history = await client().workflow.getHandle(id).fetchHistory();
     for (const e of history.events ?? [])
       if (e.activityTaskStartedEventAttributes)
         out.push({ identity: e.activityTaskStartedEventAttributes.identity!, attempt: e.activityTaskStartedEventAttributes.attempt! });
@@ -70,7 +59,7 @@ const pidOf = (identity: string) => Number(identity.split('@')[0]);
 async function stepWeights(campaignId: string): Promise<Set<string>> {
   const out = new Set<string>();
   for (const id of await rolloutRuns(campaignId)) {
-    const history = await client.workflow.getHandle(id).fetchHistory();
+    const history = await client().workflow.getHandle(id).fetchHistory();
     const payload = history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
     out.add((JSON.parse(Buffer.from(payload.data!).toString('utf8')) as RolloutStepInput).weights.sha256);
   }
@@ -135,7 +124,7 @@ describe('rollout workers', () => {
 /** A running rollout workflow of the campaign with a shard started by worker `pid`. */
 async function heldShard(campaignId: string, pid: number): Promise<{ workflowId: string; activityId: string } | undefined> {
   for (const workflowId of await rolloutRuns(campaignId, 'Running')) {
-    const d = await client.workflow.getHandle(workflowId).describe();
+    const d = await client().workflow.getHandle(workflowId).describe();
     const a = (d.raw.pendingActivities ?? []).find(
       (p) => p.state === PENDING_ACTIVITY_STATE_STARTED && pidOf(p.lastWorkerIdentity ?? '') === pid,
     );
@@ -145,7 +134,7 @@ async function heldShard(campaignId: string, pid: number): Promise<{ workflowId:
 }
 
 async function stillHeld(held: { workflowId: string; activityId: string }, pid: number): Promise<boolean> {
-  const d = await client.workflow.getHandle(held.workflowId).describe();
+  const d = await client().workflow.getHandle(held.workflowId).describe();
   return (d.raw.pendingActivities ?? []).some(
     (p) => p.activityId === held.activityId && p.state === PENDING_ACTIVITY_STATE_STARTED && pidOf(p.lastWorkerIdentity ?? '') === pid,
   );
