@@ -45,13 +45,7 @@ async function namingField<T>(field: string, f: () => T | Promise<T>): Promise<T
 }
 
 export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache, temporal: () => Promise<Client>) {
-  /** The training state in a checkpoint (SFT, RL, or anchor weights). */
-  async function stateOf(ref: CheckpointRef): Promise<TrainingState> {
-    const objects = await cache.get(ref);
-    const bytes = objects.state ?? objects.anchor;
-    if (!bytes) throw new Error(`checkpoint ${ref.id} holds no training state`);
-    return decodeState(bytes);
-  }
+  const stateOf = (ref: CheckpointRef) => cache.state(ref);
 
   async function readDataset(ref: CheckpointRef): Promise<SftExample[]> {
     const objects = await cache.get(ref);

@@ -6,7 +6,6 @@
 import type { CampaignConfig } from '../config/campaign';
 import { SAMPLE_STREAMS } from '../evaluation/evaluate';
 import { inferenceScaling } from '../evaluation/scaling';
-import { decodeState } from '../model/state';
 import { Transformer } from '../model/transformer';
 import { EVAL_CACHE_PREFIX, type CheckpointStore } from '../storage/checkpoints';
 import type { CheckpointRef } from '../storage/manifest';
@@ -31,13 +30,8 @@ export interface ScalingInput {
 }
 
 export function scalingActivities(store: CheckpointStore, cache: CheckpointCache, models: ModelCache) {
-  /** The checkpoint's policy (or anchor) config and weights. */
-  async function stateOf(checkpoint: CheckpointRef) {
-    const objects = await cache.get(checkpoint);
-    return decodeState(objects.state ?? objects.anchor);
-  }
   async function modelOf(checkpoint: CheckpointRef) {
-    const { config, weights } = await stateOf(checkpoint);
+    const { config, weights } = await cache.state(checkpoint);
     return new Transformer(config, weights);
   }
 
@@ -47,7 +41,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
      * weights alone (not the optimizer state) and keep each model for all their points.
      */
     async publishWeights(input: { checkpoint: CheckpointRef }): Promise<WeightsRef> {
-      return publishWeights(store, await stateOf(input.checkpoint));
+      return publishWeights(store, await cache.state(input.checkpoint));
     },
 
     async scalingPoint(input: ScalingInput): Promise<ScalingPoint> {

@@ -8,7 +8,6 @@
  *   after an intra-activity checkpoint), time until a new worker has the activity again, and the
  *   steps the retry computed a second time.
  */
-import { spawn } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { startCampaign, type CampaignHandle } from '../client/campaigns';
 import { loadConnection, loadStack } from '../config/connection';
@@ -17,24 +16,9 @@ import { stackUp } from '../infra/stack';
 import { connectClient } from '../infra/temporal';
 import { CheckpointStore } from '../storage/checkpoints';
 import type { Bench } from './metric';
+import { spawnWorker } from './worker';
 
 const tsOf = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
-
-/** A worker process, resolved once it polls (its start is not orchestration overhead). */
-async function spawnWorker() {
-  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', 'all'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: process.env,
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
-      process.stderr.write(d);
-      if (String(d).includes('[worker] role')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
-  });
-  return child;
-}
 
 async function runCampaign(client: Client, id: string, preset: string, overrides?: Record<string, unknown>): Promise<CampaignHandle> {
   const config = resolveConfig({ preset, overrides });

@@ -8,8 +8,6 @@
  *   weight publishing and loading, workflow and activity dispatch, shard transfer, imbalance;
  * - weight_publish_seconds_<preset>: encoding, hashing and uploading a model's weights once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { workerRollouts, type ShardResult } from '../activities/rollout';
 import { runInScope } from '../activities/scope';
 import { loadConnection, loadStack } from '../config/connection';
@@ -26,27 +24,11 @@ import { sampleProblems } from '../tasks/stream';
 import { AdamW } from '../training/adamw';
 import { Prng } from '../util/prng';
 import type { Bench } from './metric';
+import { spawnWorker } from './worker';
 
 const B = 4;
 const K = 32;
 const STEPS = 2;
-
-/** A rollout worker pinned to core `core` (one TensorFlow thread), resolved once it polls. */
-async function rolloutWorker(core: number): Promise<ChildProcess> {
-  const args = ['bin/t1.js', 'worker', '--role', 'rollout'];
-  const [cmd, argv] = existsSync('/usr/bin/taskset')
-    ? ['taskset', ['-c', String(core), process.execPath, ...args]]
-    : [process.execPath, args];
-  const child = spawn(cmd, argv, {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1' },
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d) => String(d).includes('[worker] role') && resolve());
-    child.once('exit', (code) => reject(new Error(`rollout worker exited with ${code}`)));
-  });
-  return child;
-}
 
 const noScope = { heartbeatDetails: undefined, heartbeat: () => undefined, signal: new AbortController().signal, log: () => undefined };
 
@@ -91,7 +73,7 @@ export const rolloutBench: Bench = {
       const samplingSeconds: Record<number, number[]> = {};
       let overhead = NaN;
       for (const n of [1, 2]) {
-        const workers = await Promise.all(Array.from({ length: n }, (_, i) => rolloutWorker(i)));
+        const workers = await Promise.all(Array.from({ length: n }, (_, i) => spawnWorker('rollout', i)));
         const policy = new Transformer(quick.model, new Prng(1));
         const anchor = policy.clone();
         const optimizer = new AdamW(policy.variables, policy.names, config.optimizer);

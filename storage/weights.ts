@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
 import { Transformer } from '../model/transformer';
+import { Lru } from '../util/lru';
 import { WEIGHTS_PREFIX, type CheckpointStore } from './checkpoints';
 
 export interface WeightsRef {
@@ -30,12 +31,15 @@ export async function publishWeights(store: CheckpointStore, model: Pick<Trainin
 
 /** The last few published models this worker loaded, by sha256. Models it hands out stay owned by the cache. */
 export class ModelCache {
-  private readonly models = new Map<string, Transformer>();
+  // An evicted model's tensors are freed: the cache owns every model it hands out.
+  private readonly models: Lru<Transformer>;
 
   constructor(
     private readonly store: CheckpointStore,
-    private readonly capacity = 2,
-  ) {}
+    capacity = 2,
+  ) {
+    this.models = new Lru(capacity, (model) => model.dispose());
+  }
 
   async get(ref: WeightsRef): Promise<Transformer> {
     const model = await this.find(ref);
@@ -46,22 +50,13 @@ export class ModelCache {
   /** The model, or undefined when its object is gone (a trainer removes a step's weights once it has its rollouts). */
   async find(ref: WeightsRef): Promise<Transformer | undefined> {
     const hit = this.models.get(ref.sha256);
-    if (hit) {
-      this.models.delete(ref.sha256); // most recently used goes last
-      this.models.set(ref.sha256, hit);
-      return hit;
-    }
+    if (hit) return hit;
     const object = await this.store.getObject(weightsKey(ref));
     if (!object) return undefined;
     if (object.sha256 !== ref.sha256) throw new Error(`published weights ${ref.sha256.slice(0, 12)}: content digest differs`);
     const state = decodeState(object.bytes);
     const model = new Transformer(state.config, state.weights);
     this.models.set(ref.sha256, model);
-    while (this.models.size > this.capacity) {
-      const [sha, old] = this.models.entries().next().value!;
-      this.models.delete(sha);
-      old.dispose();
-    }
     return model;
   }
 }
