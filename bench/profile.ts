@@ -2,12 +2,13 @@
  * `npm run bench -- --profile`: where one SFT step and one decode step of the reference model
  * (4 layers, d 256, context 256, batch 16) spend their time, by op kind. Kernel times come from
  * tf.profile; `host` is the step's wall time outside kernels (JS, tensor creation, the download of
- * logits and losses, per-op binding overhead, customGrad's bookkeeping). Layer norm and the
- * optimizer are attributed by wrapping their calls; the backward kernels of layer norm and GELU
- * fall under `elementwise`.
+ * logits and losses, per-op binding overhead, customGrad's bookkeeping). Layer norm (training's
+ * and the decoder's) and the optimizer are attributed by wrapping their calls; the backward
+ * kernels of layer norm and GELU fall under `elementwise`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../model/backend';
+import { Decoder } from '../model/decode';
 import { generate } from '../model/sample';
 import { BOS, buildExample } from '../model/tokenizer';
 import type { Transformer } from '../model/transformer';
@@ -25,6 +26,7 @@ const KIND_OF: Record<string, Kind> = {
   _FusedMatMul: 'matMul',
   Softmax: 'attention softmax/transposes',
   Transpose: 'attention softmax/transposes',
+  SplitV: 'attention softmax/transposes',
   Concat: 'kv cache concat/gather',
   GatherV2: 'kv cache concat/gather',
 };
@@ -45,10 +47,15 @@ export async function profiled(model: Transformer, f: () => Promise<unknown>): P
       ranges.push({ from, to: kernels().length, kind });
       return r;
     };
-  const m = model as unknown as { norm: (...a: unknown[]) => unknown };
-  const norm = m.norm;
+  const m = model as unknown as { layerNorm: (...a: unknown[]) => unknown };
+  const layerNorm = m.layerNorm;
+  const d = Decoder.prototype as unknown as { normalized: (...a: unknown[]) => unknown };
+  const normalized = d.normalized;
   const step = AdamW.prototype.step;
-  m.norm = mark('layer norm', norm.bind(model));
+  m.layerNorm = mark('layer norm', layerNorm);
+  d.normalized = function (this: Decoder, ...a: unknown[]) {
+    return mark('layer norm', normalized.bind(this))(...a);
+  };
   AdamW.prototype.step = function (this: AdamW, ...a: Parameters<AdamW['step']>) {
     return mark('optimizer', step.bind(this))(...a);
   };
@@ -77,7 +84,8 @@ export async function profiled(model: Transformer, f: () => Promise<unknown>): P
     ms.host = Math.max(0, wallMs - Object.values(ms).reduce((a, b) => a + b, 0));
     return { ms, wallMs };
   } finally {
-    delete (m as Partial<typeof m>).norm;
+    m.layerNorm = layerNorm;
+    d.normalized = normalized;
     AdamW.prototype.step = step;
     tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', check);
   }

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { installNativeMatMul } from './native-matmul';
 import { installWasmMatMul } from './wasm-matmul';
 
 export const BACKENDS = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
@@ -29,6 +30,7 @@ async function load(name: BackendName): Promise<void> {
       process.env.TF_CPP_MIN_LOG_LEVEL ??= '2'; // TensorFlow's own info lines would flood every log
       await import(pkg);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('backend "tensorflow" did not initialise');
+      installNativeMatMul();
       return;
     }
     case 'wasm': {

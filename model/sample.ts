@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Prng } from '../util/prng';
 import { EOS, PAD } from './tokenizer';
-import { BLOCKED, oneHotFloat, type KVCache, type Transformer } from './transformer';
+import { Decoder } from './decode';
+import { BLOCKED, oneHotFloat, type Transformer } from './transformer';
 
 export interface TokenScores {
   /** log pi(targets[b,t] | inputs[b,<=t]), [B,T]. */
@@ -95,7 +96,50 @@ export function samplingDistribution(logits: ArrayLike<number>, opts: Omit<Sampl
 
 /** Draws one token from raw logits as `generate` does (one uniform from rng unless greedy). */
 export function sampleToken(logits: ArrayLike<number>, opts: Omit<SampleOptions, 'maxNewTokens'>, rng: Prng): number {
-  return opts.greedy ? argmax(logits) : draw(samplingDistribution(logits, opts), rng.next());
+  return drawToken(logits, opts, rng).token;
+}
+
+/** exp(z_i/T - max) of the row being drawn: reused, so drawing allocates nothing. */
+let scratch = new Float64Array(0);
+
+/**
+ * One token from raw logits with its log-prob and the entropy of pi_T = softmax(logits / T)
+ * (untruncated; T = 1 when greedy), in float64. Untruncated sampling, the RL case, takes two
+ * passes over the logits and allocates nothing: draw u * sum(e) against the running sum of
+ * e_i = exp(z_i/T - max), log pi_T(i) = z_i/T - lse, entropy = lse - sum(e_i z_i/T) / sum(e).
+ */
+export function drawToken(
+  logits: ArrayLike<number>,
+  opts: Omit<SampleOptions, 'maxNewTokens'>,
+  rng: Prng,
+): { token: number; logProb: number; entropy: number } {
+  const T = opts.greedy ? 1 : (opts.temperature ?? 1);
+  if (!(T > 0)) throw new Error(`temperature must be > 0, got ${T}`);
+  const n = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) max = Math.max(max, logits[i] / T);
+  if (scratch.length < n) scratch = new Float64Array(n);
+  let sum = 0;
+  let weighted = 0;
+  for (let i = 0; i < n; i++) {
+    const a = logits[i] / T - max;
+    const e = (scratch[i] = Math.exp(a));
+    sum += e;
+    weighted += e * a;
+  }
+  const lse = Math.log(sum);
+  const truncated = (opts.topP ?? 1) < 1 || (opts.minP ?? 0) > 0;
+  let token: number;
+  if (opts.greedy) token = argmax(logits);
+  else if (truncated) token = draw(samplingDistribution(logits, opts), rng.next());
+  else {
+    const target = rng.next() * sum;
+    let cum = 0;
+    token = -1;
+    for (let i = 0; i < n && token < 0; i++) if (target < (cum += scratch[i])) token = i;
+    if (token < 0) token = scratch.subarray(0, n).findLastIndex((e) => e > 0); // u within rounding of 1
+  }
+  return { token, logProb: logits[token] / T - max - lse, entropy: lse - weighted / sum };
 }
 
 /** Inverse-CDF draw from a normalised distribution with one uniform. */
@@ -109,21 +153,6 @@ function draw(dist: Float64Array, u: number): number {
     if (u < cum) return i;
   }
   return last; // u within rounding of 1
-}
-
-/** log softmax(logits / T) at the chosen token, and the entropy of that distribution (float64). */
-function tokenStats(logits: Float32Array, token: number, T: number): { logProb: number; entropy: number } {
-  let max = -Infinity;
-  for (const z of logits) max = Math.max(max, z / T);
-  let sum = 0;
-  for (const z of logits) sum += Math.exp(z / T - max);
-  const lse = max + Math.log(sum);
-  let entropy = 0;
-  for (const z of logits) {
-    const lp = z / T - lse;
-    entropy -= Math.exp(lp) * lp;
-  }
-  return { logProb: logits[token] / T - lse, entropy };
 }
 
 function argmax(xs: ArrayLike<number>): number {
@@ -168,18 +197,12 @@ export async function generate(
       for (let j = 0; j < L; j++) if (j > i || j < pad[b]) bias[(b * L + i) * L + j] = BLOCKED;
     }
   }
-  let { logits, cache } = tf.tidy(() => {
-    const r = model.forwardCached(
-      tf.tensor2d(tokens, [B, L], 'int32'),
-      tf.tensor2d(positions, [B, L], 'int32'),
-      tf.tensor4d(bias, [B, 1, L, L]),
-      null,
-    );
-    return { logits: r.logits.slice([0, L - 1, 0], [B, 1, V]), cache: r.cache };
-  });
+  const decoder = new Decoder(model);
+  let logits = tf.tidy(() =>
+    decoder.prefill(tf.tensor2d(tokens, [B, L], 'int32'), tf.tensor2d(positions, [B, L], 'int32'), tf.tensor4d(bias, [B, 1, L, L])),
+  );
 
   const done = new Array<boolean>(B).fill(false);
-  const T = opts.greedy ? 1 : (opts.temperature ?? 1);
   // Rows of the batch tensors: original indices of the sequences still decoding, in batch order.
   let rows = Array.from({ length: B }, (_, b) => b);
   try {
@@ -190,8 +213,7 @@ export async function generate(
         const b = rows[i];
         if (done[b]) continue;
         const row = data.subarray(i * V, (i + 1) * V);
-        const token = sampleToken(row, opts, rngOf(b));
-        const { logProb, entropy } = tokenStats(row, token, T);
+        const { token, logProb, entropy } = drawToken(row, opts, rngOf(b));
         const s = out[b];
         s.tokens.push(token);
         s.logProbs.push(logProb);
@@ -204,11 +226,7 @@ export async function generate(
       // Finished rows leave the batch once they are an eighth of it: one gather of the cache, then
       // every later step computes live rows only (until then they ride along on PAD).
       if (live.length <= rows.length * COMPACT_AT) {
-        const keep = tf.tensor1d(live, 'int32');
-        const kept = cache.map(({ k, v }) => ({ k: tf.gather(k, keep), v: tf.gather(v, keep) }));
-        tf.dispose(keep);
-        disposeCache(cache);
-        cache = kept;
+        decoder.keepRows(live);
         rows = live.map((i) => rows[i]);
       }
       const n = rows.length;
@@ -221,26 +239,15 @@ export async function generate(
         next[i] = out[b].tokens[out[b].tokens.length - 1];
         nextPos[i] = prompts[b].length + out[b].tokens.length - 1;
       });
-      const step: { logits: tf.Tensor3D; cache: KVCache } = tf.tidy(() =>
-        model.forwardCached(
-          tf.tensor2d(next, [n, 1], 'int32'),
-          tf.tensor2d(nextPos, [n, 1], 'int32'),
-          tf.tensor4d(keyBias, [n, 1, 1, Tk + 1]),
-          cache,
-        ),
+      logits = tf.tidy(() =>
+        decoder.step(tf.tensor2d(next, [n, 1], 'int32'), tf.tensor2d(nextPos, [n, 1], 'int32'), tf.tensor4d(keyBias, [n, 1, 1, Tk + 1])),
       );
-      disposeCache(cache);
-      ({ logits, cache } = step);
     }
   } finally {
     logits.dispose();
-    disposeCache(cache);
+    decoder.dispose();
   }
 }
 
 /** Compact the batch when at most this share of its rows is still decoding. */
 const COMPACT_AT = 7 / 8;
-
-function disposeCache(cache: KVCache): void {
-  for (const { k, v } of cache) tf.dispose([k, v]);
-}

@@ -14,9 +14,6 @@ import type { ModelConfig } from './config';
 /** Named weight values: what init, checkpoints and clones exchange. */
 export type NamedArrays = Record<string, Float32Array>;
 
-/** Per-layer attention keys and values [B,H,Tk,K] of the tokens seen so far. */
-export type KVCache = { k: tf.Tensor4D; v: tf.Tensor4D }[];
-
 /** Additive attention bias for blocked positions: large but finite, so a fully blocked row stays finite. */
 export const BLOCKED = -1e9;
 
@@ -110,7 +107,7 @@ function makeLayerNorm(eps: number) {
   }) as (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 }
 
-/** x normalised over its last axis, and 1 / std: the forward half of layer norm, shared by both paths. */
+/** x normalised over its last axis, and 1 / std: the forward half of layer norm. */
 function normalized(x: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor] {
   const xc = x.sub(x.mean(-1, true));
   const r = xc.square().mean(-1, true).add(eps).rsqrt();
@@ -145,101 +142,53 @@ export class Transformer {
     return this.variables.reduce((n, v) => n + v.size, 0);
   }
 
-  /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. */
+  /** A weight by name (see paramShapes). */
+  weight(name: string): tf.Variable {
+    const w = this.p[name];
+    if (!w) throw new Error(`no weight "${name}"`);
+    return w;
+  }
+
+  /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. Generation uses model/decode. */
   forward(tokens: tf.Tensor2D): tf.Tensor3D {
     const T = tokens.shape[1];
     if (T > this.config.contextLength) throw new Error(`sequence length ${T} exceeds contextLength ${this.config.contextLength}`);
     return tf.tidy(() => {
-      const pos = this.p.wpe.slice([0, 0], [T, this.config.dModel]).expandDims(0);
-      return this.run(tokens, pos, this.causalBias(T), null, false).logits;
+      const { vocabSize: V, dModel: D, nLayers } = this.config;
+      const B = tokens.shape[0];
+      const p = this.p;
+      // The embedding lookup as one-hot @ wte, whose gradient is a matMul (wasm has no kernel for gather's gradient).
+      let x = tf
+        .matMul(oneHotFloat(tokens.flatten(), V), p.wte)
+        .reshape([B, T, D])
+        .add(p.wpe.slice([0, 0], [T, D]).expandDims(0))
+        .reshape([B * T, D]);
+      const bias = this.causalBias(T);
+      for (let l = 0; l < nLayers; l++) {
+        x = x.add(this.attention(this.layerNorm(x, p[`h${l}.ln1.g`], p[`h${l}.ln1.b`]), l, B, T, bias));
+        const h = gelu(tf.matMul(this.layerNorm(x, p[`h${l}.ln2.g`], p[`h${l}.ln2.b`]), p[`h${l}.mlp.w1`]));
+        x = x.add(tf.matMul(h, p[`h${l}.mlp.w2`]));
+      }
+      const head = this.config.tieEmbeddings ? p.wte.transpose() : p.head;
+      return tf.matMul(this.layerNorm(x, p['lnf.g'], p['lnf.b']), head).reshape([B, T, V]) as tf.Tensor3D;
     });
   }
 
-  /**
-   * Incremental pass for generation (not differentiable through positions): new tokens [B,Tq]
-   * at int32 positions [B,Tq], attending to `cache` and to themselves under an additive `bias`
-   * broadcastable to [B,H,Tq,Tk]. Returns logits [B,Tq,V] and the extended cache; the caller
-   * owns both and disposes the old cache.
-   */
-  forwardCached(
-    tokens: tf.Tensor2D,
-    positions: tf.Tensor2D,
-    bias: tf.Tensor,
-    cache: KVCache | null,
-  ): { logits: tf.Tensor3D; cache: KVCache } {
-    const [B, T] = tokens.shape;
-    return tf.tidy(() =>
-      this.run(tokens, tf.gather(this.p.wpe, positions.flatten()).reshape([B, T, this.config.dModel]), bias, cache, true),
-    );
-  }
-
-  /** pos: position embeddings for the tokens, [B,T,D] or [1,T,D]. */
-  private run(
-    tokens: tf.Tensor2D,
-    pos: tf.Tensor,
-    bias: tf.Tensor,
-    past: KVCache | null,
-    keepCache: boolean,
-  ): { logits: tf.Tensor3D; cache: KVCache } {
-    const { vocabSize: V, dModel: D, nLayers } = this.config;
-    const [B, T] = tokens.shape;
-    const p = this.p;
-    // Training: the embedding lookup as one-hot @ wte, whose gradient is a matMul (wasm has no kernel
-    // for gather's gradient). Generation needs no gradient: a gather picks the same rows exactly.
-    const embedded = keepCache ? tf.gather(p.wte, tokens.flatten()) : tf.matMul(oneHotFloat(tokens.flatten(), V), p.wte);
-    let x = embedded
-      .reshape([B, T, D])
-      .add(pos)
-      .reshape([B * T, D]);
-    const newCache: KVCache = [];
-    for (let l = 0; l < nLayers; l++) {
-      const a = this.attention(this.norm(x, `h${l}.ln1`, keepCache), l, B, T, bias, past?.[l] ?? null, keepCache);
-      if (a.kv) newCache.push(a.kv);
-      x = x.add(a.y);
-      const h = gelu(tf.matMul(this.norm(x, `h${l}.ln2`, keepCache), p[`h${l}.mlp.w1`]));
-      x = x.add(tf.matMul(h, p[`h${l}.mlp.w2`]));
-    }
-    const head = this.config.tieEmbeddings ? p.wte.transpose() : p.head;
-    return { logits: tf.matMul(this.norm(x, 'lnf', keepCache), head).reshape([B, T, V]), cache: newCache };
-  }
-
-  /** Layer norm; `inference`: the same forward ops without customGrad's bookkeeping (generation takes no gradient). */
-  private norm(x: tf.Tensor, prefix: string, inference: boolean): tf.Tensor {
-    const g = this.p[`${prefix}.g`];
-    const b = this.p[`${prefix}.b`];
-    if (!inference) return this.layerNorm(x, g, b);
-    return normalized(x, this.config.layerNormEps)[0].mul(g).add(b);
-  }
-
-  private attention(x: tf.Tensor, l: number, B: number, T: number, bias: tf.Tensor, past: KVCache[number] | null, keepCache: boolean) {
+  private attention(x: tf.Tensor, l: number, B: number, T: number, bias: tf.Tensor): tf.Tensor {
     const { dModel: D, nHeads: H } = this.config;
     const K = D / H;
     const proj = (w: string) => tf.matMul(x, this.p[`h${l}.attn.${w}`]).reshape([B, T, H, K]);
     const q = proj('wq')
       .transpose([0, 2, 1, 3])
       .mul(1 / Math.sqrt(K)); // [B,H,T,K], scaled here: smaller than the scores
-    let v = proj('wv').transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B,H,T,K]
-    let scores: tf.Tensor; // [B,H,T,Tk]
-    let kv: KVCache[number] | null = null;
-    if (keepCache) {
-      // Generation: keys stay [B,H,Tk,K] so the cache grows by a cheap concat along the sequence.
-      let k = proj('wk').transpose([0, 2, 1, 3]) as tf.Tensor4D;
-      if (past) {
-        k = tf.concat([past.k, k], 2);
-        v = tf.concat([past.v, v], 2);
-      }
-      kv = { k, v };
-      scores = tf.matMul(q, k, false, true);
-    } else {
-      // Training: keys transposed once to [B,H,K,T], so q k^T and both its gradients are cheap on wasm.
-      scores = tf.matMul(q, proj('wk').transpose([0, 2, 3, 1]));
-    }
-    const att = tf.softmax(scores.add(bias));
+    const v = proj('wv').transpose([0, 2, 1, 3]); // [B,H,T,K]
+    // Keys transposed once to [B,H,K,T], so q k^T and both its gradients are cheap on wasm.
+    const att = tf.softmax(tf.matMul(q, proj('wk').transpose([0, 2, 3, 1])).add(bias));
     const y = tf
       .matMul(att, v)
       .transpose([0, 2, 1, 3])
       .reshape([B * T, D]);
-    return { y: tf.matMul(y, this.p[`h${l}.attn.wo`]), kv };
+    return tf.matMul(y, this.p[`h${l}.attn.wo`]);
   }
 
   /** [T,T] additive causal mask: a slice of one [C,C] mask built on first use and kept until dispose(). */

@@ -19,6 +19,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultCacheDir, provisionNativeTf } from '../../infra/native-tf';
+import { BATCH_LIMIT, installNativeMatMul, MATMUL_LIMIT, smallOp } from '../../model/native-matmul';
+import { Transformer } from '../../model/transformer';
+import { decoderDeviation, tinyConfig } from './model/helpers';
 import { Prng } from '../../util/prng';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -115,6 +118,7 @@ describe.runIf(native)('tensorflow backend (tfjs-node)', () => {
   beforeAll(async () => {
     expect(tf.findBackend('tensorflow')).toBeTruthy();
     expect(await tf.setBackend('tensorflow')).toBe(true);
+    installNativeMatMul(); // as initBackend does: every product below runs through it
   });
 
   it("is the backend named 'tensorflow', backed by a TensorFlow 2.x library", async () => {
@@ -243,5 +247,44 @@ describe.runIf(native)('tensorflow backend (tfjs-node)', () => {
     const native = await onBackend('tensorflow', compute);
     for (const k of Object.keys(cpu)) expectClose(native[k], cpu[k], 1e-5, 0, k);
     await tf.setBackend('tensorflow');
+  });
+
+  it('the BatchMatMul kernel sends small products to MatMul or BatchMatMul and large ones to oneDNN, all matching float64', async () => {
+    const prng = new Prng(3);
+    const cases: [number[], number[], boolean, boolean, string | null][] = [
+      [[7, 5], [5, 3], false, false, 'MatMul'],
+      [[5, 7], [3, 5], true, true, 'MatMul'],
+      [[2, 3, 1, 8], [2, 3, 8, 6], false, false, 'BatchMatMul'], // decoding: q k^T per row and head
+      [[2, 3, 1, 8], [2, 3, 6, 8], false, true, 'BatchMatMul'],
+      [[2, 1, 8], [1, 8, 6], false, false, null], // broadcasting batch dims: BatchMatMulV2 only
+      [[300, 256], [256, 260], false, false, null], // 2.0e7 multiply-adds > MATMUL_LIMIT
+      [[64, 32, 40], [64, 40, 20], false, false, null], // 1.6e6 > BATCH_LIMIT
+    ];
+    expect(300 * 256 * 260).toBeGreaterThan(MATMUL_LIMIT);
+    expect(64 * 32 * 40 * 20).toBeGreaterThan(BATCH_LIMIT);
+    for (const [sa, sb, tA, tB, op] of cases) {
+      const info = (shape: number[]) => ({ shape, dtype: 'float32' as const, dataId: {} });
+      expect(smallOp(info(sa), info(sb), tA, tB), `${sa} x ${sb}`).toBe(op);
+      const A = randn(
+        prng,
+        sa.reduce((x, y) => x * y),
+      );
+      const B = randn(
+        prng,
+        sb.reduce((x, y) => x * y),
+      );
+      const out = await onBackend('tensorflow', () => ({ c: tf.matMul(tf.tensor(A, sa), tf.tensor(B, sb), tA, tB) }));
+      const cpu = await onBackend('cpu', () => ({ c: tf.matMul(tf.tensor(A, sa), tf.tensor(B, sb), tA, tB) }));
+      const K = tA ? sa[sa.length - 2] : sa[sa.length - 1];
+      expectClose(out.c, cpu.c, 2e-5 * Math.sqrt(K), 1e-5, `${sa} x ${sb}`);
+    }
+    await tf.setBackend('tensorflow');
+  });
+
+  it.each([Infinity, 0])('the decoder (tail from %s) equals a full forward pass at every step', (tailFrom) => {
+    const m = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 80 }), new Prng(5));
+    const { maxDiff, scale } = decoderDeviation(m, tailFrom, 70);
+    expect(maxDiff).toBeLessThan(1e-5 * scale);
+    m.dispose();
   });
 });

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { generate, sampleToken, samplingDistribution, scoreTokens } from '../../../model/sample';
-import { BOS, EOS, PAD } from '../../../model/tokenizer';
-import { BLOCKED, Transformer } from '../../../model/transformer';
+import { TAIL } from '../../../model/decode';
+import { drawToken, generate, sampleToken, samplingDistribution, scoreTokens } from '../../../model/sample';
+import { BOS, EOS } from '../../../model/tokenizer';
+import { Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak, tinyConfig, useWasm } from './helpers';
+import { decoderDeviation, expectNoLeak, tinyConfig, useWasm } from './helpers';
 
 useWasm();
 
@@ -59,6 +60,20 @@ describe('sampling distribution', () => {
     }
   });
 
+  it('drawToken reports log pi_T of the drawn token and the entropy of pi_T, untruncated, whether or not sampling truncates', () => {
+    for (const opts of [{ temperature: 1.3 }, { temperature: 0.7, topP: 0.8, minP: 0.05 }, { greedy: true }]) {
+      const T = 'greedy' in opts ? 1 : opts.temperature;
+      const p = softmax(logits, T);
+      const entropy = -p.reduce((h, pi) => h + pi * Math.log(pi), 0);
+      for (let seed = 0; seed < 20; seed++) {
+        const d = drawToken(logits, opts, new Prng(seed));
+        expect(d.logProb).toBeCloseTo(Math.log(p[d.token]), 12);
+        expect(d.entropy).toBeCloseTo(entropy, 12);
+      }
+    }
+    expect(drawToken(logits, { greedy: true }, new Prng(0)).token).toBe(0);
+  });
+
   it('top-p keeps the smallest most-probable set reaching p, renormalised', () => {
     const p = softmax(logits); // ≈ .575 .211 .128 .078 .029 .004
     const cut = (topP: number) => Array.from(samplingDistribution(logits, { topP })).map((x) => x > 0);
@@ -86,49 +101,15 @@ describe('sampling distribution', () => {
 });
 
 describe('generate', () => {
-  it('KV-cache logits equal a full recompute at every step, with left padding, over 70 tokens', () => {
+  it.each([
+    ['one cache tensor', Infinity],
+    ['a tail merged every TAIL tokens', 0],
+  ])('decoder logits equal a full recompute at every step, with left padding and rows leaving, over 70 tokens (%s)', (_, tailFrom) => {
     const m = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 80 }), new Prng(5));
-    const V = m.config.vocabSize;
-    const rng = new Prng(2);
-    const steps = 70;
-    const seqs = [Array.from({ length: steps + 5 }, () => 6 + rng.int(95)), Array.from({ length: steps + 5 }, () => 6 + rng.int(95))];
-    const promptLens = [5, 3];
-    const L = 5;
-    const pad = promptLens.map((n) => L - n);
-    // Prefill the left-padded prompts, then feed the rest of each sequence one token per step.
-    const tokens = seqs.map((s, b) => [...new Array(pad[b]).fill(PAD), ...s.slice(0, promptLens[b])]);
-    const positions = pad.map((p) => Array.from({ length: L }, (_, i) => Math.max(0, i - p)));
-    const bias = pad.map((p) => [Array.from({ length: L }, (_, i) => Array.from({ length: L }, (_, j) => (j > i || j < p ? BLOCKED : 0)))]);
-    let { logits, cache } = m.forwardCached(
-      tf.tensor2d(tokens, undefined, 'int32'),
-      tf.tensor2d(positions, undefined, 'int32'),
-      tf.tensor4d(bias),
-      null,
-    );
-    let maxDiff = 0;
-    let scale = 0;
-    for (let step = 0; step < steps; step++) {
-      const got = logits.dataSync();
-      const Tq = logits.shape[1];
-      for (let b = 0; b < 2; b++) {
-        const n = promptLens[b] + step; // tokens seen by sequence b
-        const full = tf.tidy(() => m.forward(tf.tensor2d([seqs[b].slice(0, n)], undefined, 'int32')).dataSync());
-        const mine = got.subarray((b * Tq + Tq - 1) * V, (b * Tq + Tq) * V);
-        const ref = full.subarray((n - 1) * V, n * V);
-        for (let i = 0; i < V; i++) {
-          maxDiff = Math.max(maxDiff, Math.abs(mine[i] - ref[i]));
-          scale = Math.max(scale, Math.abs(ref[i]));
-        }
-      }
-      const Tk = L + step + 1;
-      const next = seqs.map((s, b) => [s[promptLens[b] + step]]);
-      const pos = promptLens.map((n) => [n + step]);
-      const keyBias = pad.map((p) => [[Array.from({ length: Tk }, (_, j) => (j < p ? BLOCKED : 0))]]);
-      const r = m.forwardCached(tf.tensor2d(next, undefined, 'int32'), tf.tensor2d(pos, undefined, 'int32'), tf.tensor4d(keyBias), cache);
-      tf.dispose([logits, ...cache.flatMap((c) => [c.k, c.v])]);
-      ({ logits, cache } = r);
-    }
-    tf.dispose([logits, ...cache.flatMap((c) => [c.k, c.v])]);
+    const before = tf.memory().numTensors;
+    const { maxDiff, scale } = decoderDeviation(m, tailFrom, 70); // > 2 * TAIL: the tail is merged twice
+    expect(70).toBeGreaterThan(2 * TAIL);
+    expect(tf.memory().numTensors).toBe(before + 1); // the causal mask m.forward keeps: no cache left behind
     expect(maxDiff).toBeLessThan(1e-5 * scale); // float32 rounding, relative to the logits' size
     m.dispose();
   });
