@@ -8,9 +8,11 @@
  *  - GELU's 1/sqrt(2) and 1/2 are folded into w1 and w2: gelu(h w1) w2 = (u + u erf(u)) (w2/sqrt 2),
  *    u = h w1/sqrt(2);
  *  - the tied output head is transposed once.
- * The cache grows without copying all of it every token: new keys and values go to a short tail
- * that is merged into the main cache every TAIL tokens; attention runs over both pieces.
- * Same function as Transformer.forward up to float rounding (tested against it).
+ * At RL batch sizes a step is bound by reading the KV cache; appending a token by concatenation
+ * would also copy the whole cache, every layer, every token. On the tensorflow backend the cache is
+ * therefore preallocated and each token's keys and values are written into it in place (TF's
+ * InplaceUpdate op), growing by GROW slots at a time; elsewhere it grows by concatenation.
+ * Same function as Transformer.forward up to float rounding (tested against it, both modes).
  *
  * Shapes: n rows in the batch, Tq new tokens per row, Tk keys, D dModel, H heads, K = D/H.
  */
@@ -26,18 +28,25 @@ interface Layer {
   w2: tf.Tensor2D;
 }
 
+/**
+ * 'append': keys [n,H,K,Tk] (transposed: q k^T is then a plain product, twice as fast) and values
+ * [n,H,Tk,K], concatenated each token. 'inplace': keys and values as [n*H*C, K] rows (row, head, slot)
+ * with C slots per row, written in place; slots at or past the length hold zeros and are masked.
+ */
+export type CacheMode = 'append' | 'inplace';
+
 interface LayerCache {
-  /** Keys [n,H,K,Tk] (transposed: q k^T is then a plain product, twice as fast) and values [n,H,Tk,K] merged so far, and the tail since (null when empty). */
-  k: tf.Tensor4D;
-  v: tf.Tensor4D;
-  kt: tf.Tensor4D | null;
-  vt: tf.Tensor4D | null;
+  k: tf.Tensor;
+  v: tf.Tensor;
 }
 
-/** Tail length at which keys and values are merged into the main cache. */
-export const TAIL = 32;
-/** Cache size (floats per layer and tensor at full context) from which the tail pays for its extra ops (measured: 256 rows yes, 16 no). */
-export const TAIL_FROM = 1 << 22;
+/** Slots an in-place cache grows by when full (a copy every GROW tokens instead of every token). */
+export const GROW = 32;
+
+interface NodeBackend {
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
+  executeSingleOutput(name: string, attrs: { name: string; type: number; value: unknown }[], inputs: tf.TensorInfo[]): tf.Tensor;
+}
 
 export class Decoder {
   readonly vocabSize: number;
@@ -53,14 +62,19 @@ export class Decoder {
   /** Tensors made here (the rest are the model's variables). */
   private readonly owned: tf.Tensor[];
   private cache: LayerCache[] = [];
-  private tail = false;
-  private tailLength = 0;
+  /** Rows in the batch, keys written per row, and (in place) slots per row. */
+  private n = 0;
+  private length = 0;
+  private slots = 0;
+  readonly mode: CacheMode;
 
-  /** tailFrom: n * D * contextLength from which the cache keeps a tail (default TAIL_FROM; tests force both ways). */
+  /** mode: default in place on the tensorflow backend (the only one with InplaceUpdate), else append. */
   constructor(
     private readonly model: Transformer,
-    private readonly tailFrom = TAIL_FROM,
+    mode?: CacheMode,
   ) {
+    this.mode = mode ?? (tf.getBackend() === 'tensorflow' ? 'inplace' : 'append');
+    if (this.mode === 'inplace' && tf.getBackend() !== 'tensorflow') throw new Error('an in-place KV cache needs the tensorflow backend');
     const c = model.config;
     const { dModel: D, nHeads: H } = c;
     const w = (name: string) => model.weight(name);
@@ -94,32 +108,46 @@ export class Decoder {
   }
 
   /**
-   * Runs the prompts (int32 tokens and positions [n,Tq], additive bias broadcastable to
-   * [n,H,Tq,Tq]) and starts the cache. Returns the logits of each row's last position [n,V].
+   * Runs the prompts (int32 tokens and positions [n,L], additive bias broadcastable to [n,H,L,L])
+   * and starts the cache. Returns the logits of each row's last position [n,V].
    */
   prefill(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
     this.disposeCache();
-    const [n] = tokens.shape;
-    const { dModel: D, contextLength: C } = this.model.config;
-    this.tail = n * D * C >= this.tailFrom;
-    this.tailLength = 0;
+    [this.n, this.length] = tokens.shape;
+    this.slots = Math.ceil((this.length + 1) / GROW) * GROW;
     return this.run(tokens, positions, bias);
   }
 
-  /** One token per row (int32 [n,1] tokens and positions), key bias [n,1,1,Tk]: logits [n,V]. */
+  /** Key slots the next step attends to: its key bias is [n,1,1,keySlots()], blocking slots past its length. */
+  keySlots(): number {
+    return this.mode === 'append' ? this.length + 1 : Math.ceil((this.length + 1) / GROW) * GROW;
+  }
+
+  /** One token per row (int32 [n,1] tokens and positions) at slot `length`, key bias [n,1,1,keySlots()]: logits [n,V]. */
   step(tokens: tf.Tensor2D, positions: tf.Tensor2D, keyBias: tf.Tensor4D): tf.Tensor2D {
     if (!this.cache.length) throw new Error('Decoder.step before prefill');
-    return this.run(tokens, positions, keyBias);
+    if (keyBias.shape[3] !== this.keySlots()) throw new Error(`key bias covers ${keyBias.shape[3]} slots, expected ${this.keySlots()}`);
+    if (this.mode === 'inplace' && this.slots < this.keySlots()) this.grow();
+    const logits = this.run(tokens, positions, keyBias);
+    this.length++;
+    return logits;
   }
 
   /** Keeps only these rows of the cache (in this order): finished sequences leave the batch. */
   keepRows(rows: number[]): void {
     const idx = tf.tensor1d(rows, 'int32');
-    const pick = <T extends tf.Tensor | null>(t: T): T => (t ? (tf.keep(tf.gather(t, idx)) as T) : t);
-    const kept = this.cache.map((c) => ({ k: pick(c.k), v: pick(c.v), kt: pick(c.kt), vt: pick(c.vt) }));
+    const { nHeads: H, dModel: D } = this.model.config;
+    const pick = (t: tf.Tensor) =>
+      tf.keep(
+        tf.tidy(() =>
+          this.mode === 'append' ? tf.gather(t, idx) : tf.gather(t.reshape([this.n, H * this.slots, D / H]), idx).reshape([-1, D / H]),
+        ),
+      );
+    const kept = this.cache.map((c) => ({ k: pick(c.k), v: pick(c.v) }));
     idx.dispose();
     this.disposeCache();
     this.cache = kept;
+    this.n = rows.length;
   }
 
   dispose(): void {
@@ -132,9 +160,11 @@ export class Decoder {
     const old = this.cache;
     const { logits, cache } = tidy(() => {
       const cache: LayerCache[] = [];
+      const start = !old.length;
+      const at = this.mode === 'inplace' && !start ? this.writeRows() : null;
       let x = tf.gather(this.wte, tokens.flatten()).add(tf.gather(this.wpe, positions.flatten())); // [n*Tq, D]
       this.layers.forEach((layer, l) => {
-        const a = this.attention(this.normalized(x), layer, n, Tq, bias, old[l]);
+        const a = this.attention(this.normalized(x), layer, n, Tq, bias, start ? undefined : old[l], at);
         cache.push(a.cache);
         x = x.add(a.y);
         const u = this.normalized(x).matMul(layer.w1).add(layer.c1);
@@ -148,9 +178,8 @@ export class Decoder {
       return { logits: this.normalized(x).matMul(this.head).add(this.cHead) as tf.Tensor2D, cache };
     });
     const live = new Set(cache.flatMap(tensorsOf).map((t) => tf.keep(t))); // also when a caller's tidy wraps this call
-    tf.dispose(old.flatMap(tensorsOf).filter((t) => !live.has(t))); // the main cache carries over between merges
+    tf.dispose(old.flatMap(tensorsOf).filter((t) => !live.has(t))); // an in-place cache carries over
     this.cache = cache;
-    if (Tq === 1 && this.tail && ++this.tailLength === TAIL) this.mergeTail();
     return logits;
   }
 
@@ -160,47 +189,81 @@ export class Decoder {
     return xc.mul(xc.square().matMul(this.meanCol).add(this.eps).rsqrt());
   }
 
-  private attention(h: tf.Tensor, layer: Layer, n: number, Tq: number, bias: tf.Tensor, past: LayerCache | undefined) {
+  private attention(
+    h: tf.Tensor,
+    layer: Layer,
+    n: number,
+    Tq: number,
+    bias: tf.Tensor,
+    past: LayerCache | undefined,
+    at: tf.Tensor | null,
+  ) {
     const { dModel: D, nHeads: H } = this.model.config;
     const K = D / H;
-    const [q, k, v] = tf
-      .split(h.matMul(layer.wqkv).add(layer.cqkv), 3, 1)
-      .map((t, i) =>
-        Tq === 1
-          ? t.reshape(i === 1 ? [n, H, K, 1] : [n, H, 1, K])
-          : t.reshape([n, Tq, H, K]).transpose(i === 1 ? [0, 2, 3, 1] : [0, 2, 1, 3]),
-      ) as tf.Tensor4D[];
-    let cache: LayerCache;
-    if (!past) cache = { k, v, kt: null, vt: null };
-    else if (!this.tail) cache = { k: tf.concat([past.k, k], 3), v: tf.concat([past.v, v], 2), kt: null, vt: null };
-    else
-      cache = {
-        k: past.k,
-        v: past.v,
-        kt: past.kt ? tf.concat([past.kt, k], 3) : k,
-        vt: past.vt ? tf.concat([past.vt, v], 2) : v,
+    const [qf, kf, vf] = tf.split(h.matMul(layer.wqkv).add(layer.cqkv), 3, 1); // [n*Tq, D] each
+    if (!past) {
+      // The prompts, attending among themselves; their keys and values start the cache.
+      const [q, k, v] = [qf, kf, vf].map((t) => t.reshape([n, Tq, H, K]).transpose([0, 2, 1, 3]));
+      const y = tf.matMul(tf.softmax(tf.matMul(q, k, false, true).add(bias)), v);
+      const pad = (t: tf.Tensor) => tf.concat([t, tf.zeros([n, H, this.slots - Tq, K])], 2).reshape([-1, K]);
+      const cache = this.mode === 'append' ? { k: k.transpose([0, 1, 3, 2]), v } : { k: pad(k), v: pad(v) };
+      return {
+        y: y
+          .transpose([0, 2, 1, 3])
+          .reshape([n * Tq, D])
+          .matMul(layer.wo),
+        cache,
       };
-    let y: tf.Tensor;
-    if (!cache.kt) {
-      y = tf.matMul(tf.softmax(tf.matMul(q, cache.k).add(bias)), cache.v);
-    } else {
-      const Tm = cache.k.shape[3];
-      const att = tf.softmax(tf.concat([tf.matMul(q, cache.k), tf.matMul(q, cache.kt)], 3).add(bias));
-      const [am, at] = tf.split(att, [Tm, cache.kt.shape[3]], 3);
-      y = tf.matMul(am, cache.v).add(tf.matMul(at, cache.vt!));
     }
-    y = Tq === 1 ? y.reshape([n, D]) : y.transpose([0, 2, 1, 3]).reshape([n * Tq, D]);
+    if (Tq !== 1) throw new Error('Decoder: one token per row after the prompts');
+    const q = qf.reshape([n, H, 1, K]);
+    let cache: LayerCache;
+    let scores: tf.Tensor;
+    let values: tf.Tensor;
+    if (this.mode === 'append') {
+      cache = { k: tf.concat([past.k, kf.reshape([n, H, K, 1])], 3), v: tf.concat([past.v, vf.reshape([n, H, 1, K])], 2) };
+      scores = tf.matMul(q, cache.k);
+      values = cache.v;
+    } else {
+      cache = past;
+      this.write(cache.k, at!, kf.reshape([n * H, K]));
+      this.write(cache.v, at!, vf.reshape([n * H, K]));
+      scores = tf.matMul(q, cache.k.reshape([n, H, this.slots, K]), false, true);
+      values = cache.v.reshape([n, H, this.slots, K]);
+    }
+    const y = tf.matMul(tf.softmax(scores.add(bias)), values).reshape([n, D]);
     return { y: y.matMul(layer.wo), cache };
   }
 
-  private mergeTail(): void {
-    this.cache = this.cache.map((c) => {
-      if (!c.kt || !c.vt) return c;
-      const merged = { k: tf.keep(tf.concat([c.k, c.kt], 3)), v: tf.keep(tf.concat([c.v, c.vt], 2)), kt: null, vt: null };
-      tf.dispose([c.k, c.v, c.kt, c.vt]);
-      return merged;
-    });
-    this.tailLength = 0;
+  /** Cache rows of slot `length` for every (row, head): where this step's keys and values go. */
+  private writeRows(): tf.Tensor1D {
+    const rows = this.n * this.model.config.nHeads;
+    return tf.tensor1d(
+      Int32Array.from({ length: rows }, (_, r) => r * this.slots + this.length),
+      'int32',
+    );
+  }
+
+  /** cache[rows] = values, in the cache's own buffer (InplaceUpdate returns an alias, disposed by the caller's tidy). */
+  private write(cache: tf.Tensor, rows: tf.Tensor, values: tf.Tensor): void {
+    const backend = tf.backend() as unknown as NodeBackend;
+    backend.executeSingleOutput(
+      'InplaceUpdate',
+      [{ name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT }],
+      [cache, rows, values],
+    );
+  }
+
+  /** GROW more zero slots per row (one copy of the cache every GROW tokens). */
+  private grow(): void {
+    const { nHeads: H, dModel: D } = this.model.config;
+    const K = D / H;
+    const more = (t: tf.Tensor) =>
+      tf.keep(tf.tidy(() => tf.concat([t.reshape([this.n, H, this.slots, K]), tf.zeros([this.n, H, GROW, K])], 2).reshape([-1, K])));
+    const grown = this.cache.map((c) => ({ k: more(c.k), v: more(c.v) }));
+    this.disposeCache();
+    this.cache = grown;
+    this.slots += GROW;
   }
 
   private disposeCache(): void {
@@ -214,6 +277,6 @@ function tidy<T>(f: () => T): T {
   return tf.tidy(f as () => tf.TensorContainer) as T;
 }
 
-function tensorsOf(c: LayerCache): tf.Tensor4D[] {
-  return [c.k, c.v, c.kt, c.vt].filter((t): t is tf.Tensor4D => t !== null);
+function tensorsOf(c: LayerCache): tf.Tensor[] {
+  return [c.k, c.v];
 }

@@ -232,15 +232,17 @@ export async function generate(
       const n = rows.length;
       const next = new Int32Array(n).fill(PAD);
       const nextPos = new Int32Array(n);
-      const keyBias = new Float32Array(n * (Tk + 1));
+      const slots = decoder.keySlots(); // Tk + 1, or more for an in-place cache: those past Tk are blocked
+      const keyBias = new Float32Array(n * slots);
       rows.forEach((b, i) => {
-        keyBias.fill(BLOCKED, i * (Tk + 1), i * (Tk + 1) + pad[b]);
+        keyBias.fill(BLOCKED, i * slots, i * slots + pad[b]);
+        keyBias.fill(BLOCKED, i * slots + Tk + 1, (i + 1) * slots);
         if (done[b]) return;
         next[i] = out[b].tokens[out[b].tokens.length - 1];
         nextPos[i] = prompts[b].length + out[b].tokens.length - 1;
       });
       logits = tf.tidy(() =>
-        decoder.step(tf.tensor2d(next, [n, 1], 'int32'), tf.tensor2d(nextPos, [n, 1], 'int32'), tf.tensor4d(keyBias, [n, 1, 1, Tk + 1])),
+        decoder.step(tf.tensor2d(next, [n, 1], 'int32'), tf.tensor2d(nextPos, [n, 1], 'int32'), tf.tensor4d(keyBias, [n, 1, 1, slots])),
       );
     }
   } finally {

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultCacheDir, provisionNativeTf } from '../../infra/native-tf';
 import { BATCH_LIMIT, installNativeMatMul, MATMUL_LIMIT, smallOp } from '../../model/native-matmul';
+import { GROW } from '../../model/decode';
 import { Transformer } from '../../model/transformer';
 import { decoderDeviation, tinyConfig } from './model/helpers';
 import { Prng } from '../../util/prng';
@@ -281,9 +282,12 @@ describe.runIf(native)('tensorflow backend (tfjs-node)', () => {
     await tf.setBackend('tensorflow');
   });
 
-  it.each([Infinity, 0])('the decoder (tail from %s) equals a full forward pass at every step', (tailFrom) => {
+  it.each(['append', 'inplace'] as const)('the decoder (%s KV cache) equals a full forward pass at every step, over 70 tokens', (mode) => {
     const m = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 80 }), new Prng(5));
-    const { maxDiff, scale } = decoderDeviation(m, tailFrom, 70);
+    const before = tf.memory().numTensors;
+    const { maxDiff, scale } = decoderDeviation(m, mode, 70); // in place: 70 > 2 * GROW, the cache grows twice
+    expect(70).toBeGreaterThan(2 * GROW);
+    expect(tf.memory().numTensors).toBe(before + 1); // the causal mask m.forward keeps: no cache left behind
     expect(maxDiff).toBeLessThan(1e-5 * scale);
     m.dispose();
   });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll } from 'vitest';
 import { initBackend } from '../../../model/backend';
 import { modelConfig, type ModelConfig } from '../../../model/config';
-import { Decoder } from '../../../model/decode';
+import { Decoder, type CacheMode } from '../../../model/decode';
 import { PAD } from '../../../model/tokenizer';
 import { BLOCKED, type Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
@@ -33,14 +33,14 @@ export async function expectNoLeak<T>(f: () => T | Promise<T>): Promise<T> {
  * `steps` tokens fed one at a time after left-padded prompts of 5, 3 and 4 tokens (row 1 leaves
  * the batch at step 40), and the largest logit (for a relative bound).
  */
-export function decoderDeviation(m: Transformer, tailFrom: number, steps: number): { maxDiff: number; scale: number } {
+export function decoderDeviation(m: Transformer, mode: CacheMode, steps: number): { maxDiff: number; scale: number } {
   const V = m.config.vocabSize;
   const rng = new Prng(2);
   const seqs = [0, 1, 2].map(() => Array.from({ length: steps + 5 }, () => 6 + rng.int(95)));
   const promptLens = [5, 3, 4];
   const L = 5;
   const pad = promptLens.map((n) => L - n);
-  const decoder = new Decoder(m, tailFrom);
+  const decoder = new Decoder(m, mode);
   const tokens = seqs.map((s, b) => [...new Array(pad[b]).fill(PAD), ...s.slice(0, promptLens[b])]);
   const positions = pad.map((p) => Array.from({ length: L }, (_, i) => Math.max(0, i - p)));
   const bias = pad.map((p) => [Array.from({ length: L }, (_, i) => Array.from({ length: L }, (_, j) => (j > i || j < p ? BLOCKED : 0)))]);
@@ -66,7 +66,8 @@ export function decoderDeviation(m: Transformer, tailFrom: number, steps: number
       decoder.keepRows([0, 2]);
       rows = [0, 2];
     }
-    const Tk = L + step + 1;
+    const Tk = L + step + 1; // keys after this step
+    const slots = decoder.keySlots(); // Tk, or more for an in-place cache: those are blocked
     const next = tf.tidy(() =>
       decoder.step(
         tf.tensor2d(
@@ -79,7 +80,7 @@ export function decoderDeviation(m: Transformer, tailFrom: number, steps: number
           undefined,
           'int32',
         ),
-        tf.tensor4d(rows.map((b) => [[Array.from({ length: Tk }, (_, j) => (j < pad[b] ? BLOCKED : 0))]])),
+        tf.tensor4d(rows.map((b) => [[Array.from({ length: slots }, (_, j) => (j < pad[b] || j >= Tk ? BLOCKED : 0))]])),
       ),
     );
     logits.dispose();
