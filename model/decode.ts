@@ -133,6 +133,28 @@ export class Decoder {
     return logits;
   }
 
+  /**
+   * Logits at every position of whole sequences, int32 [n,T] -> [n,T,V], causal, no cache: scoring
+   * without gradients (the anchor's log-probs), the same function as Transformer.forward.
+   */
+  logits(tokens: tf.Tensor2D): tf.Tensor3D {
+    const [n, T] = tokens.shape;
+    const { dModel: D, vocabSize: V } = this.model.config;
+    return tf.tidy(() => {
+      const bias = this.model.causalBias(T);
+      let x = tf
+        .gather(this.wte, tokens.flatten())
+        .reshape([n, T, D])
+        .add(this.wpe.slice([0, 0], [T, D]))
+        .reshape([n * T, D]);
+      for (const layer of this.layers) {
+        const h = this.normalized(x);
+        x = this.mlp(x.add(this.selfAttention(tf.split(h.matMul(layer.wqkv).add(layer.cqkv), 3, 1), layer, n, T, bias).y), layer);
+      }
+      return this.normalized(x).matMul(this.head).add(this.cHead).reshape([n, T, V]) as tf.Tensor3D;
+    });
+  }
+
   /** Keeps only these rows of the cache (in this order): finished sequences leave the batch. */
   keepRows(rows: number[]): void {
     const idx = tf.tensor1d(rows, 'int32');
@@ -166,9 +188,7 @@ export class Decoder {
       this.layers.forEach((layer, l) => {
         const a = this.attention(this.normalized(x), layer, n, Tq, bias, start ? undefined : old[l], at);
         cache.push(a.cache);
-        x = x.add(a.y);
-        const u = this.normalized(x).matMul(layer.w1).add(layer.c1);
-        x = x.add(u.mul(tf.erf(u).add(this.one)).matMul(layer.w2));
+        x = this.mlp(x.add(a.y), layer);
       });
       if (Tq > 1)
         x = x
@@ -233,6 +253,27 @@ export class Decoder {
     }
     const y = tf.matMul(tf.softmax(scores.add(bias)), values).reshape([n, D]);
     return { y: y.matMul(layer.wo), cache };
+  }
+
+  /** Causal attention of T tokens per row among themselves (q, k, v [n*T, D]): y [n*T, D] (after wo), keys and values [n,H,T,K]. */
+  private selfAttention(qkv: tf.Tensor[], layer: Layer, n: number, T: number, bias: tf.Tensor) {
+    const { dModel: D, nHeads: H } = this.model.config;
+    const [q, k, v] = qkv.map((t) => t.reshape([n, T, H, D / H]).transpose([0, 2, 1, 3]));
+    const y = tf.matMul(tf.softmax(tf.matMul(q, k, false, true).add(bias)), v);
+    return {
+      y: y
+        .transpose([0, 2, 1, 3])
+        .reshape([n * T, D])
+        .matMul(layer.wo),
+      k,
+      v,
+    };
+  }
+
+  /** x + MLP(LN(x)), GELU's constants folded into w1 and w2. */
+  private mlp(x: tf.Tensor, layer: Layer): tf.Tensor {
+    const u = this.normalized(x).matMul(layer.w1).add(layer.c1);
+    return x.add(u.mul(tf.erf(u).add(this.one)).matMul(layer.w2));
   }
 
   /** Cache rows of slot `length` for every (row, head): where this step's keys and values go. */

@@ -18,9 +18,9 @@ export interface TokenScores {
   entropies: tf.Tensor2D;
 }
 
-/** log softmax(logits)[target] per position: logits [B,T,V], int32 targets [B,T] -> [B,T]. */
-export function logProbsOf(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => pick(tf.logSoftmax(logits), targets));
+/** log softmax(logits / temperature)[target] per position: logits [B,T,V], int32 targets [B,T] -> [B,T]. */
+export function logProbsOf(logits: tf.Tensor3D, targets: tf.Tensor2D, temperature = 1): tf.Tensor2D {
+  return tf.tidy(() => pick(tf.logSoftmax(temperature === 1 ? logits : (logits.div(temperature) as tf.Tensor3D)), targets));
 }
 
 function pick(logp: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {

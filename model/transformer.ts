@@ -192,7 +192,7 @@ export class Transformer {
   }
 
   /** [T,T] additive causal mask: a slice of one [C,C] mask built on first use and kept until dispose(). */
-  private causalBias(T: number): tf.Tensor2D {
+  causalBias(T: number): tf.Tensor2D {
     const C = this.config.contextLength;
     if (!this.causal) {
       const data = new Float32Array(C * C);

@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { collate, disposeBatch, type Batch } from '../model/batch';
-import { scoreTokens } from '../model/sample';
+import { Decoder } from '../model/decode';
+import { logProbsOf, scoreTokens } from '../model/sample';
 import type { Transformer } from '../model/transformer';
 import type { RlConfig } from './config';
 
@@ -138,17 +139,23 @@ function globalNorm(grads: readonly tf.Tensor[]): number {
 
 /**
  * sum_t log pi_T(y_t) over each sequence's response tokens at `temperature`, without gradients: the
- * anchor's side of the KL estimate d_i.
+ * anchor's side of the KL estimate d_i. Runs the inference forward (model/decode), each
+ * micro-batch padded to its longest sequence.
  */
 export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
   const order = byLength(seqs.map((s, i) => ({ ...s, i })));
   const out = new Array<number>(seqs.length);
-  for (let i = 0; i < order.length; i += microBatch) {
-    const chunk = order.slice(i, i + microBatch);
-    const b = responseBatch(chunk, model.config.contextLength);
-    const sums = tf.tidy(() => scoreTokens(model, b.inputs, b.targets, temperature).logProbs.mul(b.mask).sum(1).dataSync());
-    chunk.forEach((s, j) => (out[s.i] = sums[j]));
-    disposeBatch(b);
+  const decoder = new Decoder(model);
+  try {
+    for (let i = 0; i < order.length; i += microBatch) {
+      const chunk = order.slice(i, i + microBatch);
+      const b = responseBatch(chunk, model.config.contextLength);
+      const sums = tf.tidy(() => logProbsOf(decoder.logits(b.inputs), b.targets, temperature).mul(b.mask).sum(1).dataSync());
+      chunk.forEach((s, j) => (out[s.i] = sums[j]));
+      disposeBatch(b);
+    }
+  } finally {
+    decoder.dispose();
   }
   return out;
 }

@@ -110,6 +110,24 @@ describe('generate', () => {
     m.dispose();
   });
 
+  it('decoder logits of whole sequences (scoring) equal the training forward pass', () => {
+    const m = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 40 }), new Prng(6));
+    const rng = new Prng(3);
+    const tokens = tf.tensor2d(
+      Array.from({ length: 3 }, () => Array.from({ length: 40 }, () => 6 + rng.int(95))),
+      undefined,
+      'int32',
+    );
+    const decoder = new Decoder(m);
+    const [got, want] = [decoder.logits(tokens), m.forward(tokens)];
+    const scale = want.abs().max().dataSync()[0];
+    expect(got.shape).toEqual(want.shape);
+    expect(got.sub(want).abs().max().dataSync()[0]).toBeLessThan(1e-5 * scale);
+    tf.dispose([got, want, tokens]);
+    decoder.dispose();
+    m.dispose();
+  });
+
   it('an in-place KV cache is refused off the tensorflow backend', () => {
     const m = new Transformer(tinyConfig(), new Prng(5));
     expect(() => new Decoder(m, 'inplace')).toThrow(/tensorflow backend/);
