@@ -49,7 +49,6 @@ interface NodeBackend {
 }
 
 export class Decoder {
-  readonly vocabSize: number;
   private readonly layers: Layer[];
   private readonly wte: tf.Tensor2D;
   private readonly wpe: tf.Tensor2D;
@@ -78,7 +77,6 @@ export class Decoder {
     const c = model.config;
     const { dModel: D, nHeads: H } = c;
     const w = (name: string) => model.weight(name);
-    this.vocabSize = c.vocabSize;
     const made = tf.tidy(() => {
       // LN(x) W = xh (diag(g) W) + b W.
       const fold = (prefix: string, m: tf.Tensor) => ({
@@ -114,13 +112,13 @@ export class Decoder {
   prefill(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
     this.disposeCache();
     [this.n, this.length] = tokens.shape;
-    this.slots = Math.ceil((this.length + 1) / GROW) * GROW;
+    this.slots = slotsFor(this.length);
     return this.run(tokens, positions, bias);
   }
 
   /** Key slots the next step attends to: its key bias is [n,1,1,keySlots()], blocking slots past its length. */
   keySlots(): number {
-    return this.mode === 'append' ? this.length + 1 : Math.ceil((this.length + 1) / GROW) * GROW;
+    return this.mode === 'append' ? this.length + 1 : slotsFor(this.length);
   }
 
   /** One token per row (int32 [n,1] tokens and positions) at slot `length`, key bias [n,1,1,keySlots()]: logits [n,V]. */
@@ -311,6 +309,11 @@ export class Decoder {
     tf.dispose(this.cache.flatMap(tensorsOf));
     this.cache = [];
   }
+}
+
+/** In-place slots per row that hold `length` keys and the next one: whole GROW blocks. */
+function slotsFor(length: number): number {
+  return Math.ceil((length + 1) / GROW) * GROW;
 }
 
 /** tf.tidy for results holding cache objects (tidy keeps every tensor it finds in the result). */
