@@ -17,6 +17,7 @@
  * Shapes: n rows in the batch, Tq new tokens per row, Tk keys, D dModel, H heads, K = D/H.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runTfOp } from './native-matmul';
 import type { Transformer } from './transformer';
 
 interface Layer {
@@ -42,11 +43,6 @@ interface LayerCache {
 
 /** Slots an in-place cache grows by when full (a copy every GROW tokens instead of every token). */
 export const GROW = 32;
-
-interface NodeBackend {
-  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
-  executeSingleOutput(name: string, attrs: { name: string; type: number; value: unknown }[], inputs: tf.TensorInfo[]): tf.Tensor;
-}
 
 export class Decoder {
   private readonly layers: Layer[];
@@ -285,12 +281,7 @@ export class Decoder {
 
   /** cache[rows] = values, in the cache's own buffer (InplaceUpdate returns an alias, disposed by the caller's tidy). */
   private write(cache: tf.Tensor, rows: tf.Tensor, values: tf.Tensor): void {
-    const backend = tf.backend() as unknown as NodeBackend;
-    backend.executeSingleOutput(
-      'InplaceUpdate',
-      [{ name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT }],
-      [cache, rows, values],
-    );
+    runTfOp('InplaceUpdate', [cache, rows, values]);
   }
 
   /** GROW more zero slots per row (one copy of the cache every GROW tokens). */

@@ -26,27 +26,30 @@ interface NodeBackend {
 
 let installed = false;
 
+/** Runs a TensorFlow op by name on the tensorflow backend: float32 type attribute T plus boolean attributes. */
+export function runTfOp(op: string, inputs: Info[], bools: Record<string, boolean> = {}): Info {
+  const backend = tf.backend() as unknown as NodeBackend;
+  const { TF_ATTR_BOOL, TF_ATTR_TYPE, TF_FLOAT } = backend.binding;
+  return backend.executeSingleOutput(
+    op,
+    [
+      { name: 'T', type: TF_ATTR_TYPE, value: TF_FLOAT },
+      ...Object.entries(bools).map(([name, value]) => ({ name, type: TF_ATTR_BOOL, value })),
+    ],
+    inputs,
+  );
+}
+
 /** Replaces the tensorflow backend's BatchMatMul kernel. Call after that backend is set. */
 export function installNativeMatMul(): void {
   if (installed) return;
   const stock = tf.getKernel('BatchMatMul', 'tensorflow').kernelFunc;
   const kernelFunc = (args: Args): Info => {
-    const backend = args.backend as unknown as NodeBackend;
     const { a, b } = args.inputs as { a: Info; b: Info };
     const { transposeA: tA, transposeB: tB } = args.attrs as { transposeA: boolean; transposeB: boolean };
     const op = smallOp(a, b, tA, tB);
     if (!op) return stock(args) as Info;
-    const { TF_ATTR_BOOL, TF_ATTR_TYPE, TF_FLOAT } = backend.binding;
-    const [x, y] = op === 'MatMul' ? ['transpose_a', 'transpose_b'] : ['adj_x', 'adj_y'];
-    return backend.executeSingleOutput(
-      op,
-      [
-        { name: 'T', type: TF_ATTR_TYPE, value: TF_FLOAT },
-        { name: x, type: TF_ATTR_BOOL, value: tA },
-        { name: y, type: TF_ATTR_BOOL, value: tB },
-      ],
-      [a, b],
-    );
+    return runTfOp(op, [a, b], op === 'MatMul' ? { transpose_a: tA, transpose_b: tB } : { adj_x: tA, adj_y: tB });
   };
   tf.unregisterKernel('BatchMatMul', 'tensorflow');
   tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'tensorflow', kernelFunc });
