@@ -2,10 +2,10 @@
  * The small-scale reproduction of T1's claims: which campaigns run, with which configs. Pure (no
  * tfjs, no Temporal), so the reproduce workflow, the CLI and the tests share it.
  *
- * Per seed: a base campaign (the quick preset with a wider inference-scaling sweep) and one
- * ablation campaign per arm, each starting RL from the base campaign's SFT model. Every arm
- * samples the same number of responses per step (B * K) for the same number of steps, so arms
- * compare at equal sampling compute.
+ * Per seed: a base campaign (the quick preset with more training per step and a wider
+ * inference-scaling sweep) and one ablation campaign per arm, each starting RL from the base
+ * campaign's SFT model. Every arm samples the same number of responses per step (B * K) for the
+ * same number of steps, so arms compare at equal sampling compute.
  */
 import { z } from 'zod';
 import { CampaignConfigSchema, setPaths, type CampaignConfig } from '../config/campaign';
@@ -38,12 +38,25 @@ export const ARMS: Arm[] = [
 export const COST = {
   /** Synthesis, SFT and the SFT evaluation of one seed. */
   sftSeconds: 220,
-  /** One RL step of the quick preset (B * K = 768). */
+  /** One RL step of a reproduction campaign (B * K = 768). */
   rlStepSeconds: 5.5,
   /** One held-out evaluation (500 problems x (4 samples + greedy)). */
   evalSeconds: 15,
   /** The base campaign's inference-scaling sweep. */
   scalingSeconds: 150,
+};
+
+/**
+ * Every reproduction campaign trains more than the quick preset, which is sized for a 12-minute
+ * `npm start`: SFT on 64 sequences per step, and RL steps of B x K = 768 so that at equal sampling
+ * compute the K = 64 arm still draws B = 12 prompts per step. RL epochs come from `--minutes`.
+ */
+export const REPRODUCTION_CHANGES = {
+  'sft.batchSize': 64,
+  'sft.microBatchSize': 32,
+  'rl.promptsPerStep': 48,
+  'rl.sampleBatch': 768,
+  'rl.stepsPerEpoch': 8,
 };
 
 export const ReproduceOptionsSchema = z.object({
@@ -94,7 +107,7 @@ export function reproductionPlan(quick: CampaignConfig, options: ReproduceOption
   const seeds = options.seeds;
   const campaigns = seeds.length * (1 + arms.length);
   const fixed = seeds.length * (COST.sftSeconds + COST.scalingSeconds) + campaigns * COST.evalSeconds;
-  const stepsPerEpoch = quick.rl.stepsPerEpoch;
+  const stepsPerEpoch = REPRODUCTION_CHANGES['rl.stepsPerEpoch'];
   const epochs = Math.floor((options.minutes * 60 - fixed) / (campaigns * stepsPerEpoch * COST.rlStepSeconds));
   // Three epochs give the 33 / 67 / 100% points of the inference-scaling sweep.
   if (epochs < 3) {
@@ -105,6 +118,7 @@ export function reproductionPlan(quick: CampaignConfig, options: ReproduceOption
   }
   const base = withChanges(quick, {
     'rl.epochs': epochs,
+    ...REPRODUCTION_CHANGES,
     // From well below to above the natural trace length (the quick model's answers average ~45 tokens).
     'eval.scaling.budgets': [8, 16, 32, 64, 96],
     'eval.scaling.problems': 150,

@@ -13,7 +13,10 @@ describe('reproduction plan', () => {
     const compute = (c: (typeof p.base)[0]) =>
       c.config.rl.promptsPerStep * c.config.rl.samplesPerPrompt * c.config.rl.stepsPerEpoch * c.config.rl.epochs;
     for (const c of [...p.base, ...p.ablations]) expect(compute(c)).toBe(compute(p.base[0]));
-    const perStep = quick.rl.promptsPerStep * quick.rl.samplesPerPrompt;
+    const perStep = p.base[0].config.rl.promptsPerStep * p.base[0].config.rl.samplesPerPrompt;
+    // Larger steps than the 12-minute quick preset: the K = 64 arm still draws 12 prompts per step.
+    expect(p.base[0].config.rl).toMatchObject({ promptsPerStep: 48, samplesPerPrompt: quick.rl.samplesPerPrompt, sampleBatch: 768 });
+    expect(p.base[0].config.sft).toMatchObject({ ...quick.sft, batchSize: 64, microBatchSize: 32 });
     expect(p.ablations.find((a) => a.arm === 'k4')!.config.rl).toMatchObject({
       samplesPerPrompt: 4,
       promptsPerStep: perStep / 4,
@@ -21,7 +24,7 @@ describe('reproduction plan', () => {
     });
     expect(p.ablations.find((a) => a.arm === 'k64')!.config.rl).toMatchObject({
       samplesPerPrompt: 64,
-      promptsPerStep: perStep / 64,
+      promptsPerStep: 12,
       updateSamples: 64,
     });
     expect(p.ablations.find((a) => a.arm === 'no-kl')!.config.rl.betaKl).toBe(0);
