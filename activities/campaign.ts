@@ -29,6 +29,7 @@ import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } fro
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';
+import { poolRollouts, samplerPool } from '../rl/sampler-pool';
 import { activityScope } from './scope';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -304,6 +305,8 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
               policy: t.policy,
               shards: rolloutShards(rl),
             });
+          else if (rl.rollout.processes > 1)
+            t.rollouts ??= poolRollouts(samplerPool(rl.rollout.processes, backend), t.policy, rolloutShards(rl));
           const m = await t.step();
           metrics.push(m);
           return {
@@ -327,7 +330,11 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
             parent: input.policy.id,
             configHash,
             backend,
-            meta: { ...s, curve: metrics.map(curvePoint), rollout: { mode: rl.rollout.mode, shards: rolloutShards(rl).length } },
+            meta: {
+              ...s,
+              curve: metrics.map(curvePoint),
+              rollout: { mode: rl.rollout.mode, shards: rolloutShards(rl).length, processes: rl.rollout.processes },
+            },
           },
           { state: encodeState(trainer.state()) },
         );

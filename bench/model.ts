@@ -1,6 +1,6 @@
 /**
  * Model throughput on the reference model (4 layers, d_model 256, context 256, batch 16):
- * SFT tokens/s and MFU, sampling tokens/s at batch 16 and 256, scoring tokens/s, KV-cache speedup
+ * SFT tokens/s and MFU, sampling tokens/s at batch 16 and 256 (also as 2 sampler processes), scoring tokens/s, KV-cache speedup
  * over full recompute, SFT peak RSS.
  * One warm-up then one timed run per metric: numbers for trends, not for decimals.
  */
@@ -11,6 +11,8 @@ import { generate } from '../model/sample';
 import { BOS, EOS, buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { responseLogProbs } from '../rl/loss';
+import type { RolloutBatch } from '../rl/rollout';
+import { SamplerPool } from '../rl/sampler-pool';
 import { SftTrainer } from '../training/sft';
 import { Prng } from '../util/prng';
 import type { Bench } from './metric';
@@ -65,6 +67,7 @@ export const modelBench: Bench = {
     'sft_peak_rss_mb',
     'sample_tokens_per_s',
     'sample_tokens_per_s_b256',
+    'sample_tokens_per_s_b256_processes2',
     'score_tokens_per_s',
     'kv_cache_speedup',
   ],
@@ -119,6 +122,40 @@ export const modelBench: Bench = {
       batch: 256,
       new_tokens: wideTokens,
     });
+
+    // The same 256 sequences as 2 sampler calls of 128 in 2 sampler processes of one TensorFlow thread (rl.rollout.processes 2).
+    const pool = new SamplerPool(2, backend);
+    try {
+      const rollout = (prompts: number[][]): RolloutBatch => ({
+        prompts,
+        first: 0,
+        samplesPerPrompt: 1,
+        stepSeed: 4,
+        sampleBatch: 128,
+        sampling: { maxNewTokens: 64, temperature: 1, topP: 1, minP: 0 },
+      });
+      const halves = [
+        { first: 0, count: 128 },
+        { first: 128, count: 128 },
+      ];
+      let pooledTokens = 0;
+      // The warm-up call also starts the processes; a process's first call at a shape is ~1.7x slower.
+      const pooledS = await timed(async () => {
+        const out = await pool.sample(model, rollout(wide), halves);
+        pooledTokens = out.reduce((n, s) => n + s.tokens.length, 0);
+      });
+      emit({
+        metric: 'sample_tokens_per_s_b256_processes2',
+        value: pooledTokens / pooledS,
+        unit: 'tokens/s',
+        ...ctx(params),
+        batch: 256,
+        processes: 2,
+        new_tokens: pooledTokens,
+      });
+    } finally {
+      pool.close();
+    }
 
     // Scoring (the anchor's side of the KL): log-probs of 256 sampled sequences of 80 tokens, micro-batch 64.
     const seqs = wide.map((p) => ({ tokens: [...p, ...Array.from({ length: 64 }, () => 6 + rng.int(95))], promptLength: p.length }));

@@ -59,6 +59,13 @@ export const RolloutConfigSchema = z.object({
    * Default: the fewest prompts that fill whole sampler calls.
    */
   shardPrompts: z.number().int().positive().optional(),
+  /**
+   * local mode: sampler processes on this machine, each running one TensorFlow thread, that take
+   * the step's shards as they come free (rl/sampler-pool); 1 samples in the trainer's process.
+   * At RL batch sizes a decode step is a chain of small ops, where a second TensorFlow thread costs
+   * more than it gives: processes are the faster way to use more cores. Same bits either way.
+   */
+  processes: z.number().int().min(1).max(64).default(1),
 });
 
 /** The fields without the cross-field check, for callers that extend them (zod refuses to extend a refined object). */
@@ -122,13 +129,23 @@ export const RlConfigObject = z.object({
 export const RlConfigSchema = RlConfigObject.refine((c) => c.updateSamples === undefined || c.updateSamples <= c.samplesPerPrompt, {
   message: 'updateSamples (M) must not exceed samplesPerPrompt (K)',
   path: ['updateSamples'],
-}).refine((c) => c.rollout.shardPrompts === undefined || shardAligned(c, c.rollout.shardPrompts), {
-  error: (i) => {
-    const c = i.input as z.infer<typeof RlConfigObject>;
-    return `${c.rollout.shardPrompts} prompts x ${c.samplesPerPrompt} samples must be a multiple of sampleBatch (${c.sampleBatch}), or cover the step's ${c.promptsPerStep} prompts; try ${defaultShardPrompts(c)}`;
-  },
-  path: ['rollout', 'shardPrompts'],
-});
+})
+  .refine((c) => c.rollout.shardPrompts === undefined || shardAligned(c, c.rollout.shardPrompts), {
+    error: (i) => {
+      const c = i.input as z.infer<typeof RlConfigObject>;
+      return `${c.rollout.shardPrompts} prompts x ${c.samplesPerPrompt} samples must be a multiple of sampleBatch (${c.sampleBatch}), or cover the step's ${c.promptsPerStep} prompts; try ${defaultShardPrompts(c)}`;
+    },
+    path: ['rollout', 'shardPrompts'],
+  })
+  .refine((c) => c.rollout.processes === 1 || (c.rollout.mode === 'local' && rolloutShards(c).length >= c.rollout.processes), {
+    error: (i) => {
+      const c = i.input as z.infer<typeof RlConfigObject>;
+      if (c.rollout.mode !== 'local') return 'only local mode runs sampler processes (rollout workers are processes already); set 1';
+      const n = rolloutShards(c).length;
+      return `${c.rollout.processes} sampler processes, but a step has ${n} shard${n === 1 ? '' : 's'} of whole sampler calls (${c.promptsPerStep} prompts x ${c.samplesPerPrompt} samples in calls of sampleBatch ${c.sampleBatch}); lower sampleBatch or use at most ${n}`;
+    },
+    path: ['rollout', 'processes'],
+  });
 
 type ShardFields = Pick<z.infer<typeof RlConfigObject>, 'promptsPerStep' | 'samplesPerPrompt' | 'sampleBatch'>;
 
@@ -144,6 +161,11 @@ export function defaultShardPrompts(c: ShardFields): number {
   return n;
 }
 
+/** The prompts [first, first + count) of a step's batch, as a batch of their own (rows keep their streams). */
+export function shardBatch<T extends { prompts: unknown[]; first: number }>(batch: T, shard: { first: number; count: number }): T {
+  return { ...batch, first: batch.first + shard.first, prompts: batch.prompts.slice(shard.first, shard.first + shard.count) };
+}
+
 /** The RL config without where rollouts run, which changes no bit: what checkpoints record and hash. */
 export function resultConfig(rl: RlConfig): Omit<RlConfig, 'rollout'> {
   const { rollout: _, ...rest } = rl;
@@ -151,7 +173,7 @@ export function resultConfig(rl: RlConfig): Omit<RlConfig, 'rollout'> {
 }
 
 /** The step's prompts as shards [first, first + count): the unit a rollout worker samples. */
-export function rolloutShards(c: ShardFields & Pick<z.infer<typeof RlConfigObject>, 'rollout'>): { first: number; count: number }[] {
+export function rolloutShards(c: ShardFields & { rollout: { mode?: string; shardPrompts?: number } }): { first: number; count: number }[] {
   const size = Math.min(c.rollout.shardPrompts ?? defaultShardPrompts(c), c.promptsPerStep);
   const out = [];
   for (let first = 0; first < c.promptsPerStep; first += size) out.push({ first, count: Math.min(size, c.promptsPerStep - first) });

@@ -5,6 +5,7 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { RolloutActivities, RolloutStepInput, ShardResult } from '../activities/rollout';
+import { shardBatch } from '../rl/config';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
 
@@ -18,13 +19,5 @@ const rollout = proxyActivities<RolloutActivities>({
 
 export async function rolloutWorkflow(input: RolloutStepInput): Promise<ShardResult[]> {
   const { weights, backend, batch } = input;
-  return Promise.all(
-    input.shards.map(({ first, count }) =>
-      rollout.rolloutShard({
-        weights,
-        backend,
-        batch: { ...batch, first: batch.first + first, prompts: batch.prompts.slice(first, first + count) },
-      }),
-    ),
-  );
+  return Promise.all(input.shards.map((shard) => rollout.rolloutShard({ weights, backend, batch: shardBatch(batch, shard) })));
 }

@@ -1,7 +1,7 @@
 /**
  * RL rollouts on rollout workers (rl.rollout.mode workers) against the real servers: the final
  * checkpoint is the same bits as the in-process path whatever the shard size and the number of
- * rollout workers, a rollout worker killed mid-shard loses nothing, and workers started
+ * rollout workers (or of the trainer's sampler processes), a rollout worker killed mid-shard loses nothing, and workers started
  * mid-campaign take shards.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -21,7 +21,7 @@ const { PENDING_ACTIVITY_STATE_STARTED } = temporal.api.enums.v1.PendingActivity
 
 // 4 prompts x 16 samples a step, one sampler call per prompt: shards of 1 or 2 prompts are whole calls.
 // Flat groups are kept, so every step updates the policy from its samples (the smoke model solves nothing).
-function run(id: string, rollout: { mode: 'local' | 'workers'; shardPrompts: number }): Promise<CampaignResult> {
+function run(id: string, rollout: { mode: 'local' | 'workers'; shardPrompts: number; processes?: number }): Promise<CampaignResult> {
   const config = resolveConfig({
     preset: 'smoke',
     overrides: {
@@ -67,7 +67,7 @@ async function stepWeights(campaignId: string): Promise<Set<string>> {
 }
 
 describe('rollout workers', () => {
-  it('1 and 3 rollout workers, a worker killed mid-shard and workers joining mid-campaign: the same final checkpoint as in-process sampling', async () => {
+  it('2 sampler processes, 1 and 3 rollout workers, a worker killed mid-shard and workers joining mid-campaign: the same final checkpoint as in-process sampling', async () => {
     const trainer = spawnWorker('gpu,cpu,eval');
     const first = spawnWorker('rollout');
     const joined: ReturnType<typeof spawnWorker>[] = [];
@@ -75,6 +75,11 @@ describe('rollout workers', () => {
       const localId = uniqueCampaign('ro-local');
       const local = await run(localId, { mode: 'local', shardPrompts: 1 });
       expect(await shardAttempts(localId)).toEqual([]);
+
+      // The trainer's own sampler processes (local mode), 2 of them over the step's 4 shards.
+      const pooled = await run(uniqueCampaign('ro-pool'), { mode: 'local', shardPrompts: 1, processes: 2 });
+      expect(pooled.checkpoints.final.sha256).toBe(local.checkpoints.final.sha256);
+      expect(trainer.output()).toMatch(/sampler processes started: \d+, \d+ \(/);
 
       // One rollout worker, shards of 2 prompts.
       const oneId = uniqueCampaign('ro-one');
