@@ -305,8 +305,11 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
               policy: t.policy,
               shards: rolloutShards(rl),
             });
-          else if (rl.rollout.processes > 1)
-            t.rollouts ??= poolRollouts(samplerPool(rl.rollout.processes, backend), t.policy, rolloutShards(rl));
+          else if (rl.rollout.processes > 1 && !t.rollouts) {
+            const pool = samplerPool(rl.rollout.processes, backend);
+            t.rollouts = poolRollouts(pool, t.policy, rolloutShards(rl));
+            t.scoring = pool.score;
+          }
           const m = await t.step();
           metrics.push(m);
           return {

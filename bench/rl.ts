@@ -3,9 +3,9 @@
  * (the quick preset's shape, random init), split into sampling / scoring / update seconds, with
  * the tokens/s of sampling and of the update. A random model scores no reward, so flat groups are
  * kept (their KL-only advantages still drive a full update) and M = min(K, 16) samples per prompt
- * are trained on. One warm-up step first; then one timed step per K. Then K = 64 once more with its
- * shards sampled by 2 sampler processes of one TensorFlow thread each (rl.rollout.processes 2):
- * rl_step_seconds_k64_processes2, rl_sampling_seconds_k64_processes2.
+ * are trained on. One warm-up step first; then one timed step per K. Then K = 64 once more (after
+ * a warm-up step) with its shards sampled, and the anchor's micro-batches scored, by 2 sampler
+ * processes of one TensorFlow thread each (rl.rollout.processes 2): rl_*_seconds_k64_processes2.
  */
 import { initBackend } from '../model/backend';
 import { modelConfig } from '../model/config';
@@ -29,6 +29,7 @@ export const rlBench: Bench = {
     ...KS.flatMap((k) => PARTS.map((p) => `rl_${p}_k${k}`)),
     'rl_step_seconds_k64_processes2',
     'rl_sampling_seconds_k64_processes2',
+    'rl_scoring_seconds_k64_processes2',
   ],
   async run(emit) {
     const { name: backend } = await initBackend();
@@ -41,7 +42,7 @@ export const rlBench: Bench = {
     const step = (K: number, optimizer: AdamW, pool?: SamplerPool) => {
       const config = configOf(K);
       const rollouts = pool && poolRollouts(pool, policy, rolloutShards(config));
-      return rlStep({ policy, anchor, optimizer, problems, config, lr: config.lr, rng, rollouts });
+      return rlStep({ policy, anchor, optimizer, problems, config, lr: config.lr, rng, rollouts, scoring: pool?.score });
     };
     const optimizer = new AdamW(policy.variables, policy.names, rlConfig().optimizer);
     await step(4, optimizer);
@@ -81,6 +82,7 @@ export const rlBench: Bench = {
       };
       emit({ metric: 'rl_step_seconds_k64_processes2', value: m.samplingSeconds + m.scoringSeconds + m.updateSeconds, unit: 's', ...ctx });
       emit({ metric: 'rl_sampling_seconds_k64_processes2', value: m.samplingSeconds, unit: 's', ...ctx, sampled_tokens: m.sampledTokens });
+      emit({ metric: 'rl_scoring_seconds_k64_processes2', value: m.scoringSeconds, unit: 's', ...ctx });
     } finally {
       pool.close();
     }

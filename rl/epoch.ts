@@ -11,6 +11,7 @@ import { Prng } from '../util/prng';
 import { anchorAfterStep } from './anchor';
 import { resultConfig, rlLearningRate, type RlConfig } from './config';
 import { PromptPool, type PromptSource } from './prompts';
+import type { Scoring } from './loss';
 import type { Rollouts } from './rollout';
 import { rlStep, type RlStepMetrics } from './step';
 
@@ -35,8 +36,9 @@ export interface RlEpochResult {
 export class RlTrainer {
   readonly pool: PromptPool;
   private readonly optimizer: AdamW;
-  /** Who samples each step's responses (rl.rollout.mode); default: this process. */
+  /** Who samples each step's responses and scores the anchor's log-probs (rl.rollout); default: this process. */
   rollouts?: Rollouts;
+  scoring?: Scoring;
 
   private constructor(
     readonly policy: Transformer,
@@ -93,6 +95,7 @@ export class RlTrainer {
       lr: rlLearningRate(this.config, this.steps),
       rng: this.rng,
       rollouts: this.rollouts,
+      scoring: this.scoring,
     });
     anchorAfterStep(this.anchor, this.policy, this.config.anchor);
     this.steps += 1;

@@ -143,15 +143,16 @@ function globalNorm(grads: readonly tf.Tensor[]): number {
  * micro-batch padded to its longest sequence.
  */
 export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
-  const order = byLength(seqs.map((s, i) => ({ ...s, i })));
   const out = new Array<number>(seqs.length);
   const decoder = new Decoder(model);
   try {
-    for (let i = 0; i < order.length; i += microBatch) {
-      const chunk = order.slice(i, i + microBatch);
-      const b = responseBatch(chunk, model.config.contextLength);
+    for (const chunk of scoringChunks(seqs, microBatch)) {
+      const b = responseBatch(
+        chunk.map((i) => seqs[i]),
+        model.config.contextLength,
+      );
       const sums = tf.tidy(() => logProbsOf(decoder.logits(b.inputs), b.targets, temperature).mul(b.mask).sum(1).dataSync());
-      chunk.forEach((s, j) => (out[s.i] = sums[j]));
+      chunk.forEach((i, j) => (out[i] = sums[j]));
       disposeBatch(b);
     }
   } finally {
@@ -159,6 +160,19 @@ export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], 
   }
   return out;
 }
+
+/**
+ * The micro-batches responseLogProbs scores, as indices into seqs: ordered by length (stable), so
+ * each is padded to its longest sequence with little waste. A chunk's sequences, scored on their
+ * own with microBatch = their count, form the same micro-batch: the same bits.
+ */
+export function scoringChunks(seqs: readonly Sequence[], microBatch: number): number[][] {
+  const order = byLength(seqs.map((s, i) => ({ ...s, i }))).map((s) => s.i);
+  return Array.from({ length: Math.ceil(order.length / microBatch) }, (_, c) => order.slice(c * microBatch, (c + 1) * microBatch));
+}
+
+/** Who scores the anchor's log-probs of a step's responses; responseLogProbs in this process, or sampler processes. */
+export type Scoring = (model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number) => Promise<number[]>;
 
 /**
  * Sequences ordered by length (stable): a micro-batch is padded to its longest sequence, so

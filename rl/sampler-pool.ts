@@ -1,11 +1,12 @@
 /**
  * Sampler processes (rl.rollout.processes > 1 in local mode): the step's shards, whole sampler
  * calls (rl/config rolloutShards), go to child processes on this machine, each taking the next
- * shard when it comes free. At RL batch sizes a decode step is a chain of small ops, and handing
- * each to a second TensorFlow thread costs more than it gives; so every child runs one thread
+ * shard when it comes free; so do the micro-batches of the anchor's scoring (rl/loss
+ * scoringChunks). At RL batch sizes a decode step is a chain of small ops, and handing each to a
+ * second TensorFlow thread costs more than it gives; so every child runs one thread
  * (TF_NUM_INTRAOP_THREADS=1) and the cores are used by processes instead. Rows keep their streams
- * and sampler calls, and a thread count changes no bit, so the samples are those of one process
- * (tested). Children load the trainer's backend, get the policy's weights once per step, and exit
+ * and sampler calls, and a thread count changes no bit, so the samples and log-probs are those of
+ * one process (tested). Children load the trainer's backend, get the weights once per step, and exit
  * when the trainer goes away; a child that dies fails the step (its activity retries it) and is
  * replaced on the next call.
  */
@@ -15,23 +16,31 @@ import type { ModelConfig } from '../model/config';
 import type { Sample } from '../model/sample';
 import type { NamedArrays, Transformer } from '../model/transformer';
 import { shardBatch } from './config';
+import { scoringChunks, type Scoring, type Sequence } from './loss';
 import type { RolloutBatch, Rollouts } from './rollout';
 
 /** Trainer -> sampler messages. */
 export type ToSampler =
-  { type: 'weights'; config: ModelConfig; weights: NamedArrays } | { type: 'sample'; id: number; batch: RolloutBatch };
+  | { type: 'weights'; role: 'policy' | 'anchor'; config: ModelConfig; weights: NamedArrays }
+  | { type: 'sample'; id: number; batch: RolloutBatch }
+  | { type: 'score'; id: number; seqs: Sequence[]; temperature: number };
 
 /** Sampler -> trainer messages. */
 export type FromSampler =
-  { type: 'ready'; backend: string } | { type: 'done'; id: number; samples: Sample[] } | { type: 'failed'; id: number; message: string };
+  | { type: 'ready'; backend: string }
+  | { type: 'done'; id: number; result: Sample[] | number[] }
+  | { type: 'failed'; id: number; message: string };
+
+/** A task for a process, before it gets its id. */
+type Work = { type: 'sample'; batch: RolloutBatch } | { type: 'score'; seqs: Sequence[]; temperature: number };
 
 const CHILD = fileURLToPath(new URL('./sampler-child.ts', import.meta.url));
 
 class SamplerProcess {
-  private pending: { id: number; resolve(s: Sample[]): void; reject(e: Error): void } | null = null;
+  private pending: { id: number; resolve(r: FromSampler & { type: 'done' }): void; reject(e: Error): void } | null = null;
   private exit: Error | null = null;
   private nextId = 0;
-  /** Shards this process has sampled (for benchmarks and tests). */
+  /** Shards this process has sampled (for tests). */
   shards = 0;
 
   private constructor(readonly child: ChildProcess) {
@@ -74,22 +83,30 @@ class SamplerProcess {
   }
 
   sample(batch: RolloutBatch): Promise<Sample[]> {
+    return this.request({ type: 'sample', batch }).then((r) => {
+      this.shards++;
+      return r as Sample[];
+    });
+  }
+
+  score(seqs: Sequence[], temperature: number): Promise<number[]> {
+    return this.request({ type: 'score', seqs, temperature }) as Promise<number[]>;
+  }
+
+  private request(work: Work): Promise<Sample[] | number[]> {
     if (this.exit) return Promise.reject(this.exit);
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<FromSampler & { type: 'done' }>((resolve, reject) => {
       this.pending = { id, resolve, reject };
-      this.send({ type: 'sample', id, batch });
-    }).then((s) => {
-      this.shards++;
-      return s as Sample[];
-    });
+      this.send({ ...work, id });
+    }).then((m) => m.result);
   }
 
   private receive(m: FromSampler): void {
     const p = this.pending;
     if (!p || !('id' in m) || m.id !== p.id) return;
     this.pending = null;
-    if (m.type === 'done') p.resolve(m.samples);
+    if (m.type === 'done') p.resolve(m);
     else if (m.type === 'failed') p.reject(new Error(`sampler process ${this.child.pid}: ${m.message}`));
   }
 
@@ -124,20 +141,44 @@ export class SamplerPool {
     return this.procs;
   }
 
-  /** The samples of a batch's shards with the model's current weights, in batch order. */
-  async sample(model: Transformer, batch: RolloutBatch, shards: { first: number; count: number }[]): Promise<Sample[]> {
+  /** The samples of a batch's shards with the policy's current weights, in batch order. */
+  async sample(policy: Transformer, batch: RolloutBatch, shards: { first: number; count: number }[]): Promise<Sample[]> {
+    const parts = await this.spread('policy', policy, shards, (p, shard) => p.sample(shardBatch(batch, shard)));
+    return parts.flat();
+  }
+
+  /** responseLogProbs(anchor, seqs, microBatch, temperature), its micro-batches spread over the processes. */
+  readonly score: Scoring = async (anchor, seqs, microBatch, temperature) => {
+    const chunks = scoringChunks(seqs, microBatch);
+    const sums = await this.spread('anchor', anchor, chunks, (p, chunk) =>
+      p.score(
+        chunk.map((i) => seqs[i]),
+        temperature,
+      ),
+    );
+    const out = new Array<number>(seqs.length);
+    chunks.forEach((chunk, c) => chunk.forEach((i, j) => (out[i] = sums[c][j])));
+    return out;
+  };
+
+  /** Sends the model's weights to every process, then runs the tasks, each process taking the next one when it comes free. */
+  private async spread<T, R>(
+    role: 'policy' | 'anchor',
+    model: Transformer,
+    tasks: T[],
+    run: (p: SamplerProcess, task: T) => Promise<R>,
+  ): Promise<R[]> {
     const procs = await this.ready();
-    const weights: ToSampler = { type: 'weights', config: model.config, weights: model.getWeights() };
+    const weights: ToSampler = { type: 'weights', role, config: model.config, weights: model.getWeights() };
     for (const p of procs) p.send(weights);
-    const parts: Sample[][] = new Array(shards.length);
+    const out: R[] = new Array(tasks.length);
     let next = 0;
-    // Each process takes the next shard when it comes free.
     await Promise.all(
       procs.map(async (p) => {
-        for (let i = next++; i < shards.length; i = next++) parts[i] = await p.sample(shardBatch(batch, shards[i]));
+        for (let i = next++; i < tasks.length; i = next++) out[i] = await run(p, tasks[i]);
       }),
     );
-    return parts.flat();
+    return out;
   }
 
   close(): void {

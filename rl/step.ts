@@ -13,7 +13,7 @@ import { clipByGlobalNorm } from '../training/clip';
 import type { Prng } from '../util/prng';
 import { rlooAdvantages, shapeRewards, zeroVarianceGroups } from './advantage';
 import type { RlConfig } from './config';
-import { responseLogProbs, rlGradients, type UpdateSample } from './loss';
+import { responseLogProbs, rlGradients, type Scoring, type UpdateSample } from './loss';
 import { judge, type Judgement } from './reward';
 import { localRollouts, type Rollouts } from './rollout';
 import { selectForUpdate } from './select';
@@ -79,12 +79,25 @@ export interface RlStepInput {
   rng: Prng;
   /** Who samples the responses; default: this process (localRollouts). */
   rollouts?: Rollouts;
+  /** Who scores the anchor's log-probs; default: this process (responseLogProbs). */
+  scoring?: Scoring;
 }
 
+const localScoring: Scoring = async (...args) => responseLogProbs(...args);
 const now = () => performance.now() / 1000;
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-export async function rlStep({ policy, anchor, optimizer, problems, config: cfg, lr, rng, rollouts }: RlStepInput): Promise<RlStepMetrics> {
+export async function rlStep({
+  policy,
+  anchor,
+  optimizer,
+  problems,
+  config: cfg,
+  lr,
+  rng,
+  rollouts,
+  scoring,
+}: RlStepInput): Promise<RlStepMetrics> {
   const K = cfg.samplesPerPrompt;
   const t0 = now();
   const tokenizer = tokenizerOf(policy.config);
@@ -106,7 +119,7 @@ export async function rlStep({ policy, anchor, optimizer, problems, config: cfg,
   const p = judged.map((j) => (j.garbage ? -cfg.garbagePenalty : 0));
   const seqs = samples.map((s, i) => ({ tokens: [...prompts[i], ...s.tokens], promptLength: prompts[i].length }));
   // The sampler's log-probs are the tempered policy's (softmax(z / T)); the anchor scores the same tokens at the same T.
-  const anchorLp = responseLogProbs(anchor, seqs, cfg.microBatch, cfg.temperature);
+  const anchorLp = await (scoring ?? localScoring)(anchor, seqs, cfg.microBatch, cfg.temperature);
   const d = samples.map((s, i) => s.logProbs.reduce((a, b) => a + b, 0) - anchorLp[i]);
   const task = r.map((x, i) => x + p[i]);
   const shaped = shapeRewards(r, p, d, K, cfg.betaKl);

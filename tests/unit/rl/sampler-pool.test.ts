@@ -6,6 +6,7 @@ import { initBackend } from '../../../model/backend';
 import { BOS } from '../../../model/tokenizer';
 import { Transformer } from '../../../model/transformer';
 import { rlConfig, rolloutShards } from '../../../rl/config';
+import { responseLogProbs, scoringChunks } from '../../../rl/loss';
 import { sampleRollouts, type RolloutBatch } from '../../../rl/rollout';
 import { SamplerPool } from '../../../rl/sampler-pool';
 import { Prng } from '../../../util/prng';
@@ -47,6 +48,24 @@ describe('sampler processes', () => {
     expect(pool.shardsPerProcess).toHaveLength(2);
     expect(pool.shardsPerProcess.every((n) => n >= 1)).toBe(true);
     expect(pool.shardsPerProcess.reduce((a, b) => a + b)).toBe(8);
+  });
+
+  it("score the anchor's log-probs micro-batch by micro-batch over the processes, bit for bit", async () => {
+    const anchor = new Transformer(config, new Prng(9));
+    const rng = new Prng(3);
+    const seqs = Array.from({ length: 11 }, (_, i) => {
+      const promptLength = 2 + (i % 3);
+      return { tokens: [BOS, ...Array.from({ length: promptLength + 2 + ((i * 7) % 9) }, () => 6 + rng.int(90))], promptLength };
+    });
+    const chunks = scoringChunks(seqs, 3);
+    expect(chunks.map((c) => c.length)).toEqual([3, 3, 3, 2]);
+    expect(chunks.flat().map((i) => seqs[i].tokens.length)).toEqual(seqs.map((s) => s.tokens.length).sort((a, b) => a - b));
+    const own = responseLogProbs(anchor, seqs, 3, 1.3);
+    expect(await pool.score(anchor, seqs, 3, 1.3)).toEqual(own);
+    // The processes score with the anchor they were last sent, not the policy.
+    const other = new Transformer(config, new Prng(10));
+    expect(await pool.score(other, seqs, 3, 1.3)).not.toEqual(own);
+    [anchor, other].forEach((m) => m.dispose());
   });
 
   it('fail the step when a process dies, and replace it on the next call', async () => {
