@@ -50,12 +50,13 @@ export const COST = {
  * Every reproduction campaign trains more than the quick preset, which is sized for a 12-minute
  * `npm start`: SFT on 64 sequences per step, and RL steps of B x K = 768 so that at equal sampling
  * compute the K = 64 arm still draws B = 12 prompts per step. RL epochs come from `--minutes`.
+ * Sampler calls of 384 rows give every arm's step 2 shards for the quick preset's 2 sampler processes.
  */
 export const REPRODUCTION_CHANGES = {
   'sft.batchSize': 64,
   'sft.microBatchSize': 32,
   'rl.promptsPerStep': 48,
-  'rl.sampleBatch': 768,
+  'rl.sampleBatch': 384,
   'rl.stepsPerEpoch': 8,
 };
 
@@ -93,7 +94,6 @@ export function withChanges(config: CampaignConfig, changes: Record<string, unkn
   return CampaignConfigSchema.parse(setPaths(config, changes));
 }
 
-/** RL epochs per campaign to fill the budget: the fixed costs first, the rest shared by every campaign's RL. */
 /** An arm's config changes on top of `base`; an oversampling arm's B keeps B * K. */
 function armChanges(a: Arm, base: CampaignConfig): Record<string, unknown> {
   if (a.k === undefined) return a.changes;

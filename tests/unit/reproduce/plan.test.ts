@@ -15,7 +15,12 @@ describe('reproduction plan', () => {
     for (const c of [...p.base, ...p.ablations]) expect(compute(c)).toBe(compute(p.base[0]));
     const perStep = p.base[0].config.rl.promptsPerStep * p.base[0].config.rl.samplesPerPrompt;
     // Larger steps than the 12-minute quick preset: the K = 64 arm still draws 12 prompts per step.
-    expect(p.base[0].config.rl).toMatchObject({ promptsPerStep: 48, samplesPerPrompt: quick.rl.samplesPerPrompt, sampleBatch: 768 });
+    expect(p.base[0].config.rl).toMatchObject({
+      promptsPerStep: 48,
+      samplesPerPrompt: quick.rl.samplesPerPrompt,
+      sampleBatch: 384,
+      rollout: { processes: 2 },
+    });
     expect(p.base[0].config.sft).toMatchObject({ ...quick.sft, batchSize: 64, microBatchSize: 32 });
     expect(p.ablations.find((a) => a.arm === 'k4')!.config.rl).toMatchObject({
       samplesPerPrompt: 4,
