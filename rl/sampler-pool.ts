@@ -175,7 +175,12 @@ export class SamplerPool {
     let next = 0;
     await Promise.all(
       procs.map(async (p) => {
-        for (let i = next++; i < tasks.length; i = next++) out[i] = await run(p, tasks[i]);
+        try {
+          for (let i = next++; i < tasks.length; i = next++) out[i] = await run(p, tasks[i]);
+        } catch (err) {
+          next = tasks.length; // the call has failed: the other processes take no further task
+          throw err;
+        }
       }),
     );
     return out;
