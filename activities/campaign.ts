@@ -15,6 +15,7 @@ import { RlTrainer, summarise } from '../rl/epoch';
 import { resultConfig, rolloutShards } from '../rl/config';
 import { filterPool } from '../rl/filter';
 import type { RlStepMetrics } from '../rl/step';
+import { poolRollouts, samplerPool } from '../rl/sampler-pool';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
 import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules/campaign';
@@ -29,7 +30,6 @@ import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } fro
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';
-import { poolRollouts, samplerPool } from '../rl/sampler-pool';
 import { activityScope } from './scope';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);

@@ -1,7 +1,7 @@
 /**
  * Model throughput on the reference model (4 layers, d_model 256, context 256, batch 16):
- * SFT tokens/s and MFU, sampling tokens/s at batch 16 and 256 (also as 2 sampler processes), scoring tokens/s, KV-cache speedup
- * over full recompute, SFT peak RSS.
+ * SFT tokens/s and MFU, sampling tokens/s at batch 16 and 256 (also as 2 sampler processes),
+ * scoring tokens/s, KV-cache speedup over full recompute, SFT peak RSS.
  * One warm-up then one timed run per metric: numbers for trends, not for decimals.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -10,6 +10,7 @@ import { modelConfig } from '../model/config';
 import { generate } from '../model/sample';
 import { BOS, EOS, buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
+import { rolloutShards } from '../rl/config';
 import { responseLogProbs } from '../rl/loss';
 import type { RolloutBatch } from '../rl/rollout';
 import { SamplerPool } from '../rl/sampler-pool';
@@ -126,22 +127,19 @@ export const modelBench: Bench = {
     // The same 256 sequences as 2 sampler calls of 128 in 2 sampler processes of one TensorFlow thread (rl.rollout.processes 2).
     const pool = new SamplerPool(2, backend);
     try {
-      const rollout = (prompts: number[][]): RolloutBatch => ({
-        prompts,
+      const batch: RolloutBatch = {
+        prompts: wide,
         first: 0,
         samplesPerPrompt: 1,
         stepSeed: 4,
         sampleBatch: 128,
         sampling: { maxNewTokens: 64, temperature: 1, topP: 1, minP: 0 },
-      });
-      const halves = [
-        { first: 0, count: 128 },
-        { first: 128, count: 128 },
-      ];
+      };
+      const shards = rolloutShards({ promptsPerStep: wide.length, ...batch, rollout: {} });
       let pooledTokens = 0;
-      // The warm-up call also starts the processes; a process's first call at a shape is ~1.7x slower.
+      // The warm-up call also starts the processes; a process's first call at a shape is 1.7-1.9x slower.
       const pooledS = await timed(async () => {
-        const out = await pool.sample(model, rollout(wide), halves);
+        const out = await pool.sample(model, batch, shards);
         pooledTokens = out.reduce((n, s) => n + s.tokens.length, 0);
       });
       emit({

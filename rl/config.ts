@@ -173,7 +173,7 @@ export function resultConfig(rl: RlConfig): Omit<RlConfig, 'rollout'> {
 }
 
 /** The step's prompts as shards [first, first + count): the unit a rollout worker samples. */
-export function rolloutShards(c: ShardFields & { rollout: { mode?: string; shardPrompts?: number } }): { first: number; count: number }[] {
+export function rolloutShards(c: ShardFields & { rollout: { shardPrompts?: number } }): { first: number; count: number }[] {
   const size = Math.min(c.rollout.shardPrompts ?? defaultShardPrompts(c), c.promptsPerStep);
   const out = [];
   for (let first = 0; first < c.promptsPerStep; first += size) out.push({ first, count: Math.min(size, c.promptsPerStep - first) });

@@ -198,12 +198,11 @@ export const poolRollouts =
   (batch) =>
     pool.sample(policy, batch, shards);
 
-const pools = new Map<string, SamplerPool>();
+const pools = new Map<number, SamplerPool>();
 
-/** This process's pool of n samplers on a backend, kept across activities (children exit with this process). */
+/** This process's pool of n samplers on its backend, kept across activities (children exit with this process). */
 export function samplerPool(n: number, backend: string): SamplerPool {
-  const key = `${n} ${backend}`;
-  let pool = pools.get(key);
-  if (!pool) pools.set(key, (pool = new SamplerPool(n, backend)));
+  let pool = pools.get(n);
+  if (!pool) pools.set(n, (pool = new SamplerPool(n, backend)));
   return pool;
 }

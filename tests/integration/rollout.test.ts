@@ -1,8 +1,8 @@
 /**
  * RL rollouts on rollout workers (rl.rollout.mode workers) against the real servers: the final
  * checkpoint is the same bits as the in-process path whatever the shard size and the number of
- * rollout workers (or of the trainer's sampler processes), a rollout worker killed mid-shard loses nothing, and workers started
- * mid-campaign take shards.
+ * rollout workers (or of the trainer's sampler processes), a rollout worker killed mid-shard loses
+ * nothing, and workers started mid-campaign take shards.
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { temporal } from '@temporalio/proto';

@@ -27,7 +27,7 @@ describe('rollouts', () => {
     sampling: { maxNewTokens: 12, temperature: 1.3, topP: 1, minP: 0 },
   };
   const cfg = { promptsPerStep: 4, samplesPerPrompt: 3, sampleBatch: 6 };
-  const shardsOf = (shardPrompts: number) => rolloutShards({ ...cfg, rollout: { mode: 'workers', shardPrompts } });
+  const shardsOf = (shardPrompts: number) => rolloutShards({ ...cfg, rollout: { shardPrompts } });
   const sampleShards = async (shards: { first: number; count: number }[], order = shards.map((_, i) => i)) => {
     const parts = new Array(shards.length);
     for (const i of order) {
