@@ -58,7 +58,7 @@ export async function stackUp(cfg: StackConfig, log: (line: string) => void = ()
     for (const { port, field } of ports(cfg, s)) {
       if (!(await portFree(port)))
         throw new StackError(
-          `Cannot start ${s}: port ${port} (${field}) is already in use by another process. Stop it or choose another port.`,
+          `Cannot start ${s}: port ${port} (${field}) is already in use by another process. Stop it or choose another port.${ephemeralHint(port, ephemeralRange())}`,
         );
     }
     start(cfg, s, bins);
@@ -306,6 +306,21 @@ function portFree(port: number): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
   });
+}
+
+/** The OS hands ports in this range to outgoing connections, so a server port there can be taken at any moment. */
+function ephemeralRange(): [number, number] | undefined {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo!, hi!] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function ephemeralHint(port: number, range: [number, number] | undefined): string {
+  if (!range || port < range[0] || port > range[1]) return '';
+  return ` Port ${port} is in this machine's ephemeral range ${range[0]}-${range[1]}, where outgoing connections take ports at random; choose ports below ${range[0]} (for stack.s3Port, below ${range[0] - 10003}).`;
 }
 
 function tail(path: string, n = 15): string {

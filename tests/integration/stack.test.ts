@@ -7,12 +7,14 @@ import { loadStack } from '../../config/connection';
 import { stackDown, stackStatus, stackUp, StackError } from '../../infra/stack';
 
 // A second stack of its own (ports apart from the shared test stack), so down/up can be exercised.
+// Every port, s3's +10000 gRPC ports included, lies below Linux's ephemeral range (32768-60999):
+// a port there can be taken at random by any outgoing connection of the test run.
 const stateDir = mkdtempSync(join(tmpdir(), 't1-stack-test-'));
 const cfg = loadStack({
   'stack.stateDir': stateDir,
   'stack.temporalPort': '27233',
   'stack.temporalUiPort': '28233',
-  'stack.s3Port': '28533',
+  'stack.s3Port': '22533',
 });
 afterAll(async () => {
   await stackDown(cfg);
@@ -23,7 +25,7 @@ describe('t1 stack', () => {
   it('up starts both servers healthy on loopback; up twice is a no-op; down stops what up started', async () => {
     const st = await stackUp(cfg);
     expect(st.temporal).toMatchObject({ healthy: true, address: '127.0.0.1:27233', uiUrl: 'http://127.0.0.1:28233', managed: true });
-    expect(st.s3).toMatchObject({ healthy: true, endpoint: 'http://127.0.0.1:28533', bucket: 't1-checkpoints', managed: true });
+    expect(st.s3).toMatchObject({ healthy: true, endpoint: 'http://127.0.0.1:22533', bucket: 't1-checkpoints', managed: true });
     const ui = await fetch(st.temporal.uiUrl);
     expect(ui.status).toBe(200);
 
