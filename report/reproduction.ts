@@ -120,7 +120,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   const baseFinal = bySeed('base');
   const arms = ARMS.filter((a) => runs.some((r) => r.arm === a.name));
   if (arms.length) {
-    const row = (name: string, claim: string, rs: ReproduceRun[]) => {
+    const row = (name: string, claim: string, rs: ReproduceRun[], strengthens = false) => {
       const last = (r: ReproduceRun) => r.result.epochs[r.result.epochs.length - 1];
       const vsBase = stat(rs.map((r) => baseFinal.get(r.seed)!.result.results.final.accuracy - r.result.results.final.accuracy));
       return [
@@ -128,7 +128,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
         claim,
         pts(stat(rs.map((r) => r.result.results.final.accuracy))),
         signed(stat(rs.map((r) => r.result.results.final.accuracy - r.result.results.sft.accuracy))),
-        name === 'base' ? '' : `${signed(vsBase)} (${verdict(vsBase)})`,
+        name === 'base' ? '' : `${signed(vsBase)} (${verdict(vsBase, !strengthens)})`,
         pts(stat(rs.map((r) => r.result.results.final.greedyAccuracy))),
         stat(rs.map((r) => last(r).kl)).mean.toFixed(2),
         stat(rs.map((r) => last(r).entropy)).mean.toFixed(3),
@@ -136,11 +136,14 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
         stat(rs.map((r) => last(r).responseLength)).mean.toFixed(1),
       ];
     };
+    const stronger = ARMS.filter((a) => a.strengthens)
+      .map((a) => a.name)
+      .join(', ');
     sections.push({
       title: 'Ablations at equal sampling compute',
       text:
         "Every arm starts RL from the same SFT model as its seed's base campaign and samples B × K responses per step for the same number of steps. " +
-        '"base − arm" is how much the T1 ingredient adds (reproduced when positive beyond 2 standard errors over seeds). KL, entropy, garbage and length are the last RL epoch\'s training means.' +
+        `"base − arm" is how much the T1 ingredient adds: reproduced when it is positive beyond 2 standard errors over seeds, or negative for an arm with more of the ingredient than the base (${stronger}). KL, entropy, garbage and length are the last RL epoch's training means.` +
         (arms.length < ARMS.length
           ? ` Not in this run: ${ARMS.filter((a) => !arms.includes(a))
               .map((a) => `${a.name} (${a.claim})`)
@@ -155,6 +158,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
               a.name,
               a.claim,
               runs.filter((r) => r.arm === a.name),
+              a.strengthens,
             ),
           ),
         ],

@@ -19,12 +19,14 @@ export interface Arm {
   changes: Record<string, unknown>;
   /** Oversampling arms: this K, with B scaled so that B * K stays the base campaign's. */
   k?: number;
+  /** The arm has more of the ingredient than the base (K = 64), so the paper's claim is that it beats the base. */
+  strengthens?: boolean;
 }
 
 /** The ablations; the base campaign itself is the arm 'base'. B * K stays the base's and every sample enters the update. */
 export const ARMS: Arm[] = [
   { name: 'k4', claim: 'oversampling: K = 4 instead of the base K (B scaled up to keep B x K)', changes: {}, k: 4 },
-  { name: 'k64', claim: 'oversampling: K = 64 instead of the base K (B scaled down to keep B x K)', changes: {}, k: 64 },
+  { name: 'k64', claim: 'oversampling: K = 64 instead of the base K (B scaled down to keep B x K)', changes: {}, k: 64, strengthens: true },
   { name: 'frozen-anchor', claim: 'KL to the frozen SFT model instead of a refreshed anchor', changes: { 'rl.anchor.mode': 'frozen' } },
   { name: 'no-kl', claim: 'no KL penalty', changes: { 'rl.betaKl': 0 } },
   { name: 'no-entropy', claim: 'no entropy bonus', changes: { 'rl.alphaEnt': 0 } },

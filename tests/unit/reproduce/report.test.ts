@@ -76,4 +76,15 @@ describe('reproduction report', () => {
     expect(html).toContain('<td>no-kl</td><td>no KL penalty</td>');
     expect(html).toContain('<b>+12.5 ± 2.5 points</b>');
   });
+
+  it('k64 has more oversampling than the base: the claim holds when it beats the base, so base − arm must be negative', () => {
+    const k = (arm: string, d1: number, d2: number) => [run(1, arm, 0.2, 0.3 - d1), run(2, arm, 0.3, 0.45 - d2)];
+    const md = (arm: string, d1: number, d2: number) => buildReproductionReport([runs[0], runs[2], ...k(arm, d1, d2)], meta).markdown;
+    // k64 2 and 4 points below the base: +3.0 ± 1.0, against the claim
+    expect(md('k64', 0.02, 0.04)).toMatch(/\| k64 \| .* \| \+3\.0 ± 1\.0 \(not reproduced\) \|/);
+    // k64 2 and 4 points above the base: -3.0 ± 1.0, the claim
+    expect(md('k64', -0.02, -0.04)).toMatch(/\| k64 \| .* \| -3\.0 ± 1\.0 \(reproduced\) \|/);
+    // the same gap for k4 (less oversampling) reads the other way round
+    expect(md('k4', 0.02, 0.04)).toMatch(/\| k4 \| .* \| \+3\.0 ± 1\.0 \(reproduced\) \|/);
+  });
 });
