@@ -106,7 +106,7 @@ export const modelBench: Bench = {
     );
     const trainer = SftTrainer.create(REF, { batchSize: BATCH, microBatchSize: BATCH }, examples, 1);
     let positions = 0;
-    // The first steps grow TensorFlow's heap: their page faults cost 0.3-1 s of system time a step on
+    // The first steps grow TensorFlow's heap: their page faults cost 0.3-2 s of system time a step on
     // 2 vCPUs, which a campaign's later steps do not pay. Measure those: 3 warm-up steps, 4 timed.
     const stepS = await timed(() => (positions = trainer.trainStep().positions), 3, 4);
     const params = trainer.model.paramCount();
