@@ -3,6 +3,7 @@ import { dispatch, type Command } from './args';
 import { campaignCommands } from './commands/campaign';
 import { checkpointCommands } from './commands/checkpoints';
 import { evalCommands } from './commands/eval';
+import { exportCommands } from './commands/export';
 import { externalCommands } from './commands/external';
 import { reportCommands } from './commands/report';
 import { reproduceCommands } from './commands/reproduce';
@@ -43,6 +44,7 @@ const commands: Command[] = [
   ...reproduceCommands,
   ...synthesizeCommands,
   ...externalCommands,
+  ...exportCommands,
   ...stackCommands,
   ...checkpointCommands,
   ...workerCommands,

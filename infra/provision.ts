@@ -178,7 +178,7 @@ function fail(message: string): never {
 }
 
 /** Cross-process lock by atomic mkdir; a lock older than 15 minutes is taken as abandoned. */
-async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       mkdirSync(dir);

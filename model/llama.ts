@@ -1,0 +1,215 @@
+/**
+ * The Llama family (Llama 2/3, Mistral, Qwen2, SmolLM2) on raw tf variables, in the style of our
+ * own transformer: token embeddings, pre-norm blocks of RMSNorm -> grouped-query attention with
+ * rotary position embeddings -> RMSNorm -> SwiGLU MLP, a final RMSNorm and an output head that may
+ * be the embedding matrix. Matrices are stored [in, out] so every projection is x @ W; the
+ * pretrained formats' [out, in] layouts are converted on load and export (formats/llama-weights).
+ *
+ * Shapes: B batch, T sequence, N = B*T rows, D dModel, H query heads, G key/value heads, R = H/G
+ * query heads per key/value head, K head size, F dFF, V vocab.
+ *
+ * RoPE follows transformers' layout (rotate_half: the head's first half pairs with its second
+ * half), not llama.cpp's interleaved one; GGUF's permuted q/k rows are undone on load.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { LlamaConfig } from './llama-config';
+import { BLOCKED, type NamedArrays } from './transformer';
+
+/** Every parameter's name and shape, in a fixed order (the order of `variables`). */
+export function llamaParamShapes(c: LlamaConfig): [string, number[]][] {
+  const { vocabSize: V, dModel: D, nHeads: H, nKvHeads: G, headDim: K, dFF: F } = c;
+  const shapes: [string, number[]][] = [['wte', [V, D]]];
+  for (let l = 0; l < c.nLayers; l++) {
+    shapes.push([`h${l}.ln1.g`, [D]], [`h${l}.attn.wq`, [D, H * K]], [`h${l}.attn.wk`, [D, G * K]], [`h${l}.attn.wv`, [D, G * K]]);
+    if (c.qkvBias) shapes.push([`h${l}.attn.bq`, [H * K]], [`h${l}.attn.bk`, [G * K]], [`h${l}.attn.bv`, [G * K]]);
+    shapes.push(
+      [`h${l}.attn.wo`, [H * K, D]],
+      [`h${l}.ln2.g`, [D]],
+      [`h${l}.mlp.wg`, [D, F]],
+      [`h${l}.mlp.wu`, [D, F]],
+      [`h${l}.mlp.wd`, [F, D]],
+    );
+  }
+  shapes.push(['lnf.g', [D]]);
+  if (!c.tieEmbeddings) shapes.push(['head', [D, V]]);
+  return shapes;
+}
+
+/**
+ * RoPE's inverse frequencies theta^(-2i/K), i < K/2, with Llama 3's scaling where configured:
+ * wavelengths longer than originalContextLength/lowFreqFactor are slowed by `factor`, shorter
+ * than originalContextLength/highFreqFactor kept, and those between blended smoothly. float32, as
+ * transformers computes them, so positions agree to the last bits that matter.
+ */
+export function ropeInverseFrequencies(c: LlamaConfig): Float32Array {
+  const half = c.headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim));
+  const s = c.ropeScaling;
+  if (!s) return inv;
+  const lowWavelen = s.originalContextLength / s.lowFreqFactor;
+  const highWavelen = s.originalContextLength / s.highFreqFactor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < highWavelen) return f;
+    if (wavelen > lowWavelen) return f / s.factor;
+    const smooth = (s.originalContextLength / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}
+
+/** cos and sin of position * frequency, each [T, K] (the K/2 angles repeated for both halves of a head). */
+export function ropeTables(c: LlamaConfig, start: number, T: number): { cos: Float32Array; sin: Float32Array } {
+  const inv = ropeInverseFrequencies(c);
+  const K = c.headDim;
+  const cos = new Float32Array(T * K);
+  const sin = new Float32Array(T * K);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < K / 2; i++) {
+      const angle = Math.fround((start + t) * inv[i]);
+      cos[t * K + i] = cos[t * K + i + K / 2] = Math.cos(angle);
+      sin[t * K + i] = sin[t * K + i + K / 2] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Rotates x [B, T, heads, K] by the angles of its positions: x cos + rotate_half(x) sin, where
+ * rotate_half([a, b]) = [-b, a] over the head's halves. cos/sin are [T, 1, K] (broadcast over B and heads).
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const K = x.shape[x.rank - 1];
+    const [a, b] = tf.split(x, [K / 2, K / 2], -1);
+    return x.mul(cos).add(tf.concat([b.neg(), a], -1).mul(sin));
+  });
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * g (no mean subtraction, no shift). */
+export function rmsNorm(x: tf.Tensor, g: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => x.mul(x.square().mean(-1, true).add(eps).rsqrt()).mul(g));
+}
+
+/**
+ * Embedding rows by token id. Its gradient scatters into the rows, which wasm has no kernel for:
+ * there it is the one-hot product instead (the same values, at the cost of an [N, V] matrix).
+ */
+const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [wte, ids, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
+  save([ids]);
+  return {
+    value: tf.gather(wte, ids),
+    gradFunc: (dy: tf.Tensor, [idsSaved]: tf.Tensor[]) => {
+      const V = wte.shape[0];
+      const dWte = tf.getKernel('UnsortedSegmentSum', tf.getBackend())
+        ? tf.unsortedSegmentSum(dy, idsSaved as tf.Tensor1D, V)
+        : tf.matMul(tf.oneHot(idsSaved as tf.Tensor1D, V).cast('float32'), dy, true, false);
+      return [dWte, tf.zerosLike(idsSaved)];
+    },
+  };
+}) as (wte: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D;
+
+/** SiLU-gated MLP: (silu(x Wg) * (x Wu)) Wd. */
+function swiglu(x: tf.Tensor, wg: tf.Tensor, wu: tf.Tensor, wd: tf.Tensor): tf.Tensor {
+  const gate = tf.matMul(x, wg);
+  return tf.matMul(gate.mul(tf.sigmoid(gate)).mul(tf.matMul(x, wu)), wd);
+}
+
+export class Llama {
+  readonly config: LlamaConfig;
+  /** Trainable variables, in `llamaParamShapes` order (names in `names`). */
+  readonly variables: tf.Variable[];
+  readonly names: string[];
+  private readonly p: Record<string, tf.Variable> = {};
+
+  /** Exact values by name (a pretrained base, a checkpoint, a clone). */
+  constructor(config: LlamaConfig, weights: NamedArrays) {
+    this.config = config;
+    const shapes = llamaParamShapes(config);
+    this.names = shapes.map(([n]) => n);
+    this.variables = shapes.map(([name, shape]) => {
+      const value = weights[name];
+      if (!value || value.length !== tf.util.sizeFromShape(shape)) throw new Error(`weights: "${name}" missing or not of shape [${shape}]`);
+      return (this.p[name] = tf.tidy(() => tf.variable(tf.tensor(value, shape, 'float32'))));
+    });
+  }
+
+  paramCount(): number {
+    return this.variables.reduce((n, v) => n + v.size, 0);
+  }
+
+  /** A weight by name (see llamaParamShapes). */
+  weight(name: string): tf.Variable {
+    const w = this.p[name];
+    if (!w) throw new Error(`no weight "${name}"`);
+    return w;
+  }
+
+  /** Full causal forward pass: int32 tokens [B,T] at positions 0..T-1 -> logits [B,T,V]. */
+  forward(tokens: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = tokens.shape;
+    if (T > this.config.contextLength) throw new Error(`sequence length ${T} exceeds contextLength ${this.config.contextLength}`);
+    return tf.tidy(() => {
+      const { vocabSize: V, headDim: K, nLayers, rmsEps } = this.config;
+      const p = this.p;
+      const { cos, sin } = ropeTables(this.config, 0, T);
+      const rope = { cos: tf.tensor3d(cos, [T, 1, K]), sin: tf.tensor3d(sin, [T, 1, K]) };
+      let x: tf.Tensor = embed(p.wte as tf.Tensor2D, tokens.flatten()); // [N, D]
+      for (let l = 0; l < nLayers; l++) {
+        x = x.add(this.attention(rmsNorm(x, p[`h${l}.ln1.g`], rmsEps), l, B, T, rope));
+        x = x.add(swiglu(rmsNorm(x, p[`h${l}.ln2.g`], rmsEps), p[`h${l}.mlp.wg`], p[`h${l}.mlp.wu`], p[`h${l}.mlp.wd`]));
+      }
+      const h = rmsNorm(x, p['lnf.g'], rmsEps);
+      const logits = this.config.tieEmbeddings ? tf.matMul(h, p.wte, false, true) : tf.matMul(h, p.head);
+      return logits.reshape([B, T, V]) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * Grouped-query attention without copying keys and values per query head: the R query heads
+   * that share a key/value head are stacked along the time axis, [B, G, R*T, K], so one batched
+   * product per group scores them all against that group's keys [B, G, K, T].
+   */
+  private attention(x: tf.Tensor, l: number, B: number, T: number, rope: { cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor {
+    const { nHeads: H, nKvHeads: G, headDim: K } = this.config;
+    const R = H / G;
+    const p = this.p;
+    const proj = (w: string, heads: number) => {
+      const y = tf.matMul(x, p[`h${l}.attn.w${w}`]);
+      return (this.config.qkvBias ? y.add(p[`h${l}.attn.b${w}`]) : y).reshape([B, T, heads, K]);
+    };
+    const q = applyRope(proj('q', H), rope.cos, rope.sin)
+      .mul(1 / Math.sqrt(K))
+      .reshape([B, T, G, R, K])
+      .transpose([0, 2, 3, 1, 4])
+      .reshape([B, G, R * T, K]);
+    const k = applyRope(proj('k', G), rope.cos, rope.sin).transpose([0, 2, 3, 1]); // [B,G,K,T]
+    const v = proj('v', G).transpose([0, 2, 1, 3]); // [B,G,T,K]
+    const att = tf.softmax(tf.matMul(q, k).add(causalBias(T, R)));
+    const y = tf
+      .matMul(att, v) // [B,G,R*T,K]
+      .reshape([B, G, R, T, K])
+      .transpose([0, 3, 1, 2, 4])
+      .reshape([B * T, H * K]);
+    return tf.matMul(y, p[`h${l}.attn.wo`]);
+  }
+
+  /** Weight values by name (downloaded from the backend). */
+  getWeights(): NamedArrays {
+    const out: NamedArrays = {};
+    this.names.forEach((n, i) => (out[n] = (this.variables[i].dataSync() as Float32Array).slice()));
+    return out;
+  }
+
+  dispose(): void {
+    this.variables.forEach((v) => v.dispose());
+  }
+}
+
+/** [R*T, T] additive causal mask: R copies of the [T, T] one, one per query head stacked along time. */
+function causalBias(T: number, R: number): tf.Tensor2D {
+  const data = new Float32Array(R * T * T);
+  for (let r = 0; r < R; r++) for (let i = 0; i < T; i++) data.fill(BLOCKED, (r * T + i) * T + i + 1, (r * T + i + 1) * T);
+  return tf.tensor2d(data, [R * T, T]);
+}
