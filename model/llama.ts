@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './llama-config';
-import { BLOCKED, type NamedArrays } from './transformer';
+import { NamedVariables, type NamedArrays } from './params';
+import { BLOCKED } from './transformer';
 
 /** Every parameter's name and shape, in a fixed order (the order of `variables`). */
 export function llamaParamShapes(c: LlamaConfig): [string, number[]][] {
@@ -116,34 +117,13 @@ function swiglu(x: tf.Tensor, wg: tf.Tensor, wu: tf.Tensor, wd: tf.Tensor): tf.T
   return tf.matMul(gate.mul(tf.sigmoid(gate)).mul(tf.matMul(x, wu)), wd);
 }
 
-export class Llama {
+export class Llama extends NamedVariables {
   readonly config: LlamaConfig;
-  /** Trainable variables, in `llamaParamShapes` order (names in `names`). */
-  readonly variables: tf.Variable[];
-  readonly names: string[];
-  private readonly p: Record<string, tf.Variable> = {};
 
   /** Exact values by name (a pretrained base, a checkpoint, a clone). */
   constructor(config: LlamaConfig, weights: NamedArrays) {
+    super(llamaParamShapes(config), (name) => weights[name]);
     this.config = config;
-    const shapes = llamaParamShapes(config);
-    this.names = shapes.map(([n]) => n);
-    this.variables = shapes.map(([name, shape]) => {
-      const value = weights[name];
-      if (!value || value.length !== tf.util.sizeFromShape(shape)) throw new Error(`weights: "${name}" missing or not of shape [${shape}]`);
-      return (this.p[name] = tf.tidy(() => tf.variable(tf.tensor(value, shape, 'float32'))));
-    });
-  }
-
-  paramCount(): number {
-    return this.variables.reduce((n, v) => n + v.size, 0);
-  }
-
-  /** A weight by name (see llamaParamShapes). */
-  weight(name: string): tf.Variable {
-    const w = this.p[name];
-    if (!w) throw new Error(`no weight "${name}"`);
-    return w;
   }
 
   /** Full causal forward pass: int32 tokens [B,T] at positions 0..T-1 -> logits [B,T,V]. */
@@ -193,17 +173,6 @@ export class Llama {
       .transpose([0, 3, 1, 2, 4])
       .reshape([B * T, H * K]);
     return tf.matMul(y, p[`h${l}.attn.wo`]);
-  }
-
-  /** Weight values by name (downloaded from the backend). */
-  getWeights(): NamedArrays {
-    const out: NamedArrays = {};
-    this.names.forEach((n, i) => (out[n] = (this.variables[i].dataSync() as Float32Array).slice()));
-    return out;
-  }
-
-  dispose(): void {
-    this.variables.forEach((v) => v.dispose());
   }
 }
 

@@ -10,9 +10,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Prng } from '../util/prng';
 import type { ModelConfig } from './config';
+import { NamedVariables, type NamedArrays } from './params';
 
-/** Named weight values: what init, checkpoints and clones exchange. */
-export type NamedArrays = Record<string, Float32Array>;
+export type { NamedArrays } from './params';
 
 /** Additive attention bias for blocked positions: large but finite, so a fully blocked row stays finite. */
 export const BLOCKED = -1e9;
@@ -114,39 +114,16 @@ function normalized(x: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor] {
   return [xc.mul(r), r];
 }
 
-export class Transformer {
+export class Transformer extends NamedVariables {
   readonly config: ModelConfig;
-  /** Trainable variables, in `paramShapes` order (names in `names`). */
-  readonly variables: tf.Variable[];
-  readonly names: string[];
-  private readonly p: Record<string, tf.Variable> = {};
   private readonly layerNorm: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
   private causal: tf.Tensor2D | null = null;
 
   /** Random init from a Prng, or exact values by name (a checkpoint, a clone). */
   constructor(config: ModelConfig, init: Prng | NamedArrays) {
+    super(paramShapes(config), (name, size) => (init instanceof Prng ? initValue(config, name, size, init) : init[name]));
     this.config = config;
     this.layerNorm = makeLayerNorm(config.layerNormEps);
-    const shapes = paramShapes(config);
-    this.names = shapes.map(([n]) => n);
-    this.variables = shapes.map(([name, shape]) => {
-      const size = tf.util.sizeFromShape(shape);
-      const value = init instanceof Prng ? initValue(config, name, size, init) : init[name];
-      if (!value || value.length !== size) throw new Error(`weights: "${name}" missing or not of shape [${shape}]`);
-      // Unnamed: tfjs variable names are process-global, and policy and anchor coexist.
-      return (this.p[name] = tf.tidy(() => tf.variable(tf.tensor(value, shape, 'float32'))));
-    });
-  }
-
-  paramCount(): number {
-    return this.variables.reduce((n, v) => n + v.size, 0);
-  }
-
-  /** A weight by name (see paramShapes). */
-  weight(name: string): tf.Variable {
-    const w = this.p[name];
-    if (!w) throw new Error(`no weight "${name}"`);
-    return w;
   }
 
   /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. Generation uses model/decode. */
@@ -202,13 +179,6 @@ export class Transformer {
     return T === C ? this.causal : this.causal.slice([0, 0], [T, T]);
   }
 
-  /** Weight values by name (downloaded from the backend). */
-  getWeights(): NamedArrays {
-    const out: NamedArrays = {};
-    this.names.forEach((n, i) => (out[n] = (this.variables[i].dataSync() as Float32Array).slice())); // copies: cpu hands out its own buffer
-    return out;
-  }
-
   /** Overwrites this model's weights with `other`'s (same config): e.g. an anchor refresh. */
   copyFrom(other: Transformer): void {
     this.checkCompatible(other);
@@ -226,8 +196,8 @@ export class Transformer {
     return new Transformer(this.config, this.getWeights());
   }
 
-  dispose(): void {
-    this.variables.forEach((v) => v.dispose());
+  override dispose(): void {
+    super.dispose();
     this.causal?.dispose();
     this.causal = null;
   }
