@@ -1,21 +1,32 @@
 /**
- * Serves one of our models behind the OpenAI completions API (POST /v1/completions, GET /v1/models),
- * so the external evaluator, or any OpenAI client, can talk to it. The prompt is wrapped as
- * [BOS] prompt [RESP]; the completion is the decoded response with special tokens shown (the answer
- * cue as `<ANS>`), EOS dropped. Every request samples from its own Prng: its `seed`, else the next
- * seed from the server's Prng, so a server replays exactly given the same request order.
+ * Serves one of our models behind the OpenAI API (POST /v1/completions, GET /v1/models, and POST
+ * /v1/chat/completions for a model with a chat template), so the external evaluator, or any OpenAI
+ * client, can talk to it. A checkpoint of our own model wraps a completion prompt as [BOS] prompt
+ * [RESP] and shows special tokens in the text (the answer cue as `<ANS>`); a pretrained model
+ * continues the prompt's own tokens, and renders chat messages through its chat template. The end
+ * token is dropped. Every request samples from its own Prng: its `seed`, else the next seed from the
+ * server's Prng, so a server replays exactly given the same request order.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { generate } from '../model/sample';
+import type { PretrainedTokenizer } from '../formats/tokenizer';
+import type { Llama } from '../model/llama';
+import { llamaDecodable } from '../model/llama-decode';
+import { generate, type Decodable } from '../model/sample';
 import { tokenizerOf } from '../model/tokenizer';
-import type { Transformer } from '../model/transformer';
+import { Transformer } from '../model/transformer';
 import { Prng } from '../util/prng';
 
+/** A pretrained model served with its own tokenizer and chat template. */
+export interface PretrainedServing {
+  llama: Llama;
+  tokenizer: PretrainedTokenizer;
+}
+
 export interface ServeOptions {
-  model: Transformer;
+  model: Transformer | PretrainedServing;
   /** The model id clients must name. */
   name: string;
   /** 0 picks a free port. */
@@ -36,18 +47,56 @@ export interface ServedModel {
   close(): Promise<void>;
 }
 
+/** What the server needs of a model, whichever family it is. */
+interface Servable {
+  contextLength: number;
+  generator: Transformer | Decodable;
+  /** Completion prompt text -> token ids. */
+  encodePrompt(text: string): number[];
+  /** Chat messages -> prompt ids through the model's chat template; absent without one. */
+  encodeChat?(messages: { role: 'system' | 'user' | 'assistant'; content: string }[]): number[];
+  /** Generated ids (end token removed) -> text. */
+  decode(ids: number[]): string;
+}
+
+function servable(m: Transformer | PretrainedServing): Servable {
+  if (m instanceof Transformer) {
+    const tokenizer = tokenizerOf(m.config);
+    return {
+      contextLength: m.config.contextLength,
+      generator: m,
+      encodePrompt: (text) => tokenizer.encodePrompt(text),
+      decode: (ids) => tokenizer.decode(ids, 'show'),
+    };
+  }
+  const { llama, tokenizer } = m;
+  return {
+    contextLength: llama.config.contextLength,
+    generator: llamaDecodable(llama, tokenizer.eosId),
+    encodePrompt: (text) => tokenizer.encode(text),
+    ...(tokenizer.chatTemplate
+      ? { encodeChat: (messages) => tokenizer.encode(tokenizer.renderChat(messages, { addGenerationPrompt: true })) }
+      : {}),
+    decode: (ids) => tokenizer.decode(ids),
+  };
+}
+
 const MAX_BODY_BYTES = 1 << 20;
 const MAX_N = 64;
 
-const CompletionRequest = z.object({
+const Sampling = {
   model: z.string(),
-  prompt: z.string(),
   max_tokens: z.number().int().min(1).optional(),
   temperature: z.number().min(0).max(2).default(1),
   top_p: z.number().gt(0).max(1).default(1),
   n: z.number().int().min(1).max(MAX_N).default(1),
   seed: z.number().int().optional(),
   stream: z.literal(false, { error: 'streaming is not supported' }).optional(),
+};
+const CompletionRequest = z.object({ ...Sampling, prompt: z.string() });
+const ChatRequest = z.object({
+  ...Sampling,
+  messages: z.array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() })).min(1),
 });
 
 class HttpError extends Error {
@@ -62,7 +111,8 @@ class HttpError extends Error {
 
 export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
   const rng = new Prng(o.seed ?? 0);
-  const tokenizer = tokenizerOf(o.model.config);
+  const model = servable(o.model);
+  const C = model.contextLength;
   // One generation at a time: the backend computes serially anyway, and concurrent KV caches only add memory.
   let tail: Promise<unknown> = Promise.resolve();
   const serially = <T>(f: () => Promise<T>): Promise<T> => {
@@ -71,28 +121,29 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     return r;
   };
 
-  const complete = async (body: unknown) => {
-    const parsed = CompletionRequest.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const param = issue.path.join('.') || null;
-      throw new HttpError(400, `${param ?? 'body'}: ${issue.message}`, param);
-    }
-    const req = parsed.data;
+  function parse<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+    const parsed = schema.safeParse(body);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    const param = issue.path.join('.') || null;
+    throw new HttpError(400, `${param ?? 'body'}: ${issue.message}`, param);
+  }
+
+  /** Samples n continuations of the prompt as the request asks: their texts, finish reasons and token counts. */
+  const run = async (req: z.infer<typeof CompletionRequest> | z.infer<typeof ChatRequest>, encode: () => number[]) => {
     if (req.model !== o.name) throw new HttpError(404, `model "${req.model}" does not exist; this server has "${o.name}"`, 'model');
     let prompt: number[];
     try {
-      prompt = tokenizer.encodePrompt(req.prompt);
+      prompt = encode();
     } catch (e) {
       throw new HttpError(400, `prompt: ${(e as Error).message}`, 'prompt');
     }
-    const C = o.model.config.contextLength;
     if (prompt.length > C)
       throw new HttpError(400, `prompt: ${prompt.length} tokens with its markers; this model's context is ${C}`, 'prompt');
     const seed = req.seed ?? rng.nextU32();
     const samples = await serially(() =>
       generate(
-        o.model,
+        model.generator,
         Array.from({ length: req.n }, () => prompt),
         { maxNewTokens: req.max_tokens ?? C, temperature: req.temperature || 1, greedy: req.temperature === 0, topP: req.top_p },
         new Prng(seed),
@@ -100,17 +151,39 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
     );
     const completionTokens = samples.reduce((s, x) => s + x.tokens.length, 0);
     return {
+      choices: samples.map((s) => ({
+        text: model.decode(s.stopped ? s.tokens.slice(0, -1) : s.tokens),
+        finish_reason: s.stopped ? 'stop' : 'length',
+      })),
+      usage: { prompt_tokens: prompt.length, completion_tokens: completionTokens, total_tokens: prompt.length * req.n + completionTokens },
+    };
+  };
+
+  const complete = async (body: unknown) => {
+    const req = parse(CompletionRequest, body);
+    const { choices, usage } = await run(req, () => model.encodePrompt(req.prompt));
+    return {
       id: `cmpl-${randomUUID()}`,
       object: 'text_completion',
       created: Math.floor(Date.now() / 1000),
       model: o.name,
-      choices: samples.map((s, index) => ({
-        index,
-        text: tokenizer.decode(s.stopped ? s.tokens.slice(0, -1) : s.tokens, 'show'),
-        logprobs: null,
-        finish_reason: s.stopped ? 'stop' : 'length',
-      })),
-      usage: { prompt_tokens: prompt.length, completion_tokens: completionTokens, total_tokens: prompt.length * req.n + completionTokens },
+      choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finish_reason })),
+      usage,
+    };
+  };
+
+  const chat = async (body: unknown) => {
+    const encodeChat = model.encodeChat;
+    if (!encodeChat) throw new HttpError(404, `model "${o.name}" has no chat template; use /v1/completions`);
+    const req = parse(ChatRequest, body);
+    const { choices, usage } = await run(req, () => encodeChat(req.messages));
+    return {
+      id: `chatcmpl-${randomUUID()}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: o.name,
+      choices: choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish_reason })),
+      usage,
     };
   };
 
@@ -123,12 +196,12 @@ export async function serveCheckpoint(o: ServeOptions): Promise<ServedModel> {
       if (req.method !== 'GET') throw new HttpError(405, 'use GET');
       return {
         object: 'list',
-        data: [{ id: o.name, object: 'model', created: 0, owned_by: 't1', max_model_len: o.model.config.contextLength }],
+        data: [{ id: o.name, object: 'model', created: 0, owned_by: 't1', max_model_len: C }],
       };
     }
-    if (path === '/v1/completions') {
+    if (path === '/v1/completions' || path === '/v1/chat/completions') {
       if (req.method !== 'POST') throw new HttpError(405, 'use POST');
-      const body = await complete(await readJson(req));
+      const body = await (path === '/v1/completions' ? complete : chat)(await readJson(req));
       answered++;
       return body;
     }

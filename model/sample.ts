@@ -53,13 +53,13 @@ export interface SampleOptions {
 }
 
 export interface Sample {
-  /** Generated tokens (after the prompt), ending with EOS when `stopped`. */
+  /** Generated tokens (after the prompt), ending with the end token when `stopped`. */
   tokens: number[];
   /** log pi_T(token) under softmax(logits / T) (untruncated; T = 1 when greedy), one per token. */
   logProbs: number[];
   /** Entropy of pi_T at each step. */
   entropies: number[];
-  /** True if the sequence ended with EOS; false if cut (maxNewTokens or context full). */
+  /** True if the sequence ended with the end token; false if cut (maxNewTokens or context full). */
   stopped: boolean;
 }
 
@@ -161,14 +161,30 @@ function argmax(xs: ArrayLike<number>): number {
   return best;
 }
 
+/** A KV-cache decoder as `generate` drives it (model/decode.ts, model/llama-decode.ts). */
+export type StepDecoder = Pick<Decoder, 'prefill' | 'step' | 'keySlots' | 'keepRows' | 'dispose'>;
+
+/** What generation needs of a model: its context, its vocabulary, the token that ends a response and a decoder. */
+export interface Decodable {
+  contextLength: number;
+  vocabSize: number;
+  eos: number;
+  decoder(): StepDecoder;
+}
+
+function decodable(m: Transformer | Decodable): Decodable {
+  if (!('config' in m)) return m;
+  return { contextLength: m.config.contextLength, vocabSize: m.config.vocabSize, eos: EOS, decoder: () => new Decoder(m) };
+}
+
 /**
- * Continues each prompt (token ids, e.g. encodePrompt(...)) until EOS, maxNewTokens, or the
+ * Continues each prompt (token ids, e.g. encodePrompt(...)) until the end token, maxNewTokens, or the
  * context is full. Prompts of different lengths are left-padded; padding is masked out of
  * attention and positions count from each prompt's first token. One uniform from `rng` per
  * sampled token, in batch order (or from `rng[b]` for row b when given one stream per row).
  */
 export async function generate(
-  model: Transformer,
+  model: Transformer | Decodable,
   prompts: number[][],
   opts: SampleOptions,
   rng: Prng | readonly Prng[],
@@ -176,7 +192,7 @@ export async function generate(
   // One stream per row makes a row's sample independent of its batch neighbours (evaluation needs that).
   const rngOf = Array.isArray(rng) ? (b: number) => rng[b] : () => rng as Prng;
   if (Array.isArray(rng) && rng.length !== prompts.length) throw new Error(`generate: ${prompts.length} prompts but ${rng.length} streams`);
-  const { contextLength: C, vocabSize: V } = model.config;
+  const { contextLength: C, vocabSize: V, eos } = decodable(model);
   const B = prompts.length;
   prompts.forEach((p, b) => {
     if (p.length === 0 || p.length > C) throw new Error(`generate: prompt ${b} has ${p.length} tokens (need 1..${C})`);
@@ -197,7 +213,7 @@ export async function generate(
       for (let j = 0; j < L; j++) if (j > i || j < pad[b]) bias[(b * L + i) * L + j] = BLOCKED;
     }
   }
-  const decoder = new Decoder(model);
+  const decoder = decodable(model).decoder();
   let logits = tf.tidy(() =>
     decoder.prefill(tf.tensor2d(tokens, [B, L], 'int32'), tf.tensor2d(positions, [B, L], 'int32'), tf.tensor4d(bias, [B, 1, L, L])),
   );
@@ -218,7 +234,7 @@ export async function generate(
         s.tokens.push(token);
         s.logProbs.push(logProb);
         s.entropies.push(entropy);
-        s.stopped = token === EOS;
+        s.stopped = token === eos;
         done[b] = s.stopped || s.tokens.length >= opts.maxNewTokens || prompts[b].length + s.tokens.length > C;
       }
       const live = rows.flatMap((b, i) => (done[b] ? [] : [i]));

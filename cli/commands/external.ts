@@ -1,12 +1,14 @@
 import { loadConnection } from '../../config/connection';
 import { evaluateEndpoint, loadBenchmark } from '../../external/benchmark';
 import { CompletionClient } from '../../external/openai';
-import { serveCheckpoint } from '../../external/serve';
+import { serveCheckpoint, type PretrainedServing } from '../../external/serve';
 import { initBackend } from '../../model/backend';
+import { Llama } from '../../model/llama';
 import { decodeState } from '../../model/state';
 import { Transformer } from '../../model/transformer';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { isModelArg, loadModelArg, MODEL_ARG_HELP } from '../pretrained';
 
 function numberFlag(v: Record<string, any>, name: string, fallback: number, check: (x: number) => boolean, expected: string): number {
   if (v[name] === undefined) return fallback;
@@ -15,6 +17,29 @@ function numberFlag(v: Record<string, any>, name: string, fallback: number, chec
   return x;
 }
 const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
+
+/** A campaign checkpoint of our own model, to serve. */
+async function checkpoint(id: string, v: Record<string, any>): Promise<{ model: Transformer; dispose: () => void }> {
+  const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
+  let objects;
+  try {
+    ({ objects } = await store.load(id));
+  } finally {
+    store.close();
+  }
+  const bytes = objects.state ?? objects.anchor;
+  if (!bytes) throw new UsageError(`checkpoint ${id} has no "state" or "anchor" object`);
+  const s = decodeState(bytes);
+  const model = new Transformer(s.config, s.weights);
+  return { model, dispose: () => model.dispose() };
+}
+
+/** A pretrained model with its tokenizer and chat template, to serve. */
+async function pretrained(arg: string, v: Record<string, any>): Promise<{ model: PretrainedServing; dispose: () => void }> {
+  const base = await loadModelArg(arg, v);
+  const llama = new Llama(base.config, base.weights);
+  return { model: { llama, tokenizer: base.tokenizer }, dispose: () => llama.dispose() };
+}
 
 /** A progress bar redrawn in place on a terminal; on a pipe, a line every 10%. */
 function progressBar(label: string): (p: { done: number; total: number; correct: number }) => void {
@@ -77,9 +102,11 @@ export const externalCommands: Command[] = [
   },
   {
     path: ['serve'],
-    summary: 'Serve a checkpoint behind the OpenAI completions API (POST /v1/completions, GET /v1/models)',
+    summary:
+      'Serve a checkpoint or a pretrained model behind the OpenAI API (POST /v1/completions, /v1/chat/completions with a chat template, GET /v1/models)',
     usage:
-      'serve CHECKPOINT_ID [--port N] [--host H] [--name NAME] [--api-key-env VAR]\n\n' +
+      'serve CHECKPOINT_ID|MODEL [--port N] [--host H] [--name NAME] [--api-key-env VAR]\n\n' +
+      `MODEL: ${MODEL_ARG_HELP}.\n` +
       '--api-key-env: requests must send the key held in that environment variable (Authorization: Bearer ...).',
     options: {
       port: { type: 'string' },
@@ -89,23 +116,13 @@ export const externalCommands: Command[] = [
       ...connectionOptions,
     },
     async run(v, pos) {
-      if (pos.length !== 1) throw new UsageError('expected exactly one checkpoint ID (<campaign>/<name>)');
+      if (pos.length !== 1) throw new UsageError('expected exactly one checkpoint ID (<campaign>/<name>) or pretrained MODEL');
       const port = numberFlag(v, 'port', 8000, (x) => Number.isInteger(x) && x >= 0 && x < 65536, 'a port number');
       const keyEnv = v['api-key-env'];
       const apiKey = keyEnv === undefined ? undefined : process.env[keyEnv];
       if (keyEnv !== undefined && !apiKey) throw new UsageError(`--api-key-env: environment variable ${keyEnv} is not set`);
       const backend = await initBackend();
-      const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
-      let objects;
-      try {
-        ({ objects } = await store.load(pos[0]));
-      } finally {
-        store.close();
-      }
-      const bytes = objects.state ?? objects.anchor;
-      if (!bytes) throw new UsageError(`checkpoint ${pos[0]} has no "state" or "anchor" object`);
-      const s = decodeState(bytes);
-      const model = new Transformer(s.config, s.weights);
+      const { model, dispose } = isModelArg(pos[0]) ? await pretrained(pos[0], v) : await checkpoint(pos[0], v);
       const served = await serveCheckpoint({ model, name: v.name ?? pos[0], port, host: v.host, apiKey });
       console.error(`[serve] ${pos[0]} as model "${v.name ?? pos[0]}" at ${served.url} (backend ${backend.name}); Ctrl-C stops it`);
       await new Promise<void>((resolve) => {
@@ -113,7 +130,7 @@ export const externalCommands: Command[] = [
         process.once('SIGTERM', resolve);
       });
       await served.close();
-      model.dispose();
+      dispose();
     },
   },
 ];

@@ -5,7 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateEndpoint, loadBenchmark } from '../../../external/benchmark';
 import { CompletionClient } from '../../../external/openai';
 import { serveCheckpoint, type ServedModel } from '../../../external/serve';
+import { loadPretrained } from '../../../formats/pretrained';
 import { initBackend } from '../../../model/backend';
+import { Llama } from '../../../model/llama';
+import { llamaDecodable } from '../../../model/llama-decode';
+import { generate } from '../../../model/sample';
 import { modelConfig } from '../../../model/config';
 import { Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
@@ -115,5 +119,57 @@ describe('t1 serve as an OpenAI-compatible endpoint', () => {
       expect(err.message).toContain(param ?? 'body');
     }
     expect((await fetch(`${served.url}/nowhere`)).status).toBe(404);
+  });
+});
+
+describe('t1 serve with a pretrained model (tiny Llama made by transformers)', () => {
+  const fixture = join(import.meta.dirname, '../../fixtures/pretrained/llama-tied');
+  let llama: Llama;
+  let base: ReturnType<typeof loadPretrained>;
+  let chat: ServedModel;
+
+  beforeAll(async () => {
+    base = loadPretrained(fixture);
+    llama = new Llama(base.config, base.weights);
+    chat = await serveCheckpoint({ model: { llama, tokenizer: base.tokenizer }, name: 'tiny-llama', port: 0 });
+  });
+  afterAll(async () => {
+    await chat?.close();
+    llama?.dispose();
+  });
+
+  const send = (path: string, body: unknown) =>
+    fetch(`${chat.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('answers chat messages through the model’s chat template: greedy output equals generate on the rendered prompt', async () => {
+    const messages = [{ role: 'user' as const, content: 'What is 7 * 6?' }];
+    const r = await send('/chat/completions', { model: 'tiny-llama', messages, temperature: 0, max_tokens: 12 });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as any;
+    const prompt = base.tokenizer.encode(base.tokenizer.renderChat(messages, { addGenerationPrompt: true }));
+    const [want] = await generate(llamaDecodable(llama, base.tokenizer.eosId), [prompt], { maxNewTokens: 12, greedy: true }, new Prng(0));
+    const text = base.tokenizer.decode(want.stopped ? want.tokens.slice(0, -1) : want.tokens);
+    expect(body).toMatchObject({ object: 'chat.completion', model: 'tiny-llama' });
+    expect(body.choices[0].message).toEqual({ role: 'assistant', content: text });
+    expect(body.usage.prompt_tokens).toBe(prompt.length);
+    expect(body.usage.completion_tokens).toBe(want.tokens.length);
+  });
+
+  it('continues a raw completion prompt with the model’s own tokens, replaying a seed exactly', async () => {
+    const req = { model: 'tiny-llama', prompt: 'Café 🙂 is', max_tokens: 10, seed: 7, n: 2 };
+    const a = (await (await send('/completions', req)).json()) as any;
+    const b = (await (await send('/completions', req)).json()) as any;
+    expect(a.choices.map((c: any) => c.text)).toEqual(b.choices.map((c: any) => c.text));
+    expect(a.usage.prompt_tokens).toBe(base.tokenizer.encode('Café 🙂 is').length);
+  });
+
+  it('refuses chat for a model without a chat template (our own checkpoints), naming the route to use', async () => {
+    const r = await fetch(`${served.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(r.status).toBe(404);
+    expect(((await r.json()) as any).error.message).toBe('model "tiny" has no chat template; use /v1/completions');
   });
 });
