@@ -3,17 +3,20 @@
  *
  *   "T1ST" | u32 LE header length | header JSON (UTF-8) | zero pad to 4 bytes | float32 LE buffers
  *
- * The header holds the JSON parts (config, step, Prng state, data cursor, optimizer step count,
- * caller extras) and, per array, its group, name, shape and byte offset into the data section.
+ * The header holds the JSON parts (model family and config, step, Prng state, data cursor,
+ * optimizer step count, caller extras) and, per array, its group, name, shape and byte offset into
+ * the data section. Both model families (our transformer, the Llama family) use the same layout.
  * Float32 values round-trip bit for bit, so a resumed run continues exactly.
  */
 import { endianness } from 'node:os';
 import type { PrngState } from '../util/prng';
 import { ModelConfigSchema, type ModelConfig } from './config';
+import { llamaParamShapes } from './llama';
+import { LlamaConfigSchema, type LlamaConfig } from './llama-config';
 import { paramShapes, type NamedArrays } from './transformer';
 
-export interface TrainingState {
-  config: ModelConfig;
+export interface TrainingState<C extends ModelConfig | LlamaConfig = ModelConfig> {
+  config: C;
   /** Optimizer updates done. */
   step: number;
   prng: PrngState;
@@ -39,8 +42,13 @@ interface Entry {
 
 if (endianness() !== 'LE') throw new Error('model/state: little-endian platform required');
 
-export function encodeState(s: TrainingState): Uint8Array {
-  const shapes = new Map(paramShapes(s.config));
+/** A Llama-family config (from a pretrained base) rather than our transformer's. */
+function isLlama(c: ModelConfig | LlamaConfig): c is LlamaConfig {
+  return 'architecture' in c;
+}
+
+export function encodeState(s: TrainingState<ModelConfig | LlamaConfig>): Uint8Array {
+  const shapes = new Map(isLlama(s.config) ? llamaParamShapes(s.config) : paramShapes(s.config));
   const groups: [string, NamedArrays][] = [
     ['weights', s.weights],
     ['adam.m', s.optimizer.m],
@@ -61,6 +69,7 @@ export function encodeState(s: TrainingState): Uint8Array {
   const header = new TextEncoder().encode(
     JSON.stringify({
       format: FORMAT,
+      ...(isLlama(s.config) ? { family: 'llama' } : {}),
       config: s.config,
       step: s.step,
       prng: s.prng,
@@ -81,7 +90,21 @@ export function encodeState(s: TrainingState): Uint8Array {
   return bytes;
 }
 
+/** A state of our transformer (a Llama-family state is refused by name). */
 export function decodeState(bytes: Uint8Array): TrainingState {
+  const s = decodeAny(bytes);
+  if (isLlama(s.config)) throw new Error(`state: a ${s.config.architecture} (Llama-family) state, not one of our transformer`);
+  return s as TrainingState;
+}
+
+/** A state of a Llama-family model (one trained from a pretrained base). */
+export function decodeLlamaState(bytes: Uint8Array): TrainingState<LlamaConfig> {
+  const s = decodeAny(bytes);
+  if (!isLlama(s.config)) throw new Error('state: a state of our transformer, not of a Llama-family model');
+  return s as TrainingState<LlamaConfig>;
+}
+
+function decodeAny(bytes: Uint8Array): TrainingState<ModelConfig | LlamaConfig> {
   if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC)
     throw new Error('state: not a T1 training state (bad magic)');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
@@ -104,7 +127,7 @@ export function decodeState(bytes: Uint8Array): TrainingState {
       .map(([g, a]) => [g.slice('extra.'.length), a]),
   );
   return {
-    config: ModelConfigSchema.parse(header.config),
+    config: header.family === 'llama' ? LlamaConfigSchema.parse(header.config) : ModelConfigSchema.parse(header.config),
     step: header.step,
     prng: header.prng,
     cursor: header.cursor,

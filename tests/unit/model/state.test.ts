@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeState, encodeState, type TrainingState } from '../../../model/state';
+import { llamaParamShapes } from '../../../model/llama';
+import { LlamaConfigSchema } from '../../../model/llama-config';
+import { decodeLlamaState, decodeState, encodeState, type TrainingState } from '../../../model/state';
 import { Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
 import { tinyConfig, useWasm } from './helpers';
@@ -50,5 +52,44 @@ describe('training state bytes', () => {
     const bytes = encodeState(sampleState());
     expect(() => decodeState(new TextEncoder().encode('{"json": true}'))).toThrow(/bad magic/);
     expect(() => decodeState(bytes.subarray(0, bytes.length - 4))).toThrow(/truncated/);
+  });
+
+  it('round-trips a Llama-family state (a model from a pretrained base) bit for bit, and tells the families apart', () => {
+    const config = LlamaConfigSchema.parse({
+      architecture: 'Qwen2ForCausalLM',
+      vocabSize: 11,
+      dModel: 8,
+      nLayers: 1,
+      nHeads: 2,
+      nKvHeads: 1,
+      headDim: 4,
+      dFF: 12,
+      contextLength: 32,
+      ropeTheta: 1e6,
+      rmsEps: 1e-6,
+      tieEmbeddings: false,
+      qkvBias: true,
+    });
+    const rng = new Prng(4);
+    const weights = Object.fromEntries(
+      llamaParamShapes(config).map(([n, shape]) => [
+        n,
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+      ]),
+    );
+    const s: TrainingState<typeof config> = {
+      config,
+      step: 7,
+      prng: rng.state(),
+      cursor: { index: 3 },
+      weights,
+      optimizer: { t: 7, m: weights, v: weights },
+    };
+    const bytes = encodeState(s);
+    const back = decodeLlamaState(bytes);
+    expect(back).toEqual(s);
+    expect(encodeState(back)).toEqual(bytes);
+    expect(() => decodeState(bytes)).toThrow('state: a Qwen2ForCausalLM (Llama-family) state, not one of our transformer');
+    expect(() => decodeLlamaState(encodeState(sampleState()))).toThrow('state: a state of our transformer, not of a Llama-family model');
   });
 });
