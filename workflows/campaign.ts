@@ -22,6 +22,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { CampaignActivities } from '../activities/campaign';
 import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
@@ -32,6 +33,7 @@ import type { WeightsRef } from '../storage/weights';
 import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
+import { parseOrFail } from './validate';
 
 // A dead worker stops heartbeating: the 20 s heartbeat timeout hands the activity to another worker,
 // which resumes from the last intra-activity checkpoint. Start-to-close is generous on purpose.
@@ -72,6 +74,29 @@ export interface CampaignInput {
   run?: number;
 }
 
+const CheckpointRefSchema = z.looseObject({ id: z.string().min(1), sha256: z.string().min(1), step: z.number().int().min(0) });
+
+/**
+ * What the workflow checks of its input before it does anything: the config by the campaign schema
+ * (the parsed config, defaults filled in, is the one the campaign runs), the rest by the fields it
+ * reads. `carried` is the workflow's own state, handed over by continue-as-new.
+ */
+const CampaignInputSchema = z.looseObject({
+  campaignId: z.string().min(1),
+  config: CampaignConfigSchema,
+  preset: z.string().optional(),
+  warmStart: CheckpointRefSchema.nullish(),
+  fromSft: z
+    .looseObject({
+      dataset: CheckpointRefSchema,
+      sft: z.looseObject({ checkpoint: CheckpointRefSchema }),
+      evaluation: z.looseObject({ label: z.string(), accuracy: z.number() }),
+    })
+    .optional(),
+  epochsPerRun: z.number().int().positive().optional(),
+  run: z.number().int().positive().optional(),
+});
+
 export interface CampaignStatus extends CampaignState {
   campaignId: string;
   preset?: string;
@@ -87,7 +112,8 @@ export const resumeSignal = defineSignal('resume');
 export const setHyperparametersUpdate = defineUpdate<CampaignConfig, [Record<string, unknown>]>('setHyperparameters');
 
 export async function campaignWorkflow(input: CampaignInput): Promise<CampaignResult> {
-  let config = CampaignConfigSchema.parse(input.config);
+  // A refused input fails the workflow (not its task, which Temporal would retry forever), naming the fields.
+  let { config } = parseOrFail(CampaignInputSchema, input, 'campaign input');
   const id = input.campaignId;
   const state: CampaignState = input.carried ?? {
     stage: 'synthesize',

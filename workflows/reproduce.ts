@@ -4,10 +4,13 @@
  * finished children keep their results and a running one resumes from its last checkpoint.
  */
 import { defineQuery, executeChild, setHandler } from '@temporalio/workflow';
+import { z } from 'zod';
+import { CampaignConfigSchema } from '../config/campaign';
 import type { PlannedCampaign, ReproductionPlan } from '../reproduce/plan';
 import { campaignWorkflow } from './campaign';
 import type { CampaignResult } from './campaign-types';
 import { QUEUES } from './queues';
+import { parseOrFail } from './validate';
 
 export interface ReproduceInput {
   id: string;
@@ -31,7 +34,18 @@ export const reproduceProgressQuery = defineQuery<ReproduceProgress>('progress')
 
 export const campaignIdOf = (id: string, c: Pick<PlannedCampaign, 'seed' | 'arm'>) => `${id}-s${c.seed}-${c.arm}`;
 
+const PlannedCampaignSchema = z.looseObject({ seed: z.number().int().min(0), arm: z.string().min(1), config: CampaignConfigSchema });
+
+/** Every planned campaign's config is checked up front: a bad ablation fails the reproduction before its base campaign runs. */
+const ReproduceInputSchema = z.looseObject({
+  id: z.string().min(1),
+  plan: z.looseObject({ base: z.array(PlannedCampaignSchema), ablations: z.array(PlannedCampaignSchema) }),
+});
+
 export async function reproduceWorkflow(input: ReproduceInput): Promise<ReproduceRun[]> {
+  // A refused input fails the workflow (not its task, which Temporal would retry forever), naming the fields.
+  // The children get the configs as planned; each campaign parses its own.
+  parseOrFail(ReproduceInputSchema, input, 'reproduction input');
   const { plan } = input;
   const runs: ReproduceRun[] = [];
   let running: string | null = null;

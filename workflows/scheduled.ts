@@ -4,11 +4,13 @@
  * promoted one on held-out evaluation by the configured gate.
  */
 import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { PromotionActivities } from '../activities/promotion';
-import type { CampaignConfig } from '../config/campaign';
+import { CampaignConfigSchema, type CampaignConfig } from '../config/campaign';
 import { campaignWorkflow } from './campaign';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
+import { parseOrFail } from './validate';
 
 const cpu = proxyActivities<PromotionActivities>({
   taskQueue: QUEUES.cpu,
@@ -22,7 +24,15 @@ export interface ScheduledInput {
   preset?: string;
 }
 
+const ScheduledInputSchema = z.looseObject({
+  schedule: z.string().min(1),
+  config: CampaignConfigSchema,
+  preset: z.string().optional(),
+});
+
 export async function scheduledCampaignWorkflow(input: ScheduledInput) {
+  // Checked before anything runs: a Schedule whose config a later schema refuses fails each night, naming the field.
+  const { config } = parseOrFail(ScheduledInputSchema, input, 'scheduled campaign input');
   const promoted = await cpu.getPromoted({ schedule: input.schedule });
   // Schedules append the scheduled time to the workflow id, which makes the campaign id unique.
   const campaignId = workflowInfo()
@@ -34,7 +44,7 @@ export async function scheduledCampaignWorkflow(input: ScheduledInput) {
     args: [{ campaignId, config: input.config, preset: input.preset, warmStart: promoted?.checkpoint ?? null }],
   });
   const accuracy = result.results.final.accuracy;
-  const gate = (promoted?.accuracy ?? -Infinity) + input.config.promotion.minImprovement;
+  const gate = (promoted?.accuracy ?? -Infinity) + config.promotion.minImprovement;
   const better = !promoted || accuracy > gate;
   if (better) await cpu.promote({ schedule: input.schedule, checkpoint: result.checkpoints.final, accuracy, campaignId });
   return { ...result, promoted: better, previous: promoted ? { checkpoint: promoted.checkpoint, accuracy: promoted.accuracy } : null };
