@@ -3,7 +3,14 @@ import { parseArgs } from 'node:util';
 import type { Bench, Metric } from './metric';
 
 async function benches(): Promise<Bench[]> {
-  const mods = await Promise.all([import('./checkpoint'), import('./model'), import('./rl'), import('./rollout'), import('./campaign')]);
+  const mods = await Promise.all([
+    import('./checkpoint'),
+    import('./model'),
+    import('./rl'),
+    import('./rollout'),
+    import('./campaign'),
+    import('./pretrained'),
+  ]);
   return mods.flatMap((m) =>
     Object.values(m).filter((b): b is Bench => typeof b === 'object' && b !== null && 'metrics' in b && 'run' in b),
   );
