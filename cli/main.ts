@@ -12,6 +12,7 @@ import { stackCommands } from './commands/stack';
 import { startCommands } from './commands/start';
 import { synthesizeCommands } from './commands/synthesize';
 import { workerCommands } from './commands/worker';
+import { isModelArg } from './pretrained';
 
 const benchCommand: Command = {
   path: ['bench'],
@@ -24,15 +25,17 @@ const benchCommand: Command = {
   },
 };
 
-// `t1 eval` evaluates one of our checkpoints, or with --endpoint any OpenAI-compatible endpoint.
+// `t1 eval` evaluates one of our checkpoints, or with --endpoint any OpenAI-compatible endpoint, or a pretrained
+// MODEL (a file, directory or URI) on a benchmark through that same path.
 const checkpointEval = evalCommands[0];
 const endpointEval = externalCommands.find((c) => c.path[0] === 'eval-endpoint')!;
 const evalCommand: Command = {
   path: ['eval'],
   summary: `${checkpointEval.summary}; with --endpoint: an OpenAI-compatible endpoint on a JSONL math benchmark`,
-  usage: `${checkpointEval.usage}\n   or: t1 ${endpointEval.usage.replace('eval-endpoint', 'eval')}`,
+  usage: `${checkpointEval.usage}\n   or: t1 ${endpointEval.usage.replaceAll('eval-endpoint', 'eval')}`,
   options: { ...checkpointEval.options, ...endpointEval.options },
-  run: (v, pos) => (v.endpoint !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
+  run: (v, pos) =>
+    v.endpoint !== undefined || (pos.length === 1 && isModelArg(pos[0])) ? endpointEval.run(v, pos) : checkpointEval.run(v, pos),
 };
 
 const commands: Command[] = [

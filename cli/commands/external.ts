@@ -56,12 +56,57 @@ function progressBar(label: string): (p: { done: number; total: number; correct:
   };
 }
 
+/** `t1 eval --endpoint`: an OpenAI-compatible endpoint on a JSONL benchmark. */
+async function evalEndpoint(v: Record<string, any>): Promise<void> {
+  for (const f of ['endpoint', 'model', 'benchmark']) if (!v[f]) throw new UsageError(`--${f} is required`);
+  const samples = numberFlag(v, 'samples', 1, positiveInt, 'an integer >= 1');
+  const temperature = numberFlag(v, 'temperature', samples > 1 ? 1 : 0, (x) => x >= 0, 'a number >= 0');
+  const problems = await loadBenchmark(v.benchmark);
+  const r = await evaluateEndpoint({
+    client: new CompletionClient({ endpoint: v.endpoint, chat: v.chat }),
+    model: v.model,
+    problems,
+    samples,
+    concurrency: numberFlag(v, 'concurrency', 8, positiveInt, 'an integer >= 1'),
+    maxTokens: numberFlag(v, 'max-tokens', 1024, positiveInt, 'an integer >= 1'),
+    temperature,
+    template: v.template,
+    onProgress: progressBar(v.model),
+  });
+  if (v.json) return void console.log(JSON.stringify(r));
+  const right = r.records.filter((x) => x.samples[0].correct).length;
+  console.log(
+    `${r.model} at ${r.endpoint}: accuracy ${(100 * r.accuracy).toFixed(1)}% (${right}/${r.problems}), pass@1 ${(100 * r.passAt1).toFixed(1)}% over ${r.samples} sample(s) at temperature ${temperature}`,
+  );
+}
+
+/** A pretrained model served in this process on a free loopback port, for `t1 eval MODEL --benchmark`. */
+async function serveLocally(
+  arg: string,
+  v: Record<string, any>,
+): Promise<{ url: string; name: string; chat: boolean; close(): Promise<void> }> {
+  await initBackend();
+  const { model, dispose } = await pretrained(arg, v);
+  const name = arg;
+  const served = await serveCheckpoint({ model, name, port: 0 });
+  return {
+    url: served.url,
+    name,
+    chat: model.tokenizer.chatTemplate !== undefined,
+    close: async () => {
+      await served.close();
+      dispose();
+    },
+  };
+}
+
 export const externalCommands: Command[] = [
   {
     path: ['eval-endpoint'],
-    summary: 'Evaluate an OpenAI-compatible completions endpoint on a JSONL math benchmark',
+    summary: 'Evaluate an OpenAI-compatible completions endpoint, or a pretrained model, on a JSONL math benchmark',
     usage:
-      'eval-endpoint --endpoint URL --model NAME --benchmark FILE.jsonl [--samples N] [--concurrency N] [--max-tokens N] [--temperature T] [--template T] [--chat] [--json]\n\n' +
+      'eval-endpoint --endpoint URL --model NAME --benchmark FILE.jsonl [--samples N] [--concurrency N] [--max-tokens N] [--temperature T] [--template T] [--chat] [--json]\n' +
+      '   or: eval-endpoint MODEL --benchmark FILE.jsonl [...]: a pretrained model served in this process, chat through its template\n\n' +
       'Each line: {"problem"|"question"|"prompt": string, "answer": string, "id"?: string}. --template wraps the\n' +
       'problem text ("{problem}" is replaced). --temperature defaults to 0 (greedy) for one sample, 1 for several.\n' +
       'API key: env T1_OPENAI_API_KEY.',
@@ -77,27 +122,14 @@ export const externalCommands: Command[] = [
       chat: { type: 'boolean' },
       json: { type: 'boolean' },
     },
-    async run(v) {
-      for (const f of ['endpoint', 'model', 'benchmark']) if (!v[f]) throw new UsageError(`--${f} is required`);
-      const samples = numberFlag(v, 'samples', 1, positiveInt, 'an integer >= 1');
-      const temperature = numberFlag(v, 'temperature', samples > 1 ? 1 : 0, (x) => x >= 0, 'a number >= 0');
-      const problems = await loadBenchmark(v.benchmark);
-      const r = await evaluateEndpoint({
-        client: new CompletionClient({ endpoint: v.endpoint, chat: v.chat }),
-        model: v.model,
-        problems,
-        samples,
-        concurrency: numberFlag(v, 'concurrency', 8, positiveInt, 'an integer >= 1'),
-        maxTokens: numberFlag(v, 'max-tokens', 1024, positiveInt, 'an integer >= 1'),
-        temperature,
-        template: v.template,
-        onProgress: progressBar(v.model),
-      });
-      if (v.json) return void console.log(JSON.stringify(r));
-      const right = r.records.filter((x) => x.samples[0].correct).length;
-      console.log(
-        `${r.model} at ${r.endpoint}: accuracy ${(100 * r.accuracy).toFixed(1)}% (${right}/${r.problems}), pass@1 ${(100 * r.passAt1).toFixed(1)}% over ${r.samples} sample(s) at temperature ${temperature}`,
-      );
+    async run(v, pos) {
+      // A pretrained MODEL instead of --endpoint: served in this process on loopback, chat through its template.
+      const local = !v.endpoint && pos.length === 1 && isModelArg(pos[0]) ? await serveLocally(pos[0], v) : undefined;
+      try {
+        return await evalEndpoint(local ? { ...v, endpoint: local.url, model: local.name, chat: v.chat ?? local.chat } : v);
+      } finally {
+        await local?.close();
+      }
     },
   },
   {

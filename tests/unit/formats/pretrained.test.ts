@@ -87,4 +87,18 @@ describe('t1 export', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr.trim()).toBe(`t1 export: ${join(tmp, 'nope')}: no such file or directory`);
   });
+
+  it('t1 eval MODEL --benchmark serves the model in-process and asks through its chat template', () => {
+    const bench = join(tmp, 'bench.jsonl');
+    writeFileSync(bench, '{"problem": "What is 2 + 3?", "answer": "5"}\n{"question": "What is 4 * 4?", "answer": 16}\n');
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/t1.js'), 'eval', FIXTURE, '--benchmark', bench, '--max-tokens', '6', '--json'], {
+      encoding: 'utf8',
+      cwd: ROOT,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ model: FIXTURE, problems: 2, samples: 1 });
+    expect(out.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions$/);
+    expect(out.records.map((x: { samples: { text: string }[] }) => typeof x.samples[0].text)).toEqual(['string', 'string']);
+  });
 });
