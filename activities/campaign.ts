@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { CampaignConfig } from '../config/campaign';
+import type { Grants, WorkerAccess } from '../config/grants';
 import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
 import { alphabetMismatch } from '../model/config';
@@ -45,8 +46,16 @@ async function namingField<T>(field: string, f: () => T | Promise<T>): Promise<T
   }
 }
 
-export function campaignActivities(store: CheckpointStore, backend: string, cache: CheckpointCache, temporal: () => Promise<Client>) {
+export function campaignActivities(
+  store: CheckpointStore,
+  backend: string,
+  cache: CheckpointCache,
+  temporal: () => Promise<Client>,
+  grants: Grants,
+) {
   const stateOf = (ref: CheckpointRef) => cache.state(ref);
+  // What a config may make this worker read or send: its grants, never the config's say (config/grants.ts).
+  const access: WorkerAccess = { grants, checkpointBucket: store.bucket };
 
   async function readDataset(ref: CheckpointRef): Promise<SftExample[]> {
     const objects = await cache.get(ref);
@@ -60,11 +69,11 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
   return {
     /** The config with its jsonl file pinned (sha256, extra characters), for a campaign started without (by a schedule): refused when the file cannot serve it. */
     async pinTask(input: { config: CampaignConfig }): Promise<CampaignConfig> {
-      return pinTaskFile(input.config, store.client);
+      return pinTaskFile(input.config, access, store.client);
     },
 
     async synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef> {
-      await loadTaskData(input.config.task, store.client);
+      await loadTaskData(input.config.task, store.client, access);
       const spec = datasetSpec(input.config);
       // An endpoint teacher's answers are cached as they come: a retry after a crash asks only what was not answered.
       let progress: Record<string, unknown> = { step: 0, total: spec.examples };
@@ -72,6 +81,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       try {
         const { examples, stats, teacher, jsonl } = await namingField('data.sftExamples', () =>
           synthesizeWithTeacher(spec, {
+            access,
             cache: store,
             extraChars: input.config.model.extraChars,
             onTeacherProgress: (t) => (progress = { step: t.accepted, total: spec.examples, teacher: { ...t } }),
@@ -101,7 +111,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       init: CheckpointRef | null;
     }): Promise<SftSummary> {
       const { config } = input;
-      await loadTaskData(config.task, store.client);
+      await loadTaskData(config.task, store.client, access);
       const tokenizer = tokenizerOf(config.model);
       const train = (await readDataset(input.dataset)).map((e) => tokenizer.buildExample(e));
       // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
@@ -196,7 +206,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
 
     /** rl.filter, once before RL: the RL pool's prompts the SFT model solves sometimes but not often. */
     async filterPrompts(input: { campaignId: string; config: CampaignConfig; policy: CheckpointRef }): Promise<PromptFilterSummary> {
-      await loadTaskData(input.config.task, store.client);
+      await loadTaskData(input.config.task, store.client, access);
       const { config } = input;
       const s = await stateOf(input.policy);
       const model = new Transformer(s.config, s.weights);
@@ -249,7 +259,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
       filter?: CheckpointRef;
     }): Promise<RlEpochSummary> {
       const { config, epoch } = input;
-      await loadTaskData(config.task, store.client);
+      await loadTaskData(config.task, store.client, access);
       const rl = config.rl;
       const kept = input.filter
         ? (JSON.parse(Buffer.from((await cache.get(input.filter))['kept.json']).toString('utf8')) as number[])
@@ -382,7 +392,7 @@ export function campaignActivities(store: CheckpointStore, backend: string, cach
     },
 
     async evaluate(input: { campaignId: string; config: CampaignConfig; checkpoint: CheckpointRef; label: string }): Promise<EvalSummary> {
-      await loadTaskData(input.config.task, store.client);
+      await loadTaskData(input.config.task, store.client, access);
       const { config } = input;
       const s = await stateOf(input.checkpoint);
       const model = new Transformer(s.config, s.weights);

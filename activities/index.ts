@@ -1,6 +1,7 @@
 /** All activities, built once per worker process around shared clients. */
 import type { Client } from '@temporalio/client';
 import type { TemporalConfig } from '../config/connection';
+import type { Grants } from '../config/grants';
 import { connectClient } from '../infra/temporal';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { ModelCache } from '../storage/weights';
@@ -16,6 +17,8 @@ export interface ActivityDeps {
   backend: string;
   /** Where a trainer starts its rollout workflows (rl.rollout.mode workers); connected on first use. */
   temporal?: TemporalConfig;
+  /** What a campaign config may make this worker read or send (config/grants.ts). */
+  grants: Grants;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -30,9 +33,9 @@ export function createActivities(deps: ActivityDeps) {
   };
   return {
     ...proofActivities(deps.store, deps.backend),
-    ...campaignActivities(deps.store, deps.backend, cache, temporal),
+    ...campaignActivities(deps.store, deps.backend, cache, temporal, deps.grants),
     ...rolloutActivities(deps.store, deps.backend, models),
-    ...scalingActivities(deps.store, cache, models),
+    ...scalingActivities(deps.store, cache, models, deps.grants),
     ...promotionActivities(deps.store),
   };
 }

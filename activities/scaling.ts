@@ -4,6 +4,7 @@
  * and generates nothing. Cache objects are written once (If-None-Match) and never overwritten.
  */
 import type { CampaignConfig } from '../config/campaign';
+import type { Grants, WorkerAccess } from '../config/grants';
 import { SAMPLE_STREAMS } from '../evaluation/evaluate';
 import { inferenceScaling } from '../evaluation/scaling';
 import { Transformer } from '../model/transformer';
@@ -29,7 +30,8 @@ export interface ScalingInput {
   weights?: WeightsRef;
 }
 
-export function scalingActivities(store: CheckpointStore, cache: CheckpointCache, models: ModelCache) {
+export function scalingActivities(store: CheckpointStore, cache: CheckpointCache, models: ModelCache, grants: Grants) {
+  const access: WorkerAccess = { grants, checkpointBucket: store.bucket };
   async function modelOf(checkpoint: CheckpointRef) {
     const { config, weights } = await cache.state(checkpoint);
     return new Transformer(config, weights);
@@ -64,7 +66,7 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
       if (hit) {
         return { label: input.label, checkpoint, ...hit, cached: true };
       }
-      await loadTaskData(config.task, store.client);
+      await loadTaskData(config.task, store.client, access);
       // Published weights are shared with other points (and rollouts); gone (removed by gc): the checkpoint's own.
       const shared = input.weights && (await models.find(input.weights));
       const model = shared || (await modelOf(checkpoint));

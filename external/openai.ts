@@ -2,7 +2,9 @@
  * A small client for OpenAI-compatible completion endpoints (vLLM, llama.cpp, OpenAI itself, or
  * `t1 serve`): /v1/completions, or /v1/chat/completions with the prompt as one user message.
  * Retries 429, 5xx, timeouts and network errors with exponential backoff (honouring Retry-After);
- * other HTTP errors fail at once. No error message ever contains the API key.
+ * other HTTP errors fail at once. No error message ever contains the API key, and none carries more
+ * of a reply than a short sanitized excerpt (none at all for 401/403): an endpoint's reply must not
+ * travel into a campaign's history through a failure.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -33,6 +35,8 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Delay before the first retry; doubles each time, capped at 30 s. Default 1 s. */
   backoffMs?: number;
+  /** Follow HTTP redirects (default true); false: a redirect is a definitive error, its target never asked. */
+  followRedirects?: boolean;
 }
 
 export interface CompletionParams {
@@ -86,6 +90,7 @@ export class CompletionClient {
       timeoutMs: opts.timeoutMs ?? 120_000,
       maxAttempts: opts.maxAttempts ?? 5,
       backoffMs: opts.backoffMs ?? 1000,
+      followRedirects: opts.followRedirects ?? true,
     };
   }
 
@@ -120,18 +125,24 @@ export class CompletionClient {
       const timer = setTimeout(() => abort.abort(), this.opts.timeoutMs);
       let retryAfterMs: number | undefined;
       try {
-        const res = await fetch(this.url, { method: 'POST', headers, body, signal: abort.signal });
+        const res = await fetch(this.url, {
+          method: 'POST',
+          headers,
+          body,
+          signal: abort.signal,
+          redirect: this.opts.followRedirects ? 'follow' : 'manual',
+        });
         const text = await res.text();
         if (res.ok) {
           try {
             return JSON.parse(text);
           } catch {
-            throw new EndpointError(this.redact(`${this.where()} answered HTTP ${res.status} with non-JSON: ${snippet(text)}`), true);
+            throw new EndpointError(`${this.where()} answered HTTP ${res.status} with non-JSON: ${this.excerpt(text)}`, true);
           }
         }
-        last = `HTTP ${res.status}: ${snippet(text)}`;
-        if (res.status !== 429 && res.status < 500)
-          throw new EndpointError(this.redact(`${this.where()} failed: ${last}`), true, res.status);
+        // A refusal's body is never shown: it may echo the credentials it refused.
+        last = res.status === 401 || res.status === 403 ? `HTTP ${res.status}` : `HTTP ${res.status}: ${this.excerpt(text)}`;
+        if (res.status !== 429 && res.status < 500) throw new EndpointError(`${this.where()} failed: ${last}`, true, res.status);
         const ra = Number(res.headers.get('retry-after'));
         if (ra > 0) retryAfterMs = ra * 1000;
       } catch (e) {
@@ -150,9 +161,7 @@ export class CompletionClient {
     if (r.success) return r.data;
     const issue = r.error.issues[0];
     throw new EndpointError(
-      this.redact(
-        `${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${snippet(JSON.stringify(json))}`,
-      ),
+      `${this.where()} returned an unexpected body (${issue.path.join('.') || '(root)'}: ${issue.message}): ${this.excerpt(JSON.stringify(json))}`,
       true,
     );
   }
@@ -171,11 +180,26 @@ export class CompletionClient {
   private redact(message: string): string {
     return this.apiKey ? message.replaceAll(this.apiKey, '***') : message;
   }
+
+  /** A reply's excerpt fit for an error message: the key redacted before it is cut (a cut key would not match). */
+  private excerpt(text: string): string {
+    return excerpt(this.redact(text));
+  }
 }
 
-function snippet(text: string): string {
-  const t = text.replace(/\s+/g, ' ').trim();
-  return t.length > 300 ? `${t.slice(0, 300)}…` : t;
+/** Most characters of a reply an error message shows. */
+export const EXCERPT_CHARS = 80;
+
+/** The start of a reply, control characters and runs of white space folded to one space, at most EXCERPT_CHARS characters. */
+export function excerpt(text: string): string {
+  const t = text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\s]+/gu, ' ').trim();
+  const chars = [...t];
+  return chars.length > EXCERPT_CHARS
+    ? `${chars
+        .slice(0, EXCERPT_CHARS - 1)
+        .join('')
+        .trimEnd()}…`
+    : t;
 }
 
 /** fetch's "fetch failed" hides the cause (ECONNREFUSED, ...): show it. */

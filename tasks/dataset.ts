@@ -6,6 +6,7 @@
  */
 import { Prng } from '../util/prng';
 import { problemStream, sampleProblems } from './stream';
+import type { Access } from '../config/grants';
 import type { SplitConfig, TeacherConfig } from '../config/task';
 import { endpointWriter, type AnswerCache, type TeacherStats } from './endpoint-teacher';
 import { solutionTrace, type JsonlData } from './jsonl';
@@ -134,14 +135,16 @@ export async function synthesizeSft(
 /**
  * The SFT data of a spec with its configured teacher (an endpoint teacher reads and fills `cache`),
  * as the campaign's synthesis activity and `t1 synthesize` both write it: JSONL, one example a line.
+ * `access`: the worker's grants (an endpoint teacher they do not cover fails before any request)
+ * or the user's own CLI process.
  */
 export async function synthesizeWithTeacher(
   spec: DatasetSpec,
-  o: { cache: AnswerCache; extraChars?: string; onTeacherProgress?: (t: TeacherStats) => void },
+  o: { access: Access; cache: AnswerCache; extraChars?: string; onTeacherProgress?: (t: TeacherStats) => void },
 ): Promise<{ examples: SftExample[]; stats: DatasetStats; teacher?: TeacherStats; jsonl: string }> {
   const teacher =
     spec.teacher.kind === 'endpoint'
-      ? endpointWriter(spec.teacher, { cache: o.cache, extraChars: o.extraChars, onProgress: o.onTeacherProgress })
+      ? endpointWriter(spec.teacher, { access: o.access, cache: o.cache, extraChars: o.extraChars, onProgress: o.onTeacherProgress })
       : undefined;
   const { examples, stats } = await synthesizeSft(spec, traceWriter(spec, teacher?.write));
   return { examples, stats, teacher: teacher?.stats, jsonl: examples.map((e) => JSON.stringify(e)).join('\n') + '\n' };

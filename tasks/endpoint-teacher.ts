@@ -5,10 +5,11 @@
  * config, problem, try) before it is judged, so a retried or repeated synthesis replays the same
  * answers, keeps the same traces and sends no request twice.
  */
+import { teacherGrantError, USER_ACCESS, type Access } from '../config/grants';
 import type { EndpointTeacher } from '../config/task';
 import { CompletionClient, EndpointError } from '../external/openai';
 import { hashOf } from '../util/hash';
-import { UserError } from '../util/errors';
+import { ConfigError, UserError } from '../util/errors';
 import { isBaseChar } from '../model/tokenizer';
 import { normaliseText } from './jsonl';
 import { getVerifier } from './registry';
@@ -103,6 +104,11 @@ export function judgeAnswer(problem: Problem, text: string, maxChars: number, ex
 const requestSeed = (problemId: string, attempt: number) => (parseInt(problemId.slice(0, 8), 16) + attempt) >>> 0;
 
 export interface EndpointWriterOptions {
+  /**
+   * Who asks: a worker (its grants must cover `cfg.apiKeyEnv` and `cfg.url`'s host, checked before
+   * any request, even with `client` given) or the user's own CLI process (no grant applies).
+   */
+  access: Access;
   /** Default: a client for `cfg.url` with the API key from the variable `cfg.apiKeyEnv` (this process's environment). */
   client?: CompletionClient;
   cache: AnswerCache;
@@ -112,8 +118,15 @@ export interface EndpointWriterOptions {
   onProgress?: (stats: TeacherStats) => void;
 }
 
-/** Writes traces for batches of problems (in order; null where no try verified), counting what it did. */
+/**
+ * Writes traces for batches of problems (in order; null where no try verified), counting what it did.
+ * Throws a ConfigError naming the field at once when a worker's grants do not cover the teacher.
+ */
 export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
+  if (o.access !== USER_ACCESS) {
+    const refused = teacherGrantError(o.access.grants, cfg);
+    if (refused) throw new ConfigError(refused);
+  }
   const prefix = `teacher-cache/${teacherHash(cfg)}`;
   const client =
     o.client ??
@@ -123,6 +136,8 @@ export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
       apiKey: process.env[cfg.apiKeyEnv] ?? '',
       timeoutMs: cfg.timeoutMs,
       maxAttempts: cfg.maxAttempts,
+      // A granted host must not hand the request (and its key) on to one that is not.
+      followRedirects: false,
     });
   const stats: TeacherStats = {
     problems: 0,

@@ -45,6 +45,7 @@ const SHOWN_ERRORS = 20;
 /**
  * Parses every line, collecting every bad one (line number and field) before failing, so a user
  * fixes a file in one pass. Blank lines are skipped. `check` adds errors of its own per line.
+ * No message quotes a line's content: a worker's errors are recorded in the campaign's history.
  */
 export function parseProblemLines(
   source: string,
@@ -60,7 +61,9 @@ export function parseProblemLines(
     try {
       json = JSON.parse(raw);
     } catch (e) {
-      errors.push(`${source}:${lineNo}: not JSON (${(e as Error).message})`);
+      // The parser's message quotes the line; only where it failed is shown (a campaign's errors land in its history).
+      const at = /at position (\d+)/.exec((e as Error).message);
+      errors.push(`${source}:${lineNo}: not JSON${at ? ` (at character ${Number(at[1]) + 1})` : ''}`);
       return;
     }
     const r = ProblemLine.safeParse(json);

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
+import { grantedTaskFile, taskFileGrantError, USER_ACCESS, type Access } from '../config/grants';
 import { ModelConfigSchema } from '../model/config';
 import { ConfigError } from '../util/errors';
 import { isJsonlLoaded, parseJsonlTask, registerJsonl, TaskFileError, type JsonlDataset } from './jsonl';
@@ -20,16 +21,27 @@ export const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
 /** What a file is checked for: a whole campaign, or SFT data alone (`t1 synthesize`). */
 export type Scope = 'campaign' | 'synthesis';
 
-/** The file's bytes as text and their sha256; a local path or s3://bucket/key (same endpoint and credentials as checkpoints). */
-export async function readTaskFile(file: string, s3?: S3Client): Promise<{ body: string; sha256: string }> {
+/**
+ * The file's bytes as text and their sha256; a local path or s3://bucket/key (same endpoint and
+ * credentials as checkpoints). A worker reads only what its grants allow (config/grants.ts),
+ * checked before anything is read: a refusal is a ConfigError naming task.file.
+ */
+export async function readTaskFile(file: string, access: Access, s3?: S3Client): Promise<{ body: string; sha256: string }> {
   let bytes: Uint8Array;
   const m = S3_URI.exec(file);
+  let path = file;
+  if (access !== USER_ACCESS) {
+    // The check resolves symlinks; the read opens the resolved path, not the name the config gave.
+    const granted = grantedTaskFile(access.grants, 'task.file', file, access.checkpointBucket);
+    if ('error' in granted) throw new ConfigError(granted.error);
+    path = granted.path;
+  }
   try {
     if (m) {
       if (!s3) throw new Error(`readTaskFile: ${file} needs an S3 client`);
       const r = await s3.send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }));
       bytes = await r.Body!.transformToByteArray();
-    } else bytes = await readFile(file);
+    } else bytes = await readFile(path);
   } catch (e: any) {
     const missing = e?.code === 'ENOENT' || e?.name === 'NoSuchKey' || e?.name === 'NoSuchBucket' || e?.$metadata?.httpStatusCode === 404;
     if (missing) throw new TaskFileError(`task.file: ${file} does not exist`);
@@ -79,12 +91,18 @@ export function poolErrors(config: CampaignConfig, d: JsonlDataset, scope: Scope
 
 /**
  * The config with its jsonl file checked and pinned (absolute path, sha256); other tasks pass
- * through. Throws ConfigError/TaskFileError naming every problem found.
+ * through. Throws ConfigError/TaskFileError naming every problem found. `access`: a worker's
+ * (the pinTask activity: its grants apply) or the user's own (the CLI).
  */
-export async function pinTaskFile(config: CampaignConfig, s3?: S3Client, scope: Scope = 'campaign'): Promise<CampaignConfig> {
+export async function pinTaskFile(
+  config: CampaignConfig,
+  access: Access,
+  s3?: S3Client,
+  scope: Scope = 'campaign',
+): Promise<CampaignConfig> {
   if (config.task.name !== 'jsonl' || !config.task.file) return config;
   const file = S3_URI.test(config.task.file) ? config.task.file : resolve(config.task.file);
-  const { body, sha256 } = await readTaskFile(file, s3);
+  const { body, sha256 } = await readTaskFile(file, access, s3);
   if (config.task.sha256 && config.task.sha256 !== sha256)
     throw new ConfigError(`task.sha256: ${file} has sha256 ${sha256}, not the pinned ${config.task.sha256} (the file changed)`);
   const d = parseJsonlTask(file, body, sha256);
@@ -101,12 +119,19 @@ export async function pinTaskFile(config: CampaignConfig, s3?: S3Client, scope: 
   };
 }
 
-/** Makes a pinned jsonl task's problems available to this process's problem streams (once per file). */
-export async function loadTaskData(task: CampaignConfig['task'], s3: S3Client): Promise<void> {
+/**
+ * Makes a pinned jsonl task's problems available to this process's problem streams (once per file).
+ * Every call checks the file against the worker's grants, even when this process has the bytes.
+ */
+export async function loadTaskData(task: CampaignConfig['task'], s3: S3Client, access: Access): Promise<void> {
   if (task.name !== 'jsonl' || !task.file) return;
   if (!task.sha256) throw new ConfigError('task.sha256: the jsonl file was not pinned when the campaign started');
-  if (isJsonlLoaded(task.sha256)) return;
-  const { body, sha256 } = await readTaskFile(task.file, s3);
+  if (isJsonlLoaded(task.sha256)) {
+    const refused = access === USER_ACCESS ? undefined : taskFileGrantError(access.grants, 'task.file', task.file, access.checkpointBucket);
+    if (refused) throw new ConfigError(refused);
+    return;
+  }
+  const { body, sha256 } = await readTaskFile(task.file, access, s3);
   if (sha256 !== task.sha256)
     throw new ConfigError(`task.file: ${task.file} changed since the campaign started (sha256 ${sha256}, pinned ${task.sha256})`);
   registerJsonl(parseJsonlTask(task.file, body, sha256));

@@ -16,7 +16,12 @@ const running = new Map<number, AbortController>();
 process.on('message', async (m: ToChild) => {
   if (m.type === 'init') {
     const backend = (await initBackend()).name;
-    activities = createActivities({ store: new CheckpointStore(m.s3), backend, temporal: m.temporal }) as unknown as typeof activities;
+    activities = createActivities({
+      store: new CheckpointStore(m.s3),
+      backend,
+      temporal: m.temporal,
+      grants: m.grants,
+    }) as unknown as typeof activities;
     return send({ type: 'ready', backend, activities: Object.keys(activities!) });
   }
   if (m.type === 'cancel') return running.get(m.id)?.abort();

@@ -6,6 +6,8 @@
  * backend once) and forwards every activity call: input and heartbeat details go in, heartbeats,
  * the result or the error come back, a cancellation is passed on. A child that dies fails its
  * activity with a retryable error; a child whose parent dies exits (the IPC channel closes).
+ * A child gets the worker's parsed grants and connection settings by IPC, and an environment
+ * without the worker's S3 credentials or grant settings: it never parses grants of its own.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +15,12 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { Activities } from '../activities';
 import { ZodError } from 'zod';
 import type { ConnectionConfig, S3Config, TemporalConfig } from '../config/connection';
+import { computeEnv, type Grants } from '../config/grants';
 import { UserError } from '../util/errors';
 
 /** Parent -> child messages. */
 export type ToChild =
-  | { type: 'init'; s3: S3Config; temporal: TemporalConfig }
+  | { type: 'init'; s3: S3Config; temporal: TemporalConfig; grants: Grants }
   | { type: 'run'; id: number; name: string; input: unknown; heartbeatDetails: unknown }
   | { type: 'cancel'; id: number };
 
@@ -75,14 +78,15 @@ class ComputeProcess {
   }
 
   /** A started child that has loaded its backend and built its activities. */
-  static async start({
-    s3,
-    temporal,
-  }: Pick<ConnectionConfig, 's3' | 'temporal'>): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
+  static async start(
+    { s3, temporal }: Pick<ConnectionConfig, 's3' | 'temporal'>,
+    grants: Grants,
+  ): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
     const child = fork(CHILD, [], {
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: computeEnv(process.env),
     });
     const proc = new ComputeProcess(child);
     const ready = await new Promise<Extract<FromChild, { type: 'ready' }>>((resolve, reject) => {
@@ -90,7 +94,7 @@ class ComputeProcess {
         m.type === 'ready' ? resolve(m) : reject(new Error(`compute process: unexpected ${m.type}`)),
       );
       child.once('exit', (code, signal) => reject(new Error(`compute process exited while starting (${signal ?? `code ${code}`})`)));
-      child.send({ type: 'init', s3, temporal } satisfies ToChild);
+      child.send({ type: 'init', s3, temporal, grants } satisfies ToChild);
     });
     return { proc, ready };
   }
@@ -130,7 +134,11 @@ export class ComputePool {
   private readonly all = new Set<ComputeProcess>();
   private closed = false;
 
-  constructor(private readonly conn: Pick<ConnectionConfig, 's3' | 'temporal'>) {}
+  constructor(
+    private readonly conn: Pick<ConnectionConfig, 's3' | 'temporal'>,
+    /** What campaign configs may make this worker read or send (config/grants.ts). */
+    private readonly grants: Grants,
+  ) {}
 
   /**
    * Starts the first child and returns the activities it serves, each call run in an idle child (a
@@ -144,7 +152,7 @@ export class ComputePool {
   }
 
   private async spawn() {
-    const started = await ComputeProcess.start(this.conn);
+    const started = await ComputeProcess.start(this.conn, this.grants);
     this.all.add(started.proc);
     return started;
   }

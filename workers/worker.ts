@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { ConnectionConfig } from '../config/connection';
+import type { Grants } from '../config/grants';
 import { connectWorker } from '../infra/temporal';
 import { QUEUES, type Role } from '../workflows/queues';
 import { ComputePool } from './compute';
@@ -32,14 +33,17 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
-/** Serves the queues of `role` ('all': every queue; a list: those roles in one process). */
-export async function startWorkers(conn: ConnectionConfig, role: WorkerRole | Role[]): Promise<RunningWorkers> {
+/**
+ * Serves the queues of `role` ('all': every queue; a list: those roles in one process). `grants`:
+ * what campaign configs may make this worker read or send (config/grants.ts `loadGrants`).
+ */
+export async function startWorkers(conn: ConnectionConfig, role: WorkerRole | Role[], grants: Grants): Promise<RunningWorkers> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
   // Activities run in compute processes (workers/compute): this process only talks to Temporal.
-  const pool = new ComputePool(conn);
+  const pool = new ComputePool(conn, grants);
   const { backend, activities } = await pool.start();
   const connection = await connectWorker(conn.temporal);
   const roles: Role[] = role === 'all' ? (Object.keys(QUEUES) as Role[]) : Array.isArray(role) ? role : [role];

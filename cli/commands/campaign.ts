@@ -4,6 +4,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
 import { HyperparameterError, parseAssignments, type CampaignConfig } from '../../config/campaign';
 import { makeS3Client } from '../../storage/s3';
+import { USER_ACCESS } from '../../config/grants';
 import { pinTaskFile } from '../../tasks/task-file';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
@@ -145,12 +146,16 @@ export function resultTable(r: CampaignResult): string {
   return lines.join('\n');
 }
 
-/** The config with its jsonl file (if any) read, checked line by line against the config, and pinned by sha256: refused before anything starts. */
+/**
+ * The config with its jsonl file (if any) read, checked line by line against the config, and pinned
+ * by sha256: refused before anything starts. Read here, on the user's machine, with the user's own
+ * rights; the workers that run the campaign read it again only where their grants allow.
+ */
 export async function withTaskFile(config: CampaignConfig, conn: ConnectionConfig): Promise<CampaignConfig> {
   if (config.task.name !== 'jsonl') return config;
   const s3 = makeS3Client(conn.s3);
   try {
-    return await pinTaskFile(config, s3);
+    return await pinTaskFile(config, USER_ACCESS, s3);
   } finally {
     s3.destroy();
   }

@@ -3,6 +3,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { loadConnection, loadStack } from '../../config/connection';
+import { loadGrants } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import {
@@ -64,7 +65,7 @@ export const reproduceCommands: Command[] = [
       const overrides = overridesFrom(v);
       await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
       const conn = loadConnection(overrides);
-      const workers = await startWorkers(conn, v['report-only'] ? 'cpu' : 'all');
+      const workers = await startWorkers(conn, v['report-only'] ? 'cpu' : 'all', loadGrants());
       const client = await connectClient(conn.temporal);
       const started = Date.now();
       try {

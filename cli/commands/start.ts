@@ -1,4 +1,5 @@
 import { loadConnection, loadStack } from '../../config/connection';
+import { loadGrants } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
@@ -22,7 +23,8 @@ export const startCommands: Command[] = [
       const st = await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
       log(`[stack] Temporal ${st.temporal.address} (UI ${st.temporal.uiUrl}), S3 ${st.s3.endpoint}`);
       const conn = loadConnection(overrides);
-      const workers = await startWorkers(conn, 'all');
+      // The in-process worker's grants come from the environment (T1_ALLOW_*), as `t1 worker`'s do.
+      const workers = await startWorkers(conn, 'all', loadGrants());
       const client = await connectClient(conn.temporal);
       try {
         const id = newCampaignId();

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadConnection } from '../../config/connection';
+import { USER_ACCESS } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
 import { datasetSpec } from '../../rules/campaign';
 import { CheckpointStore } from '../../storage/checkpoints';
@@ -37,7 +38,9 @@ export const synthesizeCommands: Command[] = [
       '           [--examples N] [--tries N] [--concurrency N] [--chat] [--seed N] [--json]\n\n' +
       'Draws the SFT pool exactly as a campaign with the same config does; with an endpoint teacher every answer is\n' +
       'cached by (teacher config, problem, try), so that campaign (or a rerun) sends no request twice.\n' +
-      'API key: the variable named by data.teacher.apiKeyEnv (default T1_OPENAI_API_KEY).',
+      'API key: the variable named by data.teacher.apiKeyEnv (default T1_OPENAI_API_KEY).\n' +
+      'Runs with your own rights: worker grants (--allow-secret, ...) do not apply; read a config from someone else first,\n' +
+      'as its data.teacher.url receives the variable its apiKeyEnv names.',
     options: {
       out: { type: 'string' },
       preset: { type: 'string' },
@@ -80,6 +83,7 @@ export const synthesizeCommands: Command[] = [
               ...(v.seed !== undefined && { seed: intFlag(v, 'seed') }),
             },
           }),
+          USER_ACCESS,
           store.client,
           'synthesis',
         );
@@ -89,6 +93,7 @@ export const synthesizeCommands: Command[] = [
           teacher: t,
           jsonl: body,
         } = await synthesizeWithTeacher(spec, {
+          access: USER_ACCESS, // the user's own process: no worker grant applies (README "Grants")
           cache: store,
           extraChars: config.model.extraChars,
           onTeacherProgress: teacherProgress(spec.examples),

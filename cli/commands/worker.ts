@@ -1,22 +1,35 @@
 import { loadConnection } from '../../config/connection';
+import { describeGrants, GRANT_SETTINGS, loadGrants, type GrantFlags } from '../../config/grants';
 import { startWorkers } from '../../workers/worker';
 import { QUEUES, type Role } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+
+/** The grant flags (config/grants.ts): repeatable, each value a comma-separated list; added to the T1_ALLOW_* variables. */
+const grantOptions = Object.fromEntries(Object.values(GRANT_SETTINGS).map((s) => [s.flag, { type: 'string', multiple: true } as const]));
 
 export const workerCommands: Command[] = [
   {
     path: ['worker'],
     summary:
       'Run a worker: --role gpu (training, evaluation), eval (inference-scaling points), cpu (synthesis, anchors, promotion), rollout (RL rollout shards) or all',
-    usage: 'worker [--role gpu|eval|cpu|rollout|all, or a comma-separated list of roles]',
-    options: { role: { type: 'string', default: 'all' }, ...connectionOptions },
+    usage:
+      'worker [--role gpu|eval|cpu|rollout|all, or a comma-separated list of roles]\n' +
+      '       [--allow-secret NAME|PREFIX*] [--allow-teacher-host HOST[:PORT]] [--allow-task-dir DIR] [--allow-task-bucket BUCKET]\n\n' +
+      'Grants (each flag repeatable or comma-separated, added to T1_ALLOW_SECRETS, T1_ALLOW_TEACHER_HOSTS, T1_ALLOW_TASK_DIRS,\n' +
+      'T1_ALLOW_TASK_BUCKETS): what a campaign config may make this worker read or send. Nothing else is: a config naming\n' +
+      'another key variable (T1_OPENAI_API_KEY is always granted), teacher host, local task file or bucket (the checkpoint\n' +
+      'bucket is always granted) fails its campaign at once, naming the field.',
+    options: { role: { type: 'string', default: 'all' }, ...grantOptions, ...connectionOptions },
     async run(v) {
       const roles = v.role === 'all' ? 'all' : (v.role.split(',') as Role[]);
       const bad = roles === 'all' ? [] : roles.filter((r) => !(r in QUEUES));
       if (bad.length || !roles.length)
         throw new UsageError(`--role: expected all or roles among ${Object.keys(QUEUES).join(', ')}, got "${v.role}"`);
-      const running = await startWorkers(loadConnection(overridesFrom(v)), roles);
+      const grants = loadGrants(v as GrantFlags);
+      const conn = loadConnection(overridesFrom(v));
+      const running = await startWorkers(conn, roles, grants);
       console.error(`[worker] role ${v.role}, backend ${running.backend}; Ctrl-C stops it`);
+      console.error(`[worker] grants: ${describeGrants(grants, conn.s3.bucket)}`);
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

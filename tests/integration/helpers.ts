@@ -7,6 +7,7 @@ import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { loadConnection, loadStack, type ConnectionConfig, type StackConfig } from '../../config/connection';
+import { loadGrants, type GrantFlags } from '../../config/grants';
 
 /** Connection settings of the stack that tests/setup/stack.ts started. */
 export function testConnection(): ConnectionConfig {
@@ -79,13 +80,13 @@ export function useClientAndStore(): { client: () => Client; store: CheckpointSt
   return { client: () => client!, store };
 }
 
-/** An in-process worker serving every queue, and a client, for the lifetime of one test file. */
-export function useWorkerAndClient(): { workers: () => RunningWorkers; client: () => Client } {
+/** An in-process worker serving every queue, and a client, for the lifetime of one test file; `grants`: what it grants, explicitly (nothing by default). */
+export function useWorkerAndClient(grants: GrantFlags = {}): { workers: () => RunningWorkers; client: () => Client } {
   let workers: RunningWorkers | undefined;
   let client: Client | undefined;
   beforeAll(async () => {
     const conn = testConnection();
-    workers = await startWorkers(conn, 'all');
+    workers = await startWorkers(conn, 'all', loadGrants(grants, {}));
     client = await connectClient(conn.temporal);
   });
   afterAll(async () => {

@@ -14,6 +14,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignHandle, startCampaign } from '../../client/campaigns';
 import type { CampaignConfig } from '../../config/campaign';
+import { USER_ACCESS } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
 import { serveCheckpoint, type ServedModel } from '../../external/serve';
 import { connectClient } from '../../infra/temporal';
@@ -41,6 +42,9 @@ let served: ServedModel;
 let slow: Server;
 let teacherUrl: string;
 let fileUri: string;
+
+/** What the workers grant, explicitly: the teacher's key variable and its loopback host (never granted by default). The file is in the checkpoint bucket, always granted. */
+const grants = () => ({ T1_ALLOW_SECRETS: KEY_ENV, T1_ALLOW_TEACHER_HOSTS: new URL(teacherUrl).host });
 
 /** Every request to the teacher takes at least 150 ms more, so a kill lands mid-synthesis. */
 function slowProxy(target: string): Promise<Server> {
@@ -127,10 +131,10 @@ async function cachedAnswers(cfg: CampaignConfig): Promise<number> {
 
 describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3 and t1 serve)', () => {
   it('runs end to end; killed mid-synthesis, the retry re-asks nothing already answered; traces come from solutions and verified teacher answers', async () => {
-    const cfg = await pinTaskFile(config(), store.client);
+    const cfg = await pinTaskFile(config(), USER_ACCESS, store.client);
     expect(cfg.task.sha256).toMatch(/^[0-9a-f]{64}$/);
     const id = uniqueCampaign('jsonl');
-    let worker = spawnWorker('all', { [KEY_ENV]: KEY });
+    let worker = spawnWorker('all', { [KEY_ENV]: KEY, ...grants() });
     try {
       const h = await startCampaign(client, { campaignId: id, config: cfg, preset: 'smoke' });
       await waitFor('a few teacher answers cached', async () => (await cachedAnswers(cfg)) >= 4, 120_000, 50);
@@ -139,7 +143,7 @@ describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3
       await new Promise((r) => setTimeout(r, 1000));
       const cachedAtKill = await cachedAnswers(cfg);
       const askedAtKill = served.completions();
-      worker = spawnWorker('all', { [KEY_ENV]: KEY });
+      worker = spawnWorker('all', { [KEY_ENV]: KEY, ...grants() });
       const result = await h.result();
       expect(result.status).toBe('completed');
       for (const r of [result.results.sft, result.results.final]) {
@@ -210,12 +214,13 @@ describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3
 
   it('a refused API key fails the campaign at once with a named error, and no dataset is committed', async () => {
     const id = uniqueCampaign('jsonl-key');
-    const worker = spawnWorker('all', { [KEY_ENV]: 'sk-wrong-key-999' });
+    const worker = spawnWorker('all', { [KEY_ENV]: 'sk-wrong-key-999', ...grants() });
     try {
       // Another temperature: answers cached by the first test are not this teacher's, so it must ask.
       const base = config();
       const cfg = await pinTaskFile(
         { ...base, data: { ...base.data, teacher: { ...base.data.teacher, temperature: 0.9 } as typeof base.data.teacher } },
+        USER_ACCESS,
         store.client,
       );
       const failure = await (await startCampaign(client, { campaignId: id, config: cfg, preset: 'smoke' })).result().catch((e) => e);
@@ -225,6 +230,32 @@ describe('a campaign on a JSONL file with an endpoint teacher (real Temporal, S3
       expect(cause.message).toMatch(/HTTP 401.*refused the API key in \$T1_TEST_TEACHER_KEY/);
       expect(cause.message).not.toContain('sk-wrong-key-999');
       expect(await store.manifest(`${id}/dataset`)).toBeUndefined();
+    } finally {
+      await killHard(worker);
+    }
+  }, 120_000);
+
+  it('a worker that does not grant the teacher’s host fails the campaign at once, naming data.teacher.url; the teacher is asked nothing', async () => {
+    const id = uniqueCampaign('jsonl-grant');
+    const worker = spawnWorker('all', { [KEY_ENV]: KEY, T1_ALLOW_SECRETS: KEY_ENV, T1_ALLOW_TEACHER_HOSTS: '' });
+    try {
+      const base = config();
+      const cfg = await pinTaskFile(
+        { ...base, data: { ...base.data, teacher: { ...base.data.teacher, temperature: 0.8 } as typeof base.data.teacher } },
+        USER_ACCESS,
+        store.client,
+      );
+      const asked = served.completions();
+      const failure = await (await startCampaign(client, { campaignId: id, config: cfg, preset: 'smoke' })).result().catch((e) => e);
+      expect(failure).toBeInstanceOf(WorkflowFailedError);
+      const cause = (failure as WorkflowFailedError).cause?.cause as Error & { type?: string };
+      expect(cause.type).toBe('ConfigError');
+      expect(cause.message).toBe(
+        `data.teacher.url: host ${new URL(teacherUrl).host} is not granted to this worker (grant it with --allow-teacher-host or T1_ALLOW_TEACHER_HOSTS)`,
+      );
+      expect(served.completions()).toBe(asked);
+      expect(worker.output()).toContain(`[worker] grants: secrets T1_OPENAI_API_KEY, ${KEY_ENV}; teacher hosts none;`);
+      expect(JSON.stringify(await campaignHandle(client, id).fetchHistory())).not.toContain(KEY);
     } finally {
       await killHard(worker);
     }

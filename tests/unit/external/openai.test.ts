@@ -80,6 +80,41 @@ describe('OpenAI-compatible client', () => {
     await expect(client.complete({ ...params, n: 1 })).rejects.toThrow(/returned 0 choice\(s\), asked for 1/);
   });
 
+  it('shows no body of a refusal (401, 403) and at most 80 characters of any other reply, control characters stripped', async () => {
+    const url = await endpoint((count, _r, _b, res) => {
+      if (count === 1) return void res.writeHead(401).end('{"error":"key sk-abc is invalid; internal token xyz"}');
+      if (count === 2) return void res.writeHead(403).end('forbidden: internal-admin-page');
+      res.writeHead(404).end(`\u001b]0;title\u0007${'line\n'.repeat(100)}`);
+    });
+    const client = new CompletionClient({ endpoint: url, apiKey: 'sk-abc' });
+    const refused = await client.complete(params).catch((e) => e);
+    expect(refused.message).toMatch(/failed: HTTP 401$/);
+    expect((await client.complete(params).catch((e) => e)).message).toMatch(/failed: HTTP 403$/);
+    const other = (await client.complete(params).catch((e) => e)).message as string;
+    const shown = /failed: HTTP 404: (.*)$/.exec(other)![1];
+    expect(shown).toBe(`]0;title ${'line '.repeat(13)}line…`);
+    expect([...shown].length).toBeLessThanOrEqual(80);
+  });
+
+  it('follows no redirect when told not to: the redirect is the answer, its target is never asked', async () => {
+    let asked = 0;
+    const target = await endpoint(() => void asked++);
+    const targetServer = server!;
+    const hop = createServer((_req, res) => res.writeHead(308, { location: `${target}/v1/completions` }).end());
+    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', r));
+    try {
+      const client = new CompletionClient({ endpoint: `http://127.0.0.1:${(hop.address() as AddressInfo).port}`, followRedirects: false });
+      const err = await client.complete(params).catch((e) => e);
+      expect(err).toBeInstanceOf(EndpointError);
+      expect([err.definitive, err.status]).toEqual([true, 308]);
+      expect(asked).toBe(0);
+    } finally {
+      hop.closeAllConnections();
+      await new Promise((r) => hop.close(r));
+      server = targetServer;
+    }
+  });
+
   it('times out a silent server and retries network errors', async () => {
     const url = await endpoint(() => undefined); // never answers
     const client = new CompletionClient({ endpoint: url, timeoutMs: 50, maxAttempts: 2, backoffMs: 1 });

@@ -41,6 +41,11 @@ const CONFIG_KEYS = [
   'T1_S3_BUCKET',
   'T1_S3_REGION',
   'T1_S3_FORCE_PATH_STYLE',
+  // The worker's grants (config/grants.ts, README "Grants"): names, hosts, directories, buckets; no secret values.
+  'T1_ALLOW_SECRETS',
+  'T1_ALLOW_TEACHER_HOSTS',
+  'T1_ALLOW_TASK_DIRS',
+  'T1_ALLOW_TASK_BUCKETS',
 ];
 const SECRET_ENV = ['T1_S3_ACCESS_KEY_ID', 'T1_S3_SECRET_ACCESS_KEY'];
 

@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignConfigSchema } from '../../../config/campaign';
+import { loadGrants, USER_ACCESS } from '../../../config/grants';
 import { heldOutAccuracy } from '../../../evaluation/accuracy';
 import { initBackend } from '../../../model/backend';
 import { modelConfig } from '../../../model/config';
@@ -24,7 +25,8 @@ import {
 import { getTask, getVerifier } from '../../../tasks/registry';
 import { poolOf, splitOf } from '../../../tasks/splits';
 import { sampleProblems } from '../../../tasks/stream';
-import { pinTaskFile, poolErrors } from '../../../tasks/task-file';
+import { loadTaskData, pinTaskFile, poolErrors } from '../../../tasks/task-file';
+import { ConfigError } from '../../../util/errors';
 import { ExhaustedError, type Problem } from '../../../tasks/types';
 
 const FILE = new URL('../../data/mini-math.jsonl', import.meta.url);
@@ -68,6 +70,8 @@ describe('jsonl task file', () => {
       '{"problem": "What is 1 + 1?", "answer": "2"}',
       '{"problem": "x", "answer": "1", "difficulty": 11}',
       '{"problem": "What is 5 + 5?", "answer": "10", "solution": "5 + 5 = 10\\u0000"}',
+      '{"problem": "PRIVATE-TEXT-A", "answer": "1"',
+      '{"problem": "PRIVATE-TEXT-B", "answer": true}',
     ].join('\n');
     let err: unknown;
     try {
@@ -77,16 +81,20 @@ describe('jsonl task file', () => {
     }
     expect(err).toBeInstanceOf(TaskFileError);
     const lines = (err as Error).message.split('\n');
-    expect(lines[0]).toBe('bad.jsonl: 7 bad line(s)');
+    expect(lines[0]).toBe('bad.jsonl: 9 bad line(s)');
     expect(lines.slice(1)).toEqual([
-      expect.stringMatching(/^bad\.jsonl:2: not JSON/),
+      'bad.jsonl:2: not JSON',
       'bad.jsonl:3: answer: required',
       'bad.jsonl:5: problem: needs one of "problem", "question" or "prompt"',
       'bad.jsonl:6: problem: character "\\u0007" (U+0007) is a control or unassigned character',
       'bad.jsonl:7: problem: the same problem as line 1',
       expect.stringMatching(/^bad\.jsonl:8: difficulty: Too big/),
       'bad.jsonl:9: solution: character "\\u0000" (U+0000) is a control or unassigned character',
+      'bad.jsonl:10: not JSON (at character 44)',
+      'bad.jsonl:11: answer: must be a string or a number',
     ]);
+    // A worker's errors land in the campaign's history: no line's content is quoted.
+    expect((err as Error).message).not.toMatch(/PRIVATE|not json|What is/);
   });
 
   it('folds typographic math signs and compatibility forms to ASCII, keeps other characters as extra tokens, refuses control characters', () => {
@@ -219,7 +227,12 @@ describe('jsonl campaign config', () => {
         }),
       );
       writeFileSync(file, lines.join('\n'));
-      const pinned = await pinTaskFile(config({ task: { name: 'jsonl', file }, data: { sftExamples: 5 } }), undefined, 'synthesis');
+      const pinned = await pinTaskFile(
+        config({ task: { name: 'jsonl', file }, data: { sftExamples: 5 } }),
+        USER_ACCESS,
+        undefined,
+        'synthesis',
+      );
       expect(pinned.model).toMatchObject({ extraChars: '\u03c0\u221a', vocabSize: VOCAB_SIZE + 2 });
       expect(pinned.task.file).toBe(file);
       await initBackend('wasm');
@@ -239,5 +252,47 @@ describe('jsonl campaign config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a worker reads a task file only where its grants allow', () => {
+  const pinnable = (file: string) => config({ task: { name: 'jsonl', file } });
+
+  it('refuses a local file outside its task directories before reading it, naming task.file; reads one inside; the CLI reads with the user’s rights', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 't1-grant-'));
+    try {
+      mkdirSync(join(dir, 'granted'));
+      writeFileSync(join(dir, 'outside.jsonl'), 'not json: it would fail as a TaskFileError if it were read\n');
+      writeFileSync(join(dir, 'granted', 'mini.jsonl'), body);
+      symlinkSync(join(dir, 'outside.jsonl'), join(dir, 'granted', 'link.jsonl'));
+      const access = { grants: loadGrants({ 'allow-task-dir': join(dir, 'granted') }, {}), checkpointBucket: 't1-checkpoints' };
+      for (const file of [join(dir, 'outside.jsonl'), join(dir, 'granted', 'link.jsonl'), `${dir}/granted/../outside.jsonl`]) {
+        const err = await pinTaskFile(pinnable(file), access).then(
+          () => new Error('pinned'),
+          (e: unknown) => e as Error,
+        );
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err.message).toBe(
+          `task.file: ${resolve(file)} is not an existing file under a task directory granted to this worker (grant one with --allow-task-dir or T1_ALLOW_TASK_DIRS)`,
+        );
+      }
+      const pinned = await pinTaskFile(pinnable(join(dir, 'granted', 'mini.jsonl')), access);
+      expect(pinned.task.sha256).toMatch(/^[0-9a-f]{64}$/);
+      // `t1 campaign start` and `t1 synthesize` read with the user's own rights: no grant applies.
+      await expect(pinTaskFile(pinnable(join(dir, 'outside.jsonl')), USER_ACCESS)).rejects.toThrow(TaskFileError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a file the process has already loaded when the grants do not cover it (no cache bypass), and buckets not granted', async () => {
+    const access = { grants: loadGrants({}, {}), checkpointBucket: 't1-checkpoints' };
+    // mini-math.jsonl with sha256 f…f is registered above: the check still runs.
+    await expect(loadTaskData(config().task, undefined as never, access)).rejects.toThrow(
+      /^task\.file: mini-math\.jsonl is not an existing file/,
+    );
+    await expect(loadTaskData(config().task, undefined as never, USER_ACCESS)).resolves.toBeUndefined();
+    const s3 = { ...config().task, file: 's3://someone-elses-bucket/p.jsonl' };
+    await expect(loadTaskData(s3, undefined as never, access)).rejects.toThrow(/^task\.file: bucket "someone-elses-bucket" is not granted/);
   });
 });
