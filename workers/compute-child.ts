@@ -24,6 +24,7 @@ process.on('message', async (m: ToChild) => {
     }) as unknown as typeof activities;
     return send({ type: 'ready', backend, activities: Object.keys(activities!) });
   }
+  if (m.type === 'ping') return send({ type: 'alive' });
   if (m.type === 'cancel') return running.get(m.id)?.abort();
   const abort = new AbortController();
   running.set(m.id, abort);

@@ -6,6 +6,8 @@
  * backend once) and forwards every activity call: input and heartbeat details go in, heartbeats,
  * the result or the error come back, a cancellation is passed on. A child that dies fails its
  * activity with a retryable error; a child whose parent dies exits (the IPC channel closes).
+ * While a child runs an activity the worker heartbeats for it (workers/liveness.ts), so a step may
+ * take longer than the heartbeat timeout; a hung child is killed within that timeout.
  * A child gets the worker's parsed grants and connection settings by IPC, and an environment
  * without the worker's S3 credentials or grant settings: it never parses grants of its own.
  */
@@ -17,12 +19,14 @@ import { ZodError } from 'zod';
 import type { ConnectionConfig, S3Config, TemporalConfig } from '../config/connection';
 import { computeEnv, type Grants } from '../config/grants';
 import { UserError } from '../util/errors';
+import { Liveness } from './liveness';
 
 /** Parent -> child messages. */
 export type ToChild =
   | { type: 'init'; s3: S3Config; temporal: TemporalConfig; grants: Grants }
   | { type: 'run'; id: number; name: string; input: unknown; heartbeatDetails: unknown }
-  | { type: 'cancel'; id: number };
+  | { type: 'cancel'; id: number }
+  | { type: 'ping' };
 
 /** An error as it crosses the process boundary. */
 export interface ChildError {
@@ -36,6 +40,7 @@ export interface ChildError {
 /** Child -> parent messages. */
 export type FromChild =
   | { type: 'ready'; backend: string; activities: string[] }
+  | { type: 'alive' }
   | { type: 'heartbeat'; id: number; details: unknown }
   | { type: 'done'; id: number; result: unknown }
   | { type: 'failed'; id: number; error: ChildError };
@@ -64,16 +69,15 @@ export function toFailure(e: ChildError): Error {
 }
 
 class ComputeProcess {
-  private pending: { id: number; ctx: Context; resolve(v: unknown): void; reject(e: Error): void } | null = null;
+  private pending: { id: number; ctx: Context; watch: Liveness | null; resolve(v: unknown): void; reject(e: Error): void } | null = null;
   private exit: Error | null = null;
   private nextId = 0;
 
   private constructor(private readonly child: ChildProcess) {
     child.on('message', (m: FromChild) => this.receive(m));
     child.once('exit', (code, signal) => {
-      this.exit = ApplicationFailure.retryable(`compute process ${child.pid} exited (${signal ?? `code ${code}`})`, 'ComputeProcessExit');
-      this.pending?.reject(this.exit);
-      this.pending = null;
+      this.exit ??= ApplicationFailure.retryable(`compute process ${child.pid} exited (${signal ?? `code ${code}`})`, 'ComputeProcessExit');
+      this.settle()?.reject(this.exit);
     });
   }
 
@@ -81,8 +85,9 @@ class ComputeProcess {
   static async start(
     { s3, temporal }: Pick<ConnectionConfig, 's3' | 'temporal'>,
     grants: Grants,
+    script = CHILD,
   ): Promise<{ proc: ComputeProcess; ready: Extract<FromChild, { type: 'ready' }> }> {
-    const child = fork(CHILD, [], {
+    const child = fork(script, [], {
       execArgv: ['--import', 'tsx'],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -107,7 +112,24 @@ class ComputeProcess {
     if (this.exit) return Promise.reject(this.exit);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending = { id, ctx, resolve, reject };
+      const timeoutMs = ctx.info.heartbeatTimeoutMs;
+      const watch = timeoutMs
+        ? new Liveness({
+            pid: this.child.pid!,
+            timeoutMs,
+            details: ctx.info.heartbeatDetails,
+            heartbeat: (d) => ctx.heartbeat(d),
+            ping: () => this.alive && this.child.send({ type: 'ping' } satisfies ToChild),
+            onHung: (ms) => {
+              this.exit = ApplicationFailure.retryable(
+                `compute process ${this.child.pid} hung: no CPU time, message or answer for ${(ms / 1000).toFixed(1)} s; killed`,
+                'ComputeProcessHung',
+              );
+              this.child.kill('SIGKILL');
+            },
+          })
+        : null;
+      this.pending = { id, ctx, watch, resolve, reject };
       const cancel = () => this.alive && this.child.send({ type: 'cancel', id } satisfies ToChild);
       if (ctx.cancellationSignal.aborted) cancel();
       else ctx.cancellationSignal.addEventListener('abort', cancel, { once: true });
@@ -117,11 +139,20 @@ class ComputeProcess {
 
   private receive(m: FromChild): void {
     const p = this.pending;
+    if (m.type === 'alive') return p?.watch?.alive();
     if (!p || !('id' in m) || m.id !== p.id) return;
-    if (m.type === 'heartbeat') return p.ctx.heartbeat(m.details);
-    this.pending = null;
+    if (m.type === 'heartbeat') return p.watch ? p.watch.reported(m.details) : p.ctx.heartbeat(m.details);
+    this.settle();
     if (m.type === 'done') p.resolve(m.result);
     else p.reject(toFailure(m.error));
+  }
+
+  /** Ends the running call's bookkeeping; returns it (to resolve or reject). */
+  private settle() {
+    const p = this.pending;
+    p?.watch?.stop();
+    this.pending = null;
+    return p;
   }
 
   kill(): void {
@@ -138,6 +169,8 @@ export class ComputePool {
     private readonly conn: Pick<ConnectionConfig, 's3' | 'temporal'>,
     /** What campaign configs may make this worker read or send (config/grants.ts). */
     private readonly grants: Grants,
+    /** The child's entry point (tests start stand-ins that speak the same protocol). */
+    private readonly script = CHILD,
   ) {}
 
   /**
@@ -152,7 +185,7 @@ export class ComputePool {
   }
 
   private async spawn() {
-    const started = await ComputeProcess.start(this.conn, this.grants);
+    const started = await ComputeProcess.start(this.conn, this.grants, this.script);
     this.all.add(started.proc);
     return started;
   }
