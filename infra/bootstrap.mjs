@@ -34,5 +34,11 @@ const result = (() => {
     return { ok: false, reason: (r.stderr || 'no output').trim().split('\n').slice(-3).join(' | ') };
   }
 })();
+// CI tests what production runs: there (CI set) or with T1_NATIVE_TF=require, no native backend is a failure, not a fallback.
+const required = process.env.T1_NATIVE_TF === 'require' || (process.env.CI && process.env.T1_NATIVE_TF === undefined);
+if (!result.ok && required) {
+  console.error(`[bootstrap] native TensorFlow backend unavailable (${result.reason}); required here (CI, or T1_NATIVE_TF=require)`);
+  process.exit(1);
+}
 if (!result.ok) console.error(`[bootstrap] native TensorFlow backend unavailable (${result.reason}); using wasm`);
 else if (!result.alreadyProvisioned) console.error(`[bootstrap] native TensorFlow backend ready (tensorflow ${result.tensorflowVersion})`);

@@ -7,8 +7,8 @@
  *  - native: `@tensorflow/tfjs-node` loads in this process -> the numerics suite runs, and
  *    provisionNativeTf (check only) must agree that it is available;
  *  - absent: it does not load -> provisionNativeTf (check only) must report ok:false with a reason,
- *    which is printed; the numerics suite shows as skipped. T1_NATIVE_TF=require turns this mode
- *    into a failure (for machines that are expected to have it);
+ *    which is printed; the numerics suite shows as skipped. On CI (CI set) and with
+ *    T1_NATIVE_TF=require this mode is a failure: what CI tests is what production runs;
  *  - off: T1_NATIVE_TF=off -> provisionNativeTf must refuse with a reason naming the variable.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -28,6 +28,8 @@ import { Prng } from '../../util/prng';
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const setting = (process.env.T1_NATIVE_TF ?? '').toLowerCase();
 const off = ['off', '0', 'false', 'no'].includes(setting);
+/** As infra/bootstrap.mjs decides: CI (unless T1_NATIVE_TF says otherwise) and T1_NATIVE_TF=require demand the native backend. */
+const required = setting === 'require' || (!!process.env.CI && process.env.T1_NATIVE_TF === undefined);
 
 let loadError: string | undefined;
 if (!off) {
@@ -101,9 +103,9 @@ describe('provisionNativeTf: not-available cases', () => {
 });
 
 describe('native TensorFlow availability', () => {
-  it('the provisioner agrees with whether tfjs-node loads here (T1_NATIVE_TF=require demands it)', async () => {
+  it('the provisioner agrees with whether tfjs-node loads here (CI and T1_NATIVE_TF=require demand it)', async () => {
     const r = await provisionNativeTf({ projectDir, cacheDir: defaultCacheDir(), log: quiet, checkOnly: true });
-    if (setting === 'require') expect(native, `@tensorflow/tfjs-node does not load: ${loadError}`).toBe(true);
+    if (required) expect(native, `@tensorflow/tfjs-node does not load: ${loadError}`).toBe(true);
     if (native) {
       expect(r).toMatchObject({ ok: true, backend: 'tensorflow' });
       return;
