@@ -3,6 +3,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
 import { HyperparameterError, parseAssignments, type CampaignConfig } from '../../config/campaign';
+import { CAMPAIGN_RE } from '../../storage/manifest';
 import { makeS3Client } from '../../storage/s3';
 import { USER_ACCESS } from '../../config/grants';
 import { pinTaskFile } from '../../tasks/task-file';
@@ -175,9 +176,14 @@ export const campaignCommands: Command[] = [
       json: { type: 'boolean' },
       ...connectionOptions,
     },
-    run: (v) =>
-      withClient(v, async (client, conn) => {
-        if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
+    run: (v) => {
+      // Checked before anything is contacted or started (the id names every checkpoint of the campaign).
+      if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
+      if (v.id !== undefined && !CAMPAIGN_RE.test(v.id))
+        throw new UsageError(
+          `--id: expected 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(v.id)}`,
+        );
+      return withClient(v, async (client, conn) => {
         const config = await withTaskFile(
           resolveConfig({
             preset: v.preset ?? (v.config ? undefined : 'quick'),
@@ -200,7 +206,8 @@ export const campaignCommands: Command[] = [
         await follow(handle, { quiet: v.json });
         const result = await handle.result();
         console.log(v.json ? JSON.stringify(result) : `${resultTable(result)}\n\nTemporal UI: ${uiUrl(conn, id)}`);
-      }),
+      });
+    },
   },
   {
     path: ['campaign', 'status'],
