@@ -4,6 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import { ZodError } from 'zod';
 import type { Overrides } from '../config/connection';
+import { FAILURES } from '../rules/failures';
 import { UserError } from '../util/errors';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -33,16 +34,11 @@ export function overridesFrom(values: Record<string, any>): Overrides {
   return o;
 }
 
-/** Errors that are the user's to fix: printed as one clear message, no stack trace. */
-/** Failures of the environment whose message says everything (no stack trace helps). */
-const COMPLETE_MESSAGES = new Set([
-  'StackError',
-  'ProvisionError',
-  'CheckpointError',
-  'CheckpointConflictError',
-  'CheckpointCorruptError',
-  'EndpointError',
-]);
+/**
+ * Failures printed as their message alone (no stack trace helps): the user's mistakes, every type
+ * in the failure table (rules/failures.ts), and these failures of the environment.
+ */
+const COMPLETE_MESSAGES = new Set(['StackError', 'ProvisionError', 'EndpointError']);
 
 export class UsageError extends UserError {
   override name = 'UsageError';
@@ -52,7 +48,7 @@ export function formatError(e: unknown): string {
   if (e instanceof ZodError) {
     return `invalid input:\n${e.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`).join('\n')}`;
   }
-  if (e instanceof UserError || (e instanceof Error && COMPLETE_MESSAGES.has(e.name))) return e.message;
+  if (e instanceof UserError || (e instanceof Error && (COMPLETE_MESSAGES.has(e.name) || e.name in FAILURES))) return e.message;
   // A workflow failed by a non-retryable activity failure (a user's mistake met inside a worker): its message.
   if (e instanceof WorkflowFailedError) {
     let root: unknown = e.cause;

@@ -87,6 +87,11 @@ const ENV: Record<string, string> = {
 };
 const SECRET_FIELDS = new Set(['s3.secretAccessKey', 's3.accessKeyId']);
 
+/** A setting as messages name it: its field and the variable that feeds it, e.g. `s3.bucket [T1_S3_BUCKET]`. */
+export function settingName(field: keyof typeof ENV): string {
+  return ENV[field] ? `${field} [${ENV[field]}]` : field;
+}
+
 export { ConfigError };
 
 /** Flags use the field path, e.g. `{ 's3.bucket': 'x' }` (the CLI maps --s3-bucket to it). */
@@ -163,7 +168,7 @@ function parseGroup<S extends z.ZodType>(schema: S, group: string, value: unknow
     const envName = ENV[field];
     const raw = i.path.reduce<any>((o, k) => (o == null ? undefined : o[k as string]), value);
     const shown = SECRET_FIELDS.has(field) || raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`;
-    return `  ${field}${envName ? ` [${envName}]` : ''}: ${i.message}${shown}`;
+    return `  ${envName ? settingName(field) : field}: ${i.message}${shown}`;
   });
   return fail(`Invalid configuration:\n${lines.join('\n')}`);
 }

@@ -30,6 +30,11 @@ export interface TrainingState<C extends ModelConfig | LlamaConfig = ModelConfig
   extra?: unknown;
 }
 
+/** Bytes that are not a training state this code can read: no retry makes them one. */
+export class StateError extends Error {
+  override name = 'StateError';
+}
+
 const MAGIC = 'T1ST';
 const FORMAT = 1;
 
@@ -93,29 +98,34 @@ export function encodeState(s: TrainingState<ModelConfig | LlamaConfig>): Uint8A
 /** A state of our transformer (a Llama-family state is refused by name). */
 export function decodeState(bytes: Uint8Array): TrainingState {
   const s = decodeAny(bytes);
-  if (isLlama(s.config)) throw new Error(`state: a ${s.config.architecture} (Llama-family) state, not one of our transformer`);
+  if (isLlama(s.config)) throw new StateError(`state: a ${s.config.architecture} (Llama-family) state, not one of our transformer`);
   return s as TrainingState;
 }
 
 /** A state of a Llama-family model (one trained from a pretrained base). */
 export function decodeLlamaState(bytes: Uint8Array): TrainingState<LlamaConfig> {
   const s = decodeAny(bytes);
-  if (!isLlama(s.config)) throw new Error('state: a state of our transformer, not of a Llama-family model');
+  if (!isLlama(s.config)) throw new StateError('state: a state of our transformer, not of a Llama-family model');
   return s as TrainingState<LlamaConfig>;
 }
 
 function decodeAny(bytes: Uint8Array): TrainingState<ModelConfig | LlamaConfig> {
   if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC)
-    throw new Error('state: not a T1 training state (bad magic)');
+    throw new StateError('state: not a T1 training state (bad magic)');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-  if (header.format !== FORMAT) throw new Error(`state: unsupported format ${header.format}`);
+  let header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  } catch {
+    throw new StateError('state: header is not JSON (truncated or corrupt)');
+  }
+  if (header.format !== FORMAT) throw new StateError(`state: unsupported format ${header.format}`);
   const dataStart = align4(8 + headerLength);
   const groups: Record<string, NamedArrays> = {};
   for (const e of header.entries as Entry[]) {
     const n = e.shape.reduce((a, b) => a * b, 1);
     const start = dataStart + e.offset;
-    if (start + 4 * n > bytes.length) throw new Error(`state: truncated at "${e.group}/${e.name}"`);
+    if (start + 4 * n > bytes.length) throw new StateError(`state: truncated at "${e.group}/${e.name}"`);
     // Copy out: the source may be unaligned, and callers may keep the arrays after dropping the bytes.
     const values = new Float32Array(n);
     new Uint8Array(values.buffer).set(bytes.subarray(start, start + 4 * n));

@@ -18,6 +18,7 @@ import type { Activities } from '../activities';
 import { ZodError } from 'zod';
 import type { ConnectionConfig, S3Config, TemporalConfig } from '../config/connection';
 import { computeEnv, type Grants } from '../config/grants';
+import { failureType, isRetryable } from '../rules/failures';
 import { UserError } from '../util/errors';
 import { Liveness } from './liveness';
 
@@ -47,15 +48,19 @@ export type FromChild =
 
 const CHILD = fileURLToPath(new URL('./compute-child.ts', import.meta.url));
 
-/** An error raised in the child, as it crosses to the parent; a user's mistake is not retried. */
+/** An error raised in the child, as it crosses to the parent; what rules/failures.ts calls permanent is not retried. */
 export function fromError(err: unknown): ChildError {
   if (!(err instanceof Error)) return { message: String(err), type: 'Error', nonRetryable: false, cancelled: false };
+  // The type retry policies match on: what Temporal gives an error thrown in-process (its class name), or the S3 SDK's code.
+  const type = err instanceof ApplicationFailure && err.type ? err.type : failureType(err);
   return {
     message: err.message,
-    // The type Temporal gives an error thrown in-process: its class name (retry policies match on it).
-    type: err instanceof ApplicationFailure && err.type ? err.type : (err.constructor?.name ?? err.name),
+    type,
     stack: err.stack,
-    nonRetryable: err instanceof ApplicationFailure ? err.nonRetryable === true : err instanceof UserError || err instanceof ZodError,
+    nonRetryable:
+      err instanceof ApplicationFailure
+        ? err.nonRetryable === true
+        : err instanceof UserError || err instanceof ZodError || !isRetryable(type),
     cancelled: err instanceof CancelledFailure,
   };
 }

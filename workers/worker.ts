@@ -9,6 +9,7 @@ import type { Grants } from '../config/grants';
 import { connectWorker } from '../infra/temporal';
 import { QUEUES, type Role } from '../workflows/queues';
 import { ComputePool } from './compute';
+import { checkS3 } from './preflight';
 
 export type WorkerRole = Role | 'all';
 
@@ -42,6 +43,7 @@ export async function startWorkers(conn: ConnectionConfig, role: WorkerRole | Ro
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
+  await checkS3(conn.s3); // before anything polls: a worker that cannot store checkpoints must not take tasks
   // Activities run in compute processes (workers/compute): this process only talks to Temporal.
   const pool = new ComputePool(conn, grants);
   const { backend, activities } = await pool.start();

@@ -1,11 +1,12 @@
 /**
- * Every activity retry policy of the workflows. A user's mistake raised inside an activity is
- * already failed as non-retryable by the compute process (workers/compute); the types listed here
- * are never retried wherever they come from.
+ * Every activity retry policy of the workflows. A failure the table in rules/failures.ts calls
+ * non-retryable is already failed as such by the compute process (workers/compute); its types are
+ * also listed here, so they are never retried wherever they come from.
  */
 import type { RetryPolicy } from '@temporalio/common';
+import { NON_RETRYABLE } from '../rules/failures';
 
-export const NON_RETRYABLE = ['ConfigError', 'CheckpointConflictError', 'ZodError'];
+export { NON_RETRYABLE };
 
 /** Training, evaluation, synthesis and promotion: transient faults (S3, a worker restart) for up to ~25 minutes. */
 export const ACTIVITY_RETRY: RetryPolicy = {

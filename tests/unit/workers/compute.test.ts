@@ -1,6 +1,9 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { S3ServiceException } from '@aws-sdk/client-s3';
+import { StateError } from '../../../model/state';
+import { CheckpointCorruptError } from '../../../storage/checkpoints';
 import { ExhaustedError } from '../../../tasks/types';
 import { ConfigError } from '../../../util/errors';
 import { fromError, toFailure } from '../../../workers/compute';
@@ -19,6 +22,22 @@ describe('errors across the compute-process boundary', () => {
     expect((across(new ExhaustedError('countdown: no solvable problem')) as ApplicationFailure).nonRetryable).toBe(true);
     expect((across(z.number().safeParse('x').error) as ApplicationFailure).type).toBe('ZodError');
     expect((across(z.number().safeParse('x').error) as ApplicationFailure).nonRetryable).toBe(true);
+  });
+
+  it('stored data that waiting cannot repair and S3 refusing the credentials are not retried (rules/failures.ts)', () => {
+    const state = across(new StateError('state: truncated at "weights/wte"')) as ApplicationFailure;
+    expect([state.type, state.nonRetryable]).toEqual(['StateError', true]);
+    const corrupt = across(new CheckpointCorruptError('c/sft', 'state', 'object is missing')) as ApplicationFailure;
+    expect([corrupt.type, corrupt.nonRetryable]).toEqual(['CheckpointCorruptError', true]);
+    // The S3 SDK raises its generic exception class with the error code as the name.
+    const auth = across(
+      new S3ServiceException({ name: 'SignatureDoesNotMatch', $fault: 'client', $metadata: {}, message: 'no' }),
+    ) as ApplicationFailure;
+    expect([auth.type, auth.nonRetryable]).toEqual(['SignatureDoesNotMatch', true]);
+    const slow = across(
+      new S3ServiceException({ name: 'SlowDown', $fault: 'server', $metadata: {}, message: 'busy' }),
+    ) as ApplicationFailure;
+    expect([slow.type, slow.nonRetryable]).toEqual(['S3ServiceException', false]);
   });
 
   it('any other error keeps its type and stays retryable (a transient fault may pass)', () => {
