@@ -12,7 +12,6 @@ import { stackCommands } from './commands/stack';
 import { startCommands } from './commands/start';
 import { synthesizeCommands } from './commands/synthesize';
 import { workerCommands } from './commands/worker';
-import { isModelArg } from './pretrained';
 
 const benchCommand: Command = {
   path: ['bench'],
@@ -25,8 +24,8 @@ const benchCommand: Command = {
   },
 };
 
-// `t1 eval` evaluates one of our checkpoints, or with --endpoint any OpenAI-compatible endpoint, or a pretrained
-// MODEL (a file, directory or URI) on a benchmark through that same path.
+// `t1 eval` evaluates one of our checkpoints or a pretrained MODEL on a task; with --endpoint any OpenAI-compatible
+// endpoint, and with --benchmark a pretrained MODEL, on a JSONL benchmark.
 const checkpointEval = evalCommands[0];
 const endpointEval = externalCommands.find((c) => c.path[0] === 'eval-endpoint')!;
 const evalCommand: Command = {
@@ -34,8 +33,7 @@ const evalCommand: Command = {
   summary: `${checkpointEval.summary}; with --endpoint: an OpenAI-compatible endpoint on a JSONL math benchmark`,
   usage: `${checkpointEval.usage}\n   or: t1 ${endpointEval.usage.replaceAll('eval-endpoint', 'eval')}`,
   options: { ...checkpointEval.options, ...endpointEval.options },
-  run: (v, pos) =>
-    v.endpoint !== undefined || (pos.length === 1 && isModelArg(pos[0])) ? endpointEval.run(v, pos) : checkpointEval.run(v, pos),
+  run: (v, pos) => (v.endpoint !== undefined || v.benchmark !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
 };
 
 const commands: Command[] = [

@@ -3,12 +3,13 @@
  * judged by the RL reward rules, summarised as pass@1 / pass@k / maj@k and friends.
  * Deterministic by seed: sample j of a problem always draws from the same stream.
  */
-import type { SampleOptions } from '../model/sample';
+import type { Decodable, SampleOptions } from '../model/sample';
 import { BASE_TOKENIZER, tokenizerOf, type Tokenizer } from '../model/tokenizer';
-import type { Transformer } from '../model/transformer';
+import { Transformer } from '../model/transformer';
 import type { RlConfig } from '../rl/config';
 import { judge } from '../rl/reward';
 import type { Problem } from '../tasks/types';
+import { ConfigError } from '../util/errors';
 import { Prng } from '../util/prng';
 import { decodeAll, type Progress } from './decode';
 import { summarise, type Metrics, type ProblemRecord, type SampleRecord } from './metrics';
@@ -42,21 +43,47 @@ export function sampleStream(seed: number, problemId: string, sample: number): P
 /** Part of every cached evaluation's key: results sampled with other streams are not reused. */
 export const SAMPLE_STREAMS = 2;
 
-/** Responses (token ids after RESP) as [problem][sample]. */
-export async function sampleResponses(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<number[][][]> {
+/** How prompts are written and responses read: our tokenizer, or a pretrained model's chat format (formats/chat-format.ts). */
+export type ResponseFormat = Pick<Tokenizer, 'encodePrompt' | 'parseResponse'>;
+
+/** A model to evaluate that is not one of our checkpoints: its generator and its format. */
+export interface FormattedModel {
+  generator: Decodable;
+  format: ResponseFormat;
+}
+
+function parts(model: Transformer | FormattedModel): { generator: Transformer | Decodable; format: ResponseFormat } {
+  return model instanceof Transformer ? { generator: model, format: tokenizerOf(model.config) } : model;
+}
+
+/** Responses (token ids after the prompt) as [problem][sample]. */
+export async function sampleResponses(
+  model: Transformer | FormattedModel,
+  problems: readonly Problem[],
+  opts: EvalOptions,
+): Promise<number[][][]> {
   if (!problems.length) throw new Error('evaluate: no problems');
   if (!(Number.isInteger(opts.samples) && opts.samples >= 1))
     throw new Error(`evaluate: samples must be a positive integer, got ${opts.samples}`);
   if (opts.greedy && opts.samples !== 1) throw new Error('evaluate: greedy decoding gives one sample per problem');
   const n = opts.samples;
+  const { generator, format } = parts(model);
   const rows = problems.flatMap((p) =>
     Array.from({ length: n }, (_, j) => ({
-      prompt: tokenizerOf(model.config).encodePrompt(p.prompt),
+      prompt: format.encodePrompt(p.prompt),
       rng: sampleStream(opts.seed, p.id, j),
     })),
   );
+  const context = generator instanceof Transformer ? generator.config.contextLength : generator.contextLength;
+  const long = rows.findIndex((r) => r.prompt.length >= context);
+  if (long >= 0) {
+    const p = problems[Math.floor(long / n)];
+    throw new ConfigError(
+      `problem ${p.id}: its prompt is ${rows[long].prompt.length} tokens, the model's context ${context} (no room to answer)`,
+    );
+  }
   const out = await decodeAll(
-    model,
+    generator,
     rows.map((r) => r.prompt),
     rows.map((r) => r.rng),
     { ...opts, phase: 'sampling' },
@@ -68,7 +95,7 @@ export function scoreSample(
   problem: Problem,
   response: readonly number[],
   garbage: RlConfig['garbage'],
-  tokenizer: Tokenizer = BASE_TOKENIZER,
+  tokenizer: Pick<ResponseFormat, 'parseResponse'> = BASE_TOKENIZER,
 ): SampleRecord {
   const v = judge(problem, response, garbage, tokenizer);
   return {
@@ -85,7 +112,7 @@ export function scoreResponses(
   problems: readonly Problem[],
   responses: readonly (readonly number[])[][],
   garbage: RlConfig['garbage'],
-  tokenizer: Tokenizer = BASE_TOKENIZER,
+  tokenizer: Pick<ResponseFormat, 'parseResponse'> = BASE_TOKENIZER,
 ): ProblemRecord[] {
   return problems.map((p, i) => ({
     task: p.task,
@@ -95,7 +122,7 @@ export function scoreResponses(
   }));
 }
 
-export async function evaluate(model: Transformer, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
-  const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage, tokenizerOf(model.config));
+export async function evaluate(model: Transformer | FormattedModel, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
+  const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage, parts(model).format);
   return { metrics: summarise(records, opts.ks), problems: records };
 }

@@ -42,7 +42,7 @@ export function judge(
   problem: Problem,
   response: ArrayLike<number>,
   garbage: RlConfig['garbage'],
-  tokenizer: Tokenizer = BASE_TOKENIZER,
+  tokenizer: Pick<Tokenizer, 'parseResponse'> = BASE_TOKENIZER,
 ): Judgement {
   const parsed = tokenizer.parseResponse(response);
   // parseResponse keeps the verification line after the answer; the verifier sees the answer line only.

@@ -7,8 +7,12 @@ import { z } from 'zod';
 import { CampaignConfigSchema } from '../../config/campaign';
 import { loadConnection } from '../../config/connection';
 import type { Metrics } from '../../evaluation/metrics';
+import { evaluate } from '../../evaluation/evaluate';
 import { inferenceScaling, type ScalingReport } from '../../evaluation/scaling';
+import { ChatFormat } from '../../formats/chat-format';
 import { initBackend } from '../../model/backend';
+import { Llama } from '../../model/llama';
+import { llamaDecodable } from '../../model/llama-decode';
 import { decodeState, type TrainingState } from '../../model/state';
 import { Transformer } from '../../model/transformer';
 import { CheckpointError, CheckpointStore } from '../../storage/checkpoints';
@@ -17,6 +21,7 @@ import { heldOut } from '../../tasks/dataset';
 import { getTask } from '../../tasks/registry';
 import { GENERATOR_NAMES, type GeneratorName } from '../../tasks/types';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { isModelArg, loadModelArg } from '../pretrained';
 
 const DEFAULTS = CampaignConfigSchema.parse({});
 
@@ -104,9 +109,14 @@ export interface EvalRequest {
 
 /** Validates the command line; a UsageError names every bad flag. */
 export function parseEvalArgs(values: Record<string, unknown>, positionals: string[]): EvalRequest {
-  if (positionals.length !== 1) throw new UsageError('expected exactly one CHECKPOINT_ID (<campaign>/<name>)');
-  if (!CheckpointId.safeParse(positionals[0]).success)
-    throw new UsageError(`CHECKPOINT_ID: expected <campaign>/<name>, got "${positionals[0]}"`);
+  if (positionals.length !== 1) throw new UsageError('expected exactly one CHECKPOINT_ID (<campaign>/<name>) or pretrained MODEL');
+  const pretrained = isModelArg(positionals[0]);
+  if (!pretrained && !CheckpointId.safeParse(positionals[0]).success)
+    throw new UsageError(
+      `CHECKPOINT_ID: expected <campaign>/<name> (or a pretrained MODEL: a file, a directory, s3:// or hf://), got "${positionals[0]}"`,
+    );
+  if (pretrained && values.budgets !== undefined)
+    throw new UsageError('--budgets: a budget sweep needs one of our checkpoints; a pretrained MODEL is evaluated untruncated');
   const r = Flags.safeParse(Object.fromEntries(Object.keys(Flags.shape).map((k) => [k, values[k]])));
   if (!r.success) throw new UsageError(r.error.issues.map((i) => i.message).join('\n'));
   const f = r.data;
@@ -203,12 +213,74 @@ function progress(phase: string, done: number, total: number): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}${done === total ? '\n' : ''}`);
 }
 
+/**
+ * A pretrained MODEL zero-shot on the task's held-out test problems, asked in its chat format
+ * (formats/chat-format.ts): pass@k, maj@k, garbage and length of untruncated responses.
+ */
+async function evalPretrained(req: EvalRequest, v: Record<string, any>): Promise<void> {
+  const base = await loadModelArg(req.checkpoint, v);
+  const llama = new Llama(base.config, base.weights);
+  try {
+    const problems = heldOut(
+      { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
+      'test',
+      req.problems,
+    );
+    const { metrics: m } = await evaluate(
+      { generator: llamaDecodable(llama, base.tokenizer.eosId), format: new ChatFormat(base.tokenizer) },
+      problems,
+      {
+        samples: req.samples,
+        greedy: req.temperature === 0,
+        ...(req.temperature > 0 ? { temperature: req.temperature } : {}),
+        maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS,
+        batchSize: req.batchSize,
+        seed: req.seed,
+        garbage: DEFAULTS.rl.garbage,
+        onProgress: progress,
+      },
+    );
+    const out = {
+      model: req.checkpoint,
+      sha256: base.source.sha256,
+      task: req.task,
+      difficulty: req.difficulty,
+      problems: m.problems,
+      samples: m.samples,
+      temperature: req.temperature,
+      seed: req.seed,
+      maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS,
+      passAt1: m.passAt1,
+      passAtK: m.passAtK,
+      majAtK: m.majAtK,
+      garbageRate: m.garbageRate,
+      meanLength: m.meanLength,
+    };
+    const sampling = req.temperature === 0 ? 'greedy' : `${out.samples} samples at T=${req.temperature}, seed ${req.seed}`;
+    console.log(
+      req.json
+        ? JSON.stringify(out)
+        : [
+            `${req.checkpoint}  ${req.task}  ${out.problems} problems, ${sampling}, chat format, zero-shot`,
+            `pass@1 ${pct(m.passAt1)}  ${byK('pass', m.passAtK)}  ${byK('maj', m.majAtK)}`,
+            `garbage ${pct(m.garbageRate)}  mean length ${m.meanLength.toFixed(1)}`,
+          ].join('\n'),
+    );
+  } finally {
+    llama.dispose();
+  }
+}
+
+/** Untruncated response limit for a pretrained model unless --max-new-tokens says otherwise (their contexts run to thousands). */
+const PRETRAINED_MAX_NEW_TOKENS = 256;
+
 export const evalCommands: Command[] = [
   {
     path: ['eval'],
-    summary: 'Evaluate a checkpoint: accuracy against reasoning budget (T1 inference scaling), pass@k, maj@k, steps',
+    summary:
+      'Evaluate a checkpoint: accuracy against reasoning budget (T1 inference scaling), pass@k, maj@k, steps; or a pretrained MODEL zero-shot in its chat format',
     usage:
-      'eval CHECKPOINT_ID --task countdown|arithmetic [--difficulty N|MIN-MAX] [--samples N] [--temperature T (0 = greedy)] [--budgets 32,64,128] [--problems N] [--seed N] [--max-new-tokens N] [--answer-tokens N] [--batch-size N] [--json]',
+      'eval CHECKPOINT_ID|MODEL --task countdown|arithmetic [--difficulty N|MIN-MAX] [--samples N] [--temperature T (0 = greedy)] [--budgets 32,64,128] [--problems N] [--seed N] [--max-new-tokens N] [--answer-tokens N] [--batch-size N] [--json]',
     options: {
       task: { type: 'string' },
       difficulty: { type: 'string' },
@@ -226,6 +298,7 @@ export const evalCommands: Command[] = [
     async run(v, pos) {
       const req = parseEvalArgs(v, pos);
       await initBackend();
+      if (isModelArg(req.checkpoint)) return evalPretrained(req, v);
       const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
       let state: TrainingState;
       try {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeGguf } from '../../../formats/gguf';
 import { PretrainedFormatError } from '../../../formats/llama-config-io';
 import { openPretrained } from '../../../formats/pretrained';
+import { SMOLLM2, smolLm2Gguf } from '../../../infra/models';
 import { UserError } from '../../../util/errors';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -101,4 +102,24 @@ describe('t1 export', () => {
     expect(out.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions$/);
     expect(out.records.map((x: { samples: { text: string }[] }) => typeof x.samples[0].text)).toEqual(['string', 'string']);
   });
+
+  it('t1 eval MODEL --task evaluates the model zero-shot in its chat format; a prompt longer than its context is refused by name', async () => {
+    const smol = await smolLm2Gguf();
+    const args = ['eval', smol, '--task', 'arithmetic', '--problems', '2', '--max-new-tokens', '24', '--temperature', '0', '--json'];
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/t1.js'), ...args], { encoding: 'utf8', cwd: ROOT });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ model: smol, task: 'arithmetic', problems: 2, samples: 1, temperature: 0, maxNewTokens: 24 });
+    expect(out.sha256).toBe(SMOLLM2.sha256);
+    expect(out.passAt1).toBeGreaterThanOrEqual(0);
+    expect(out.meanLength).toBeGreaterThan(0);
+    const tiny = spawnSync(process.execPath, [join(ROOT, 'bin/t1.js'), 'eval', FIXTURE, '--task', 'arithmetic', '--problems', '1'], {
+      encoding: 'utf8',
+      cwd: ROOT,
+    });
+    expect(tiny.status).toBe(1);
+    expect(tiny.stderr.trim().split('\n').pop()).toMatch(
+      /^t1 eval: problem \w+: its prompt is \d+ tokens, the model's context 128 \(no room to answer\)$/,
+    );
+  }, 120_000);
 });
