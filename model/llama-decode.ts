@@ -10,6 +10,8 @@
  *  - the final norm's gain is folded into the output head (the tied one transposed once);
  *  - RoPE's cos and sin are tables up to contextLength, gathered per (row, position): rows are
  *    left-padded, so each row has its own positions.
+ * A model with LoRA adapters is decoded with them merged, W + scale A B, once per decoder (a step then
+ * costs what it costs without adapters; the merged matrices are this decoder's, the model is unchanged).
  * Keys are cached after RoPE (rotated at their own positions), so a step rotates only its new q and k.
  * The cache holds the G key/value heads only: the R = H/G query heads sharing one are stacked along
  * the query axis, [n, G, R*Tq, K] against keys [n, G, slots, K], as Llama.forward does — the cache is
@@ -88,7 +90,8 @@ export class LlamaDecoder {
     if (this.mode === 'inplace' && tf.getBackend() !== 'tensorflow') throw new Error('an in-place KV cache needs the tensorflow backend');
     const c = model.config;
     const { dModel: D, headDim: K, contextLength: P } = c;
-    const w = (name: string) => model.weight(name);
+    const merged = model.mergedTensors(); // adapted weights with their adapters merged ({} without LoRA)
+    const w = (name: string) => merged[name] ?? model.weight(name);
     const made = tidy(() => {
       // (x/rms * g) W = (x/rms) (diag(g) W): the gain scales W's rows.
       const fold = (g: string, m: tf.Tensor) => w(g).reshape([D, 1]).mul(m) as tf.Tensor2D;
@@ -125,6 +128,10 @@ export class LlamaDecoder {
       wo: w(`h${i}.attn.wo`) as tf.Tensor2D,
       wd: w(`h${i}.mlp.wd`) as tf.Tensor2D,
     }));
+    // Merged wo and wd are used as they are (the decoder's own now); the rest went into the fused matrices.
+    const used = new Set<tf.Tensor>(this.layers.flatMap((l) => [l.wo, l.wd]));
+    this.owned.push(...Object.values(merged).filter((t) => used.has(t)));
+    tf.dispose(Object.values(merged).filter((t) => !used.has(t)));
     this.head = made.head;
     this.meanCol = made.meanCol;
     this.eps = made.eps;

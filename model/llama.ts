@@ -10,9 +10,24 @@
  *
  * RoPE follows transformers' layout (rotate_half: the head's first half pairs with its second
  * half), not llama.cpp's interleaved one; GGUF's permuted q/k rows are undone on load.
+ *
+ * With LoRA adapters (model/lora.ts) the base weights are frozen and the adapters are the model's
+ * variables: see the constructor.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { Prng } from '../util/prng';
 import type { LlamaConfig } from './llama-config';
+import {
+  adaptedWeights,
+  dropoutMask,
+  loraDelta,
+  loraNames,
+  loraParamShapes,
+  loraScale,
+  mergeLora,
+  type LoraAdapters,
+  type LoraConfig,
+} from './lora';
 import { NamedVariables, type NamedArrays } from './params';
 import { BLOCKED } from './transformer';
 
@@ -111,25 +126,59 @@ const embed = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
   };
 }) as (wte: tf.Tensor2D, ids: tf.Tensor1D) => tf.Tensor2D;
 
-/** SiLU-gated MLP: (silu(x Wg) * (x Wu)) Wd. */
-function swiglu(x: tf.Tensor, wg: tf.Tensor, wu: tf.Tensor, wd: tf.Tensor): tf.Tensor {
-  const gate = tf.matMul(x, wg);
-  return tf.matMul(gate.mul(tf.sigmoid(gate)).mul(tf.matMul(x, wu)), wd);
+/** SiLU-gated MLP: (silu(x Wg) * (x Wu)) Wd, `linear(x, w)` being x times the layer's mlp weight w. */
+function swiglu(x: tf.Tensor, linear: (x: tf.Tensor, w: 'wg' | 'wu' | 'wd') => tf.Tensor): tf.Tensor {
+  const gate = linear(x, 'wg');
+  return linear(gate.mul(tf.sigmoid(gate)).mul(linear(x, 'wu')), 'wd');
+}
+
+export interface LlamaForwardOptions {
+  /**
+   * Training: the LoRA adapters' dropout masks are drawn from this stream (in layer order, and within
+   * a layer q, k, v, o, gate, up, down), so a resumed run draws the same masks. Absent: no dropout.
+   * Untouched without adapters or at dropout 0.
+   */
+  dropout?: Prng;
 }
 
 export class Llama extends NamedVariables {
   readonly config: LlamaConfig;
+  /** The adapters' hyper-parameters; undefined for a plain model. */
+  readonly lora?: LoraConfig;
+  /** The frozen base weights of a model with adapters (not in `variables`). */
+  private readonly frozen: tf.Variable[] = [];
 
-  /** Exact values by name (a pretrained base, a checkpoint, a clone). */
-  constructor(config: LlamaConfig, weights: NamedArrays) {
-    super(llamaParamShapes(config), (name) => weights[name]);
+  /**
+   * Exact values by name (a pretrained base, a checkpoint, a clone). With `lora`, the model trains
+   * adapters on a frozen base: `variables`, `names`, `paramCount` and `getWeights` are then the
+   * adapters only — what an optimizer updates and a checkpoint stores next to a reference to its
+   * base — while the base weights are non-trainable variables, still readable by `weight(name)`
+   * (and `baseWeights`), that no gradient reaches. `mergedWeights` gives the base with the adapters
+   * merged (exports, the decoder). Without `lora` every weight is a variable, as before.
+   */
+  constructor(config: LlamaConfig, weights: NamedArrays, lora?: LoraAdapters) {
+    super(lora ? loraParamShapes(config, lora.config) : llamaParamShapes(config), (name) => (lora ? lora.weights : weights)[name]);
     this.config = config;
+    if (!lora) return;
+    this.lora = lora.config;
+    const known = new Set(this.names);
+    const stray = Object.keys(lora.weights).find((n) => !known.has(n));
+    if (stray) throw new Error(`LoRA weights: "${stray}" is not an adapter of this config (targets ${lora.config.targets.join(', ')})`);
+    for (const [name, shape] of llamaParamShapes(config)) {
+      const value = weights[name];
+      if (!value || value.length !== tf.util.sizeFromShape(shape)) throw new Error(`weights: "${name}" missing or not of shape [${shape}]`);
+      this.frozen.push((this.p[name] = tf.tidy(() => tf.variable(tf.tensor(value, shape, 'float32'), false))));
+    }
   }
 
-  /** Full causal forward pass: int32 tokens [B,T] at positions 0..T-1 -> logits [B,T,V]. */
-  forward(tokens: tf.Tensor2D): tf.Tensor3D {
+  /**
+   * Full causal forward pass: int32 tokens [B,T] at positions 0..T-1 -> logits [B,T,V]. Adapted
+   * projections compute x W + scale (dropout(x) A) B (W itself never copied or merged).
+   */
+  forward(tokens: tf.Tensor2D, options: LlamaForwardOptions = {}): tf.Tensor3D {
     const [B, T] = tokens.shape;
     if (T > this.config.contextLength) throw new Error(`sequence length ${T} exceeds contextLength ${this.config.contextLength}`);
+    const dropout = this.lora && this.lora.dropout > 0 ? options.dropout : undefined;
     return tf.tidy(() => {
       const { vocabSize: V, headDim: K, nLayers, rmsEps } = this.config;
       const p = this.p;
@@ -137,8 +186,8 @@ export class Llama extends NamedVariables {
       const rope = { cos: tf.tensor3d(cos, [T, 1, K]), sin: tf.tensor3d(sin, [T, 1, K]) };
       let x: tf.Tensor = embed(p.wte as tf.Tensor2D, tokens.flatten()); // [N, D]
       for (let l = 0; l < nLayers; l++) {
-        x = x.add(this.attention(rmsNorm(x, p[`h${l}.ln1.g`], rmsEps), l, B, T, rope));
-        x = x.add(swiglu(rmsNorm(x, p[`h${l}.ln2.g`], rmsEps), p[`h${l}.mlp.wg`], p[`h${l}.mlp.wu`], p[`h${l}.mlp.wd`]));
+        x = x.add(this.attention(rmsNorm(x, p[`h${l}.ln1.g`], rmsEps), l, B, T, rope, dropout));
+        x = x.add(swiglu(rmsNorm(x, p[`h${l}.ln2.g`], rmsEps), (h, w) => this.linear(h, `h${l}.mlp.${w}`, dropout)));
       }
       const h = rmsNorm(x, p['lnf.g'], rmsEps);
       const logits = this.config.tieEmbeddings ? tf.matMul(h, p.wte, false, true) : tf.matMul(h, p.head);
@@ -151,14 +200,12 @@ export class Llama extends NamedVariables {
    * that share a key/value head are stacked along the time axis, [B, G, R*T, K], so one batched
    * product per group scores them all against that group's keys [B, G, K, T].
    */
-  private attention(x: tf.Tensor, l: number, B: number, T: number, rope: { cos: tf.Tensor; sin: tf.Tensor }): tf.Tensor {
+  private attention(x: tf.Tensor, l: number, B: number, T: number, rope: { cos: tf.Tensor; sin: tf.Tensor }, dropout?: Prng): tf.Tensor {
     const { nHeads: H, nKvHeads: G, headDim: K } = this.config;
     const R = H / G;
     const p = this.p;
-    const proj = (w: string, heads: number) => {
-      const y = tf.matMul(x, p[`h${l}.attn.w${w}`]);
-      return (this.config.qkvBias ? y.add(p[`h${l}.attn.b${w}`]) : y).reshape([B, T, heads, K]);
-    };
+    const proj = (w: string, heads: number) =>
+      this.linear(x, `h${l}.attn.w${w}`, dropout, this.config.qkvBias ? p[`h${l}.attn.b${w}`] : undefined).reshape([B, T, heads, K]);
     const q = applyRope(proj('q', H), rope.cos, rope.sin)
       .mul(1 / Math.sqrt(K))
       .reshape([B, T, G, R, K])
@@ -172,7 +219,58 @@ export class Llama extends NamedVariables {
       .reshape([B, G, R, T, K])
       .transpose([0, 3, 1, 2, 4])
       .reshape([B * T, H * K]);
-    return tf.matMul(y, p[`h${l}.attn.wo`]);
+    return this.linear(y, `h${l}.attn.wo`, dropout);
+  }
+
+  /** x W (+ bias), plus scale (dropout(x) A) B where W has an adapter (PEFT's order: the adapter's term last). */
+  private linear(x: tf.Tensor, name: string, dropout?: Prng, bias?: tf.Tensor): tf.Tensor {
+    const y = bias ? tf.matMul(x, this.p[name]).add(bias) : tf.matMul(x, this.p[name]);
+    const { a, b } = loraNames(name);
+    if (!this.lora || !this.p[a]) return y;
+    const [N, inDim] = x.shape;
+    const dropped = dropout ? x.mul(dropoutMask(dropout, N, inDim, this.lora.dropout)) : x;
+    return y.add(loraDelta(dropped, this.p[a], this.p[b], loraScale(this.lora)));
+  }
+
+  /**
+   * The adapted base weights with their adapters merged, W + scale A B, by base name: new tensors,
+   * the caller's to dispose ({} without adapters). Every other weight is `weight(name)`.
+   */
+  mergedTensors(): Record<string, tf.Tensor> {
+    const lora = this.lora;
+    if (!lora) return {};
+    const scale = loraScale(lora);
+    return Object.fromEntries(
+      adaptedWeights(this.config, lora).map(({ weight }) => {
+        const { a, b } = loraNames(weight);
+        return [weight, mergeLora(this.p[weight], this.p[a], this.p[b], scale)];
+      }),
+    );
+  }
+
+  /** Every base weight by name with the adapters merged in: a plain model's weights (exports, the decoder). */
+  mergedWeights(): NamedArrays {
+    const merged = this.mergedTensors();
+    try {
+      return this.readAll((name) => merged[name] ?? this.p[name]);
+    } finally {
+      tf.dispose(Object.values(merged));
+    }
+  }
+
+  /** Every base weight by name, without the adapters (for a plain model, `getWeights()`). */
+  baseWeights(): NamedArrays {
+    return this.readAll((name) => this.p[name]);
+  }
+
+  override dispose(): void {
+    super.dispose();
+    tf.dispose(this.frozen);
+  }
+
+  private readAll(tensor: (name: string) => tf.Tensor): NamedArrays {
+    // copies: cpu hands out its own buffer
+    return Object.fromEntries(llamaParamShapes(this.config).map(([name]) => [name, (tensor(name).dataSync() as Float32Array).slice()]));
   }
 }
 
