@@ -50,6 +50,12 @@ export interface SampleOptions {
   minP?: number;
   /** Argmax of the logits instead of sampling (uses no randomness). */
   greedy?: boolean;
+  /**
+   * Stops the generation at the next token (rejecting with the signal's reason). With a signal,
+   * every token also lets the event loop turn: reading logits does not, on the native and wasm
+   * backends, so a server would otherwise see no timer or disconnect until the generation ends.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Sample {
@@ -223,6 +229,10 @@ export async function generate(
   let rows = Array.from({ length: B }, (_, b) => b);
   try {
     for (let Tk = L; ; Tk++) {
+      if (opts.signal) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        opts.signal.throwIfAborted();
+      }
       const data = (await logits.data()) as Float32Array;
       logits.dispose();
       for (let i = 0; i < rows.length; i++) {

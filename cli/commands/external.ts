@@ -1,7 +1,14 @@
 import { loadConnection } from '../../config/connection';
 import { evaluateEndpoint, loadBenchmark } from '../../external/benchmark';
 import { CompletionClient } from '../../external/openai';
-import { serveCheckpoint, type PretrainedServing } from '../../external/serve';
+import {
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  exposureError,
+  MAX_TIMEOUT_MS,
+  serveCheckpoint,
+  type PretrainedServing,
+} from '../../external/serve';
 import { initBackend } from '../../model/backend';
 import { Llama } from '../../model/llama';
 import { decodeState } from '../../model/state';
@@ -88,7 +95,8 @@ async function serveLocally(
   await initBackend();
   const { model, dispose } = await pretrained(arg, v);
   const name = arg;
-  const served = await serveCheckpoint({ model, name, port: 0 });
+  // No max_tokens cap: the evaluator asks for --max-tokens whatever the context; generation stops at the context.
+  const served = await serveCheckpoint({ model, name, port: 0, maxTokens: Number.POSITIVE_INFINITY });
   return {
     url: served.url,
     name,
@@ -137,14 +145,21 @@ export const externalCommands: Command[] = [
     summary:
       'Serve a checkpoint or a pretrained model behind the OpenAI API (POST /v1/completions, /v1/chat/completions with a chat template, GET /v1/models)',
     usage:
-      'serve CHECKPOINT_ID|MODEL [--port N] [--host H] [--name NAME] [--api-key-env VAR]\n\n' +
+      'serve CHECKPOINT_ID|MODEL [--port N] [--host H] [--name NAME] [--api-key-env VAR] [--max-queue N] [--request-timeout S] [--max-tokens N]\n\n' +
       `MODEL: ${MODEL_ARG_HELP}.\n` +
-      '--api-key-env: requests must send the key held in that environment variable (Authorization: Bearer ...).',
+      '--api-key-env: requests must send the key held in that environment variable (Authorization: Bearer ...);\n' +
+      '  required with a --host other than loopback (127.0.0.1, ::1, localhost; the default is 127.0.0.1).\n' +
+      `--max-queue: requests that may wait behind the one generating (default ${DEFAULT_MAX_QUEUE}); past that, 429 with Retry-After.\n` +
+      `--request-timeout: seconds a request may wait and generate (default ${DEFAULT_REQUEST_TIMEOUT_MS / 1000}); past that, 504 and its generation stops.\n` +
+      '--max-tokens: the largest max_tokens a request may ask for (default the model context); more is refused with 400.',
     options: {
       port: { type: 'string' },
       host: { type: 'string' },
       name: { type: 'string' },
       'api-key-env': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'request-timeout': { type: 'string' },
+      'max-tokens': { type: 'string' },
       ...connectionOptions,
     },
     async run(v, pos) {
@@ -153,10 +168,33 @@ export const externalCommands: Command[] = [
       const keyEnv = v['api-key-env'];
       const apiKey = keyEnv === undefined ? undefined : process.env[keyEnv];
       if (keyEnv !== undefined && !apiKey) throw new UsageError(`--api-key-env: environment variable ${keyEnv} is not set`);
+      const exposed = exposureError(v.host ?? '127.0.0.1', apiKey !== undefined);
+      if (exposed) throw new UsageError(exposed);
+      const maxQueue = numberFlag(v, 'max-queue', DEFAULT_MAX_QUEUE, (x) => Number.isInteger(x) && x >= 0, 'an integer >= 0');
+      const timeoutS = numberFlag(
+        v,
+        'request-timeout',
+        DEFAULT_REQUEST_TIMEOUT_MS / 1000,
+        (x) => x > 0 && x * 1000 <= MAX_TIMEOUT_MS,
+        `seconds > 0 (at most ${MAX_TIMEOUT_MS / 1000})`,
+      );
+      const maxTokens = v['max-tokens'] === undefined ? undefined : numberFlag(v, 'max-tokens', 0, positiveInt, 'an integer >= 1');
       const backend = await initBackend();
       const { model, dispose } = isModelArg(pos[0]) ? await pretrained(pos[0], v) : await checkpoint(pos[0], v);
-      const served = await serveCheckpoint({ model, name: v.name ?? pos[0], port, host: v.host, apiKey });
-      console.error(`[serve] ${pos[0]} as model "${v.name ?? pos[0]}" at ${served.url} (backend ${backend.name}); Ctrl-C stops it`);
+      const served = await serveCheckpoint({
+        model,
+        name: v.name ?? pos[0],
+        port,
+        host: v.host,
+        apiKey,
+        maxQueue,
+        requestTimeoutMs: timeoutS * 1000,
+        maxTokens,
+      });
+      const limits = `at most ${maxQueue} queued, ${timeoutS} s per request${keyEnv ? `, API key from $${keyEnv}` : ''}`;
+      console.error(
+        `[serve] ${pos[0]} as model "${v.name ?? pos[0]}" at ${served.url} (backend ${backend.name}; ${limits}); Ctrl-C stops it`,
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
