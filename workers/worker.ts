@@ -37,18 +37,28 @@ export interface RunningWorkers {
 /**
  * Serves the queues of `role` ('all': every queue; a list: those roles in one process). `grants`:
  * what campaign configs may make this worker read or send (config/grants.ts `loadGrants`).
+ * `onStage`: told what start-up is doing (the health endpoint shows it, workers/health.ts).
  */
-export async function startWorkers(conn: ConnectionConfig, role: WorkerRole | Role[], grants: Grants): Promise<RunningWorkers> {
+export async function startWorkers(
+  conn: ConnectionConfig,
+  role: WorkerRole | Role[],
+  grants: Grants,
+  onStage: (stage: string) => void = () => {},
+): Promise<RunningWorkers> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
+  onStage('checking S3');
   await checkS3(conn.s3); // before anything polls: a worker that cannot store checkpoints must not take tasks
   // Activities run in compute processes (workers/compute): this process only talks to Temporal.
   const pool = new ComputePool(conn, grants);
+  onStage('starting a compute process (loading the backend)');
   const { backend, activities } = await pool.start();
+  onStage('connecting to Temporal');
   const connection = await connectWorker(conn.temporal);
   const roles: Role[] = role === 'all' ? (Object.keys(QUEUES) as Role[]) : Array.isArray(role) ? role : [role];
+  onStage('creating the workers');
   const workflowBundleCode = await workflowBundle();
   const workers = await Promise.all(
     roles.map((r) =>

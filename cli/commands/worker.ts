@@ -1,5 +1,6 @@
 import { loadConnection } from '../../config/connection';
 import { describeGrants, GRANT_SETTINGS, loadGrants, type GrantFlags } from '../../config/grants';
+import { HealthServer, healthPort } from '../../workers/health';
 import { startWorkers } from '../../workers/worker';
 import { QUEUES, type Role } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
@@ -14,26 +15,39 @@ export const workerCommands: Command[] = [
       'Run a worker: --role gpu (training, evaluation), eval (inference-scaling points), cpu (synthesis, anchors, promotion), rollout (RL rollout shards) or all',
     usage:
       'worker [--role gpu|eval|cpu|rollout|all, or a comma-separated list of roles]\n' +
-      '       [--allow-secret NAME|PREFIX*] [--allow-teacher-host HOST[:PORT]] [--allow-task-dir DIR] [--allow-task-bucket BUCKET]\n\n' +
+      '       [--allow-secret NAME|PREFIX*] [--allow-teacher-host HOST[:PORT]] [--allow-task-dir DIR] [--allow-task-bucket BUCKET]\n' +
+      '       [--health-port N]\n\n' +
       'Grants (each flag repeatable or comma-separated, added to T1_ALLOW_SECRETS, T1_ALLOW_TEACHER_HOSTS, T1_ALLOW_TASK_DIRS,\n' +
       'T1_ALLOW_TASK_BUCKETS): what a campaign config may make this worker read or send. Nothing else is: a config naming\n' +
       'another key variable (T1_OPENAI_API_KEY is always granted), teacher host, local task file or bucket (the checkpoint\n' +
-      'bucket is always granted) fails its campaign at once, naming the field.',
-    options: { role: { type: 'string', default: 'all' }, ...grantOptions, ...connectionOptions },
+      'bucket is always granted) fails its campaign at once, naming the field.\n\n' +
+      '--health-port N (or T1_HEALTH_PORT): serve GET /healthz (200 while no worker has failed or stopped) and GET /readyz\n' +
+      '(200 once every worker polls) on port N, for Kubernetes probes; off by default.',
+    options: { role: { type: 'string', default: 'all' }, 'health-port': { type: 'string' }, ...grantOptions, ...connectionOptions },
     async run(v) {
       const roles = v.role === 'all' ? 'all' : (v.role.split(',') as Role[]);
       const bad = roles === 'all' ? [] : roles.filter((r) => !(r in QUEUES));
       if (bad.length || !roles.length)
         throw new UsageError(`--role: expected all or roles among ${Object.keys(QUEUES).join(', ')}, got "${v.role}"`);
+      const port = healthPort(v['health-port']);
       const grants = loadGrants(v as GrantFlags);
       const conn = loadConnection(overridesFrom(v));
-      const running = await startWorkers(conn, roles, grants);
-      console.error(`[worker] role ${v.role}, backend ${running.backend}; Ctrl-C stops it`);
-      console.error(`[worker] grants: ${describeGrants(grants, conn.s3.bucket)}`);
-      const stop = () => void running.shutdown();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await running.done;
+      // Up before start-up begins: a GPU worker may take minutes to poll, and is alive meanwhile;
+      // a start still unfinished after an hour (twice the longest kernel compilation) is stuck.
+      const health = port === undefined ? undefined : await HealthServer.start(port, { startupLimitMs: 60 * 60_000 });
+      if (health) console.error(`[worker] health: GET /healthz, /readyz on port ${health.port}`);
+      try {
+        const running = await startWorkers(conn, roles, grants, (stage) => health?.setStage(stage));
+        health?.watch(running.workers);
+        console.error(`[worker] role ${v.role}, backend ${running.backend}; Ctrl-C stops it`);
+        console.error(`[worker] grants: ${describeGrants(grants, conn.s3.bucket)}`);
+        const stop = () => void running.shutdown();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        await running.done;
+      } finally {
+        await health?.close();
+      }
     },
   },
 ];

@@ -3,18 +3,24 @@
  * rendered document is validated against the JSON schema of its kind, generated from the
  * Kubernetes OpenAPI spec (kubernetes-models) and from KEDA's CRDs (@kubernetes-models/keda).
  * Then the properties a platform team relies on: a Deployment per worker role, GPUs where
- * training and sampling run, the rollout autoscaler on its queue, credentials only from Secrets.
+ * training and sampling run, the rollout autoscaler on its queue, credentials only from Secrets,
+ * and the hardening: a read-only root with scratch volumes where workers write, no service account
+ * token, limits, probes on the health endpoint, and a NetworkPolicy that lets workers reach only
+ * DNS, Temporal and S3.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScaledObject, TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ConfigMap, Namespace } from 'kubernetes-models/v1';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadStack } from '../../../config/connection';
+import { healthPort } from '../../../workers/health';
 import { QUEUES } from '../../../workflows/queues';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,6 +30,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'v1/ConfigMap': ConfigMap,
   'apps/v1/Deployment': Deployment,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
 };
@@ -105,6 +112,38 @@ const ofKind = (docs: Doc[], kind: string) => docs.filter((d) => d.kind === kind
 const worker = (d: Doc) => d.spec.template.spec.containers.find((c: { name: string }) => c.name === 'worker');
 const role = (d: Doc) => /^worker --role (\S+)$/.exec(worker(d).args.join(' '))?.[1];
 
+/** The container's environment variables with literal values. */
+const envOf = (c: any): Record<string, string> =>
+  Object.fromEntries((c.env ?? []).filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+
+/** The mount that holds `path`: the deepest mountPath that is `path` or a directory above it. */
+const mountOf = (c: any, path: string): { name: string; mountPath: string; readOnly?: boolean } | undefined =>
+  (c.volumeMounts ?? [])
+    .filter((m: any) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+    .sort((a: any, b: any) => b.mountPath.length - a.mountPath.length)[0];
+
+/** A container port as a probe or policy names it (a number, or the name of one of the container's ports). */
+const portOf = (c: any, port: number | string): number | undefined =>
+  typeof port === 'number' ? port : c.ports?.find((p: { name?: string }) => p.name === port)?.containerPort;
+
+/** Whether a label selector (matchLabels, matchExpressions) selects these labels. */
+function selects(selector: any, labels: Record<string, string>): boolean {
+  const byLabels = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  const byExpressions = (selector.matchExpressions ?? []).every((e: { key: string; operator: string; values?: string[] }) => {
+    const has = e.key in labels;
+    if (e.operator === 'In') return has && e.values!.includes(labels[e.key]);
+    if (e.operator === 'NotIn') return !has || !e.values!.includes(labels[e.key]);
+    return e.operator === 'Exists' ? has : !has;
+  });
+  return byLabels && byExpressions;
+}
+
+/** Addresses a prefix of an ipBlock covers, as a power of two (IPv4 out of 32 bits, IPv6 out of 128). */
+const cidrBits = (cidr: string) => {
+  const [ip, prefix] = cidr.split('/');
+  return (isIPv4(ip) ? 32 : 128) - Number(prefix);
+};
+
 const VARIANTS = ['infra/k8s/base', 'infra/k8s/overlays/self-hosted', 'infra/k8s/overlays/temporal-cloud'];
 
 describe.each(VARIANTS)('%s', (dir) => {
@@ -136,9 +175,93 @@ describe.each(VARIANTS)('%s', (dir) => {
 
   it('lets a worker finish its step on shutdown, within requests and limits', () => {
     for (const d of deployments) {
+      const { requests, limits } = worker(d).resources;
       expect(d.spec.template.spec.terminationGracePeriodSeconds, d.metadata.name).toBeGreaterThanOrEqual(600);
-      expect(worker(d).resources.requests.memory).toBe(worker(d).resources.limits.memory);
-      expect(worker(d).resources.requests.cpu).toBeDefined();
+      expect(requests.memory).toBe(limits.memory);
+      expect(requests.cpu).toBeDefined();
+      expect(limits.cpu, d.metadata.name).toBeDefined();
+      expect(requests['ephemeral-storage'], d.metadata.name).toBeDefined();
+      expect(limits['ephemeral-storage'], d.metadata.name).toBeDefined();
+    }
+  });
+
+  it('runs every worker on a read-only root, writing only to scratch volumes, without a service account token', () => {
+    for (const d of deployments) {
+      const pod = d.spec.template.spec;
+      const c = worker(d);
+      const env = envOf(c);
+      expect(pod.automountServiceAccountToken, d.metadata.name).toBe(false);
+      expect(c.securityContext.readOnlyRootFilesystem, d.metadata.name).toBe(true);
+      // Where a worker writes: temporary files, $HOME, the state and cache dirs (config/connection.ts;
+      // models in T1_CACHE_DIR/models), and on a GPU the driver's JIT cache.
+      expect(env.HOME, d.metadata.name).toBeDefined();
+      expect(env.T1_CACHE_DIR, d.metadata.name).toBeDefined();
+      const stateDir = env.T1_STATE_DIR ?? join(env.XDG_STATE_HOME ?? join(env.HOME, '.local', 'state'), 't1');
+      const written = ['/tmp', env.HOME, stateDir, join(env.T1_CACHE_DIR, 'models')];
+      if (role(d) !== 'cpu') {
+        expect(env.CUDA_CACHE_PATH, d.metadata.name).toBeDefined();
+        written.push(env.CUDA_CACHE_PATH);
+      }
+      for (const path of written) {
+        const mount = mountOf(c, path);
+        expect(mount, `${d.metadata.name} ${path}`).toBeDefined();
+        expect(mount!.readOnly, `${d.metadata.name} ${path}`).toBeFalsy();
+        const volume = pod.volumes.find((v: { name: string }) => v.name === mount!.name);
+        expect(volume?.emptyDir ?? volume?.persistentVolumeClaim ?? volume?.ephemeral, `${d.metadata.name} ${path}`).toBeDefined();
+      }
+    }
+  });
+
+  it('probes the health endpoint: alive at /healthz, ready at /readyz, patiently', () => {
+    for (const d of deployments) {
+      const c = worker(d);
+      // The port `t1 worker` serves on (T1_HEALTH_PORT, parsed as the worker parses it), declared as a container port.
+      const port = healthPort(undefined, { T1_HEALTH_PORT: envOf(c).T1_HEALTH_PORT });
+      expect(port, d.metadata.name).toBeDefined();
+      expect(c.ports).toContainEqual(expect.objectContaining({ containerPort: port, protocol: 'TCP' }));
+      const { livenessProbe: live, readinessProbe: ready, startupProbe: startup } = c;
+      for (const [probe, path] of [[live, '/healthz'], [ready, '/readyz'], ...(startup ? [[startup, '/healthz']] : [])] as const) {
+        expect(probe?.httpGet?.path, d.metadata.name).toBe(path);
+        expect(portOf(c, probe.httpGet.port), d.metadata.name).toBe(port);
+        expect(probe.timeoutSeconds, d.metadata.name).toBeGreaterThanOrEqual(5);
+      }
+      // Restarted only after minutes of failures, and not before the endpoint had minutes to come up.
+      expect(live.periodSeconds * live.failureThreshold, d.metadata.name).toBeGreaterThanOrEqual(120);
+      const grace = startup ? startup.periodSeconds * startup.failureThreshold : (live.initialDelaySeconds ?? 0);
+      expect(grace, d.metadata.name).toBeGreaterThanOrEqual(300);
+      // A new GPU pod may compile kernels for 30 minutes before it is Ready: the rollout waits for it.
+      expect(d.spec.progressDeadlineSeconds, d.metadata.name).toBeGreaterThanOrEqual(1800);
+    }
+  });
+
+  it('lets workers reach DNS and named servers only, and be reached on the health port only', () => {
+    const policies = ofKind(docs, 'NetworkPolicy');
+    for (const d of deployments) {
+      const c = worker(d);
+      const mine = policies.filter((p) => selects(p.spec.podSelector, d.spec.template.metadata.labels));
+      for (const type of ['Ingress', 'Egress']) {
+        expect(
+          mine.some((p) => p.spec.policyTypes.includes(type)),
+          `${d.metadata.name}: ${type} isolated`,
+        ).toBe(true);
+      }
+      const port = healthPort(undefined, { T1_HEALTH_PORT: envOf(c).T1_HEALTH_PORT });
+      for (const rule of mine.flatMap((p) => p.spec.ingress ?? [])) {
+        expect(rule.ports?.length, `${d.metadata.name}: an ingress rule for every port`).toBeGreaterThan(0);
+        for (const p of rule.ports) expect(portOf(c, p.port), d.metadata.name).toBe(port);
+      }
+      for (const rule of mine.flatMap((p) => p.spec.egress ?? [])) {
+        const where = `${d.metadata.name} egress ${JSON.stringify(rule)}`;
+        expect(rule.ports?.length, `${where}: names its ports`).toBeGreaterThan(0);
+        if (rule.ports.every((p: { port: unknown }) => p.port === 53)) continue; // DNS
+        expect(rule.to?.length, `${where}: names its destinations`).toBeGreaterThan(0);
+        for (const peer of rule.to) {
+          if (peer.ipBlock) expect(cidrBits(peer.ipBlock.cidr), `${where}: a narrow CIDR`).toBeLessThanOrEqual(24);
+          else expect(peer.podSelector ?? peer.namespaceSelector, where).toBeDefined();
+          // An empty namespace selector alone is every pod in the cluster.
+          if (peer.namespaceSelector && !peer.podSelector) expect(Object.keys(peer.namespaceSelector).length, where).toBeGreaterThan(0);
+        }
+      }
     }
   });
 
@@ -166,6 +289,17 @@ describe.each(VARIANTS)('%s', (dir) => {
 describe.each(VARIANTS.slice(1))('%s', (dir) => {
   const docs = render(dir);
   const config = ofKind(docs, 'ConfigMap').find((c) => c.metadata.name.startsWith('t1-config-'))!;
+
+  it("replaces the NetworkPolicy placeholders, opening the ports of the ConfigMap's Temporal and S3", () => {
+    const policies = ofKind(docs, 'NetworkPolicy');
+    const egress = policies.flatMap((p) => p.spec.egress ?? []);
+    for (const peer of egress.flatMap((r) => r.to ?? [])) {
+      if (peer.ipBlock) expect(peer.ipBlock.cidr).not.toMatch(/^192\.0\.2\./); // TEST-NET-1: base/networkpolicy.yaml's placeholders
+    }
+    const s3 = new URL(config.data.T1_S3_ENDPOINT);
+    const ports = [Number(config.data.T1_TEMPORAL_ADDRESS.split(':').pop()), Number(s3.port || (s3.protocol === 'https:' ? 443 : 80))];
+    for (const port of ports) expect(egress.some((r) => r.ports?.some((p: { port: unknown }) => p.port === port))).toBe(true);
+  });
 
   it('says where Temporal and S3 are, and the scaler watches the same Temporal', () => {
     expect(config.data).toHaveProperty('T1_TEMPORAL_ADDRESS');
