@@ -1,7 +1,8 @@
 /**
  * The Llama family's forward pass for generation: inference only, with a KV cache, the interface
- * and cache modes of model/decode.ts (our GPT's decoder). A decode step at small batch is a chain of
- * tiny ops, each paying the binding's overhead, so the weights are rearranged once per decoder:
+ * and cache modes of model/decode.ts (our GPT's decoder), both from model/kv-cache.ts. A decode
+ * step at small batch is a chain of tiny ops, each paying the binding's overhead, so the weights are
+ * rearranged once per decoder:
  *  - RMSNorm gains are folded into the matrix that follows, (x/rms * g) W = (x/rms) (diag(g) W), and
  *    the mean of squares is a product with a [D,1] column (a cheaper kernel than a reduction);
  *  - q, k and v come from one fused [D,(H+2G)K] product (and one fused bias where qkvBias), the
@@ -22,9 +23,8 @@
  * R = H/G, K head size, F dFF, V vocab, C in-place slots per row.
  */
 import * as tf from '@tensorflow/tfjs';
-import { GROW, type CacheMode } from './decode';
+import { KvCache, KvDecoder, lastPositions, tidy, type CacheMode } from './kv-cache';
 import { ropeTables, type Llama } from './llama';
-import { runTfOp } from './native-matmul';
 import type { Decodable } from './sample';
 import { BLOCKED } from './transformer';
 
@@ -39,16 +39,6 @@ interface Layer {
   wd: tf.Tensor2D;
 }
 
-/**
- * 'append': keys [n,G,K,Tk] (transposed, so q k^T is a plain product) and values [n,G,Tk,K],
- * concatenated each token. 'inplace': keys and values as [n*G*C, K] rows (row, kv head, slot),
- * written in place; slots at or past the length hold zeros and are masked by the key bias.
- */
-interface LayerCache {
-  k: tf.Tensor;
-  v: tf.Tensor;
-}
-
 /** cos and sin of this call's (row, position) angles, [n*Tq, 1, K] (broadcast over heads). */
 interface Rope {
   cos: tf.Tensor;
@@ -61,7 +51,7 @@ export function llamaDecodable(model: Llama, eos: number, mode?: CacheMode): Dec
   return { contextLength, vocabSize, eos, decoder: () => new LlamaDecoder(model, mode) };
 }
 
-export class LlamaDecoder {
+export class LlamaDecoder extends KvDecoder {
   private readonly layers: Layer[];
   private readonly wte: tf.Tensor2D;
   /** [D,V]: diag(lnf.g) head (the tied head is wte^T). */
@@ -74,20 +64,13 @@ export class LlamaDecoder {
   private readonly sinTable: tf.Tensor2D;
   /** Tensors made here (the rest are the model's variables). */
   private readonly owned: tf.Tensor[];
-  private cache: LayerCache[] = [];
-  /** Rows in the batch, keys written per row, and (in place) slots per row. */
-  private n = 0;
-  private length = 0;
-  private slots = 0;
-  readonly mode: CacheMode;
 
   /** mode: default in place on the tensorflow backend (the only one with InplaceUpdate), else append. */
   constructor(
     private readonly model: Llama,
     mode?: CacheMode,
   ) {
-    this.mode = mode ?? (tf.getBackend() === 'tensorflow' ? 'inplace' : 'append');
-    if (this.mode === 'inplace' && tf.getBackend() !== 'tensorflow') throw new Error('an in-place KV cache needs the tensorflow backend');
+    super(new KvCache(model.config.nKvHeads, model.config.headDim, 'LlamaDecoder', mode)); // the G key/value heads of K per row
     const c = model.config;
     const { dModel: D, headDim: K, contextLength: P } = c;
     const merged = model.mergedTensors(); // adapted weights with their adapters merged ({} without LoRA)
@@ -141,32 +124,6 @@ export class LlamaDecoder {
   }
 
   /**
-   * Runs the prompts (int32 tokens and positions [n,L], additive rank-4 bias broadcastable to
-   * [n,H,L,L]) and starts the cache. Returns the logits of each row's last position [n,V].
-   */
-  prefill(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
-    this.disposeCache();
-    [this.n, this.length] = tokens.shape;
-    this.slots = slotsFor(this.length);
-    return this.run(tokens, positions, bias);
-  }
-
-  /** Key slots the next step attends to: its key bias is [n,1,1,keySlots()], blocking slots past its length. */
-  keySlots(): number {
-    return this.mode === 'append' ? this.length + 1 : slotsFor(this.length);
-  }
-
-  /** One token per row (int32 [n,1] tokens and positions) at slot `length`, key bias [n,1,1,keySlots()]: logits [n,V]. */
-  step(tokens: tf.Tensor2D, positions: tf.Tensor2D, keyBias: tf.Tensor4D): tf.Tensor2D {
-    if (!this.cache.length) throw new Error('LlamaDecoder.step before prefill');
-    if (keyBias.shape[3] !== this.keySlots()) throw new Error(`key bias covers ${keyBias.shape[3]} slots, expected ${this.keySlots()}`);
-    if (this.mode === 'inplace' && this.slots < this.keySlots()) this.grow();
-    const logits = this.run(tokens, positions, keyBias);
-    this.length++;
-    return logits;
-  }
-
-  /**
    * Logits at every position of whole sequences, int32 [n,T] -> [n,T,V], causal, positions 0..T-1,
    * no cache: scoring without gradients, the same function as Llama.forward.
    */
@@ -182,63 +139,35 @@ export class LlamaDecoder {
       const rope = this.rope(positions);
       let x: tf.Tensor = tf.gather(this.wte, tokens.flatten());
       for (const layer of this.layers) {
-        x = x.add(this.attention(this.normalized(x), layer, n, T, rope, bias, 'none').y);
+        x = x.add(this.attention(this.normalized(x), layer, n, T, rope, bias).y);
         x = this.mlp(x, layer);
       }
       return this.normalized(x).matMul(this.head).reshape([n, T, V]) as tf.Tensor3D;
     });
   }
 
-  /** Keeps only these rows of the cache (in this order): finished sequences leave the batch. */
-  keepRows(rows: number[]): void {
-    const idx = tf.tensor1d(rows, 'int32');
-    const { nKvHeads: G, headDim: K } = this.model.config;
-    const pick = (t: tf.Tensor) =>
-      tf.keep(
-        tf.tidy(() =>
-          this.mode === 'append' ? tf.gather(t, idx) : tf.gather(t.reshape([this.n, G * this.slots, K]), idx).reshape([-1, K]),
-        ),
-      );
-    const kept = this.cache.map((c) => ({ k: pick(c.k), v: pick(c.v) }));
-    idx.dispose();
-    this.disposeCache();
-    this.cache = kept;
-    this.n = rows.length;
-  }
-
-  dispose(): void {
-    this.disposeCache();
+  override dispose(): void {
+    super.dispose();
     tf.dispose(this.owned);
   }
 
-  private run(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  protected run(tokens: tf.Tensor2D, positions: tf.Tensor2D, bias: tf.Tensor, start: boolean): tf.Tensor2D {
     const [n, Tq] = tokens.shape;
-    const old = this.cache;
-    const { logits, cache } = tidy(() => {
-      const cache: LayerCache[] = [];
-      const start = !old.length;
-      const at = this.mode === 'inplace' && !start ? this.writeRows() : null;
-      const rope = this.rope(positions.flatten()); // once for every layer
-      const stacked = this.stackBias(bias, Tq);
-      let x: tf.Tensor = tf.gather(this.wte, tokens.flatten()); // [n*Tq, D]
-      this.layers.forEach((layer, l) => {
-        const a = start
-          ? this.attention(this.normalized(x), layer, n, Tq, rope, stacked, this.mode)
-          : this.attentionStep(this.normalized(x), layer, n, rope, stacked, old[l], at!);
-        cache.push(a.cache!);
-        x = this.mlp(x.add(a.y), layer);
-      });
-      if (Tq > 1)
-        x = x
-          .reshape([n, Tq, -1])
-          .slice([0, Tq - 1, 0], [n, 1, -1])
-          .reshape([n, -1]);
-      return { logits: this.normalized(x).matMul(this.head) as tf.Tensor2D, cache };
+    const rope = this.rope(positions.flatten()); // once for every layer
+    const stacked = this.stackBias(bias, Tq);
+    let x: tf.Tensor = tf.gather(this.wte, tokens.flatten()); // [n*Tq, D]
+    this.layers.forEach((layer, l) => {
+      const h = this.normalized(x);
+      let y: tf.Tensor;
+      if (start) {
+        // The prompts, attending among themselves; their keys and values start the cache.
+        const a = this.attention(h, layer, n, Tq, rope, stacked);
+        this.kv.store(l, a.k, a.v);
+        y = a.y;
+      } else y = this.attentionStep(h, layer, n, rope, stacked, l);
+      x = this.mlp(x.add(y), layer);
     });
-    const live = new Set(cache.flatMap(tensorsOf).map((t) => tf.keep(t))); // also when a caller's tidy wraps this call
-    tf.dispose(old.flatMap(tensorsOf).filter((t) => !live.has(t))); // an in-place cache carries over
-    this.cache = cache;
-    return logits;
+    return this.normalized(lastPositions(x, n, Tq)).matMul(this.head) as tf.Tensor2D;
   }
 
   /** cos and sin [N,1,K] for int32 positions [N] (one gather each from the tables). */
@@ -288,9 +217,9 @@ export class LlamaDecoder {
 
   /**
    * Causal attention of Tq tokens per row among themselves (the prompts, or `logits`' sequences),
-   * bias already stacked. store: the cache these keys and values start ('none': not kept).
+   * bias already stacked: y [n*Tq, D] (after wo), keys (rotated) and values [n,G,Tq,K].
    */
-  private attention(h: tf.Tensor, layer: Layer, n: number, Tq: number, rope: Rope, bias: tf.Tensor, store: CacheMode | 'none') {
+  private attention(h: tf.Tensor, layer: Layer, n: number, Tq: number, rope: Rope, bias: tf.Tensor) {
     const { nHeads: H, nKvHeads: G, headDim: K } = this.model.config;
     const R = H / G;
     const { q: qr, k: kr, v: vf } = this.qkv(h, layer, rope);
@@ -307,34 +236,18 @@ export class LlamaDecoder {
       .transpose([0, 3, 1, 2, 4])
       .reshape([n * Tq, H * K])
       .matMul(layer.wo);
-    const pad = (t: tf.Tensor) => tf.concat([t, tf.zeros([n, G, this.slots - Tq, K])], 2).reshape([-1, K]);
-    const cache = store === 'none' ? null : store === 'append' ? { k: k.transpose([0, 1, 3, 2]), v } : { k: pad(k), v: pad(v) };
-    return { y, cache };
+    return { y, k, v };
   }
 
   /** One new token per row against the cache (keys bias [n,1,1,slots] broadcasts over the stacked queries). */
-  private attentionStep(h: tf.Tensor, layer: Layer, n: number, rope: Rope, bias: tf.Tensor, past: LayerCache, at: tf.Tensor | null) {
+  private attentionStep(h: tf.Tensor, layer: Layer, n: number, rope: Rope, bias: tf.Tensor, l: number): tf.Tensor {
     const { nHeads: H, nKvHeads: G, headDim: K } = this.model.config;
     const R = H / G;
     if (h.shape[0] !== n) throw new Error('LlamaDecoder: one token per row after the prompts');
-    const { q: qr, k, v } = this.qkv(h, layer, rope);
-    const q = qr.reshape([n, G, R, K]); // head g*R + r: already stacked for Tq = 1
-    let cache: LayerCache;
-    let scores: tf.Tensor;
-    let values: tf.Tensor;
-    if (this.mode === 'append') {
-      cache = { k: tf.concat([past.k, k.reshape([n, G, K, 1])], 3), v: tf.concat([past.v, v.reshape([n, G, 1, K])], 2) };
-      scores = tf.matMul(q, cache.k);
-      values = cache.v;
-    } else {
-      cache = past;
-      write(cache.k, at!, k.reshape([n * G, K]));
-      write(cache.v, at!, v.reshape([n * G, K]));
-      scores = tf.matMul(q, cache.k.reshape([n, G, this.slots, K]), false, true);
-      values = cache.v.reshape([n, G, this.slots, K]);
-    }
+    const { q, k, v } = this.qkv(h, layer, rope);
+    const { scores, values } = this.kv.attend(l, q.reshape([n, G, R, K]), k, v); // head g*R + r: already stacked for Tq = 1
     const y = tf.matMul(tf.softmax(scores.add(bias)), values).reshape([n, H * K]);
-    return { y: y.matMul(layer.wo), cache };
+    return y.matMul(layer.wo);
   }
 
   /** x / rms(x) over the last axis of x [N,D] (the gain lives in the next matrix). */
@@ -347,48 +260,4 @@ export class LlamaDecoder {
     const [gate, up] = tf.split(this.normalized(x).matMul(layer.wgu), 2, 1);
     return x.add(gate.mul(tf.sigmoid(gate)).mul(up).matMul(layer.wd));
   }
-
-  /** Cache rows of slot `length` for every (row, kv head): where this step's keys and values go. */
-  private writeRows(): tf.Tensor1D {
-    const rows = this.n * this.model.config.nKvHeads;
-    return tf.tensor1d(
-      Int32Array.from({ length: rows }, (_, r) => r * this.slots + this.length),
-      'int32',
-    );
-  }
-
-  /** GROW more zero slots per row (one copy of the cache every GROW tokens). */
-  private grow(): void {
-    const { nKvHeads: G, headDim: K } = this.model.config;
-    const more = (t: tf.Tensor) =>
-      tf.keep(tf.tidy(() => tf.concat([t.reshape([this.n, G, this.slots, K]), tf.zeros([this.n, G, GROW, K])], 2).reshape([-1, K])));
-    const grown = this.cache.map((c) => ({ k: more(c.k), v: more(c.v) }));
-    this.disposeCache();
-    this.cache = grown;
-    this.slots += GROW;
-  }
-
-  private disposeCache(): void {
-    tf.dispose(this.cache.flatMap(tensorsOf));
-    this.cache = [];
-  }
-}
-
-/** cache[rows] = values, in the cache's own buffer (InplaceUpdate returns an alias, disposed by the caller's tidy). */
-function write(cache: tf.Tensor, rows: tf.Tensor, values: tf.Tensor): void {
-  runTfOp('InplaceUpdate', [cache, rows, values]);
-}
-
-/** In-place slots per row that hold `length` keys and the next one: whole GROW blocks. */
-function slotsFor(length: number): number {
-  return Math.ceil((length + 1) / GROW) * GROW;
-}
-
-/** tf.tidy for results holding cache objects (tidy keeps every tensor it finds in the result). */
-function tidy<T>(f: () => T): T {
-  return tf.tidy(f as () => tf.TensorContainer) as T;
-}
-
-function tensorsOf(c: LayerCache): tf.Tensor[] {
-  return [c.k, c.v];
 }

@@ -3,7 +3,6 @@
  * (tests/fixtures/pretrained/make_tiny.sh, the <base>-lora fixtures) give peft's logits on our Llama,
  * ours read back bitwise, and adapter configs we cannot honour are refused by name.
  */
-import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,10 +12,11 @@ import { loadPretrained } from '../../../formats/pretrained';
 import { readSafetensorsHeader, readSafetensorsTensor, writeSafetensors } from '../../../formats/safetensors';
 import { initBackend } from '../../../model/backend';
 import { Llama } from '../../../model/llama';
-import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
-import { LORA_TARGETS, LoraConfigSchema, loraParamShapes, type LoraAdapters } from '../../../model/lora';
+import type { LlamaConfig } from '../../../model/llama-config';
+import { LORA_TARGETS, loraParamShapes, type LoraAdapters } from '../../../model/lora';
 import { UserError } from '../../../util/errors';
-import { Prng } from '../../../util/prng';
+import { maxAbsDiff } from '../model/helpers';
+import { logitsOf, randomAdapters, tinyLlama } from '../model/llama-helpers';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/pretrained');
 
@@ -39,17 +39,6 @@ function reference(name: string): { ref: LoraReference; logits: Float32Array } {
   const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as LoraReference;
   const bytes = readFileSync(join(dir, 'reference-logits.bin'));
   return { ref, logits: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
-}
-
-function logitsOf(m: Llama, ids: number[][]): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d(ids, undefined, 'int32')).dataSync() as Float32Array);
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
 }
 
 describe.each(['llama-tied-lora', 'qwen2-lora'])('%s from peft', (name) => {
@@ -103,38 +92,20 @@ describe.each(['llama-tied-lora', 'qwen2-lora'])('%s from peft', (name) => {
   });
 });
 
-function tinyLlama(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return LlamaConfigSchema.parse({
-    architecture: 'Qwen2ForCausalLM',
-    vocabSize: 37,
-    dModel: 16,
-    nLayers: 2,
-    nHeads: 4,
-    nKvHeads: 2,
-    headDim: 8,
-    dFF: 24,
-    contextLength: 64,
-    ropeTheta: 10000,
-    rmsEps: 1e-5,
-    tieEmbeddings: false,
-    qkvBias: true,
-    ...over,
-  });
+/** The tiny Llama as a Qwen2. */
+function tiny(): LlamaConfig {
+  return tinyLlama({ architecture: 'Qwen2ForCausalLM' });
 }
 
-function randomAdapters(c: LlamaConfig, seed: number): LoraAdapters {
-  const config = LoraConfigSchema.parse({ rank: 3, alpha: 5, dropout: 0.05, targets: [...LORA_TARGETS] });
-  const rng = new Prng(seed);
-  const weights = Object.fromEntries(
-    loraParamShapes(c, config).map(([name, [r, k]]) => [name, Float32Array.from({ length: r * k }, () => rng.normal())]),
-  );
-  return { config, weights };
+/** Adapters on every target, every A and B N(0,1) from Prng(seed). */
+function everyTarget(c: LlamaConfig, seed: number): LoraAdapters {
+  return randomAdapters(c, { rank: 3, alpha: 5, dropout: 0.05, targets: [...LORA_TARGETS] }, seed, 1);
 }
 
 describe('PEFT adapter directories', () => {
   it('round-trip our adapters bitwise, every target, in the layout and names peft writes', () => {
-    const c = tinyLlama();
-    const adapters = randomAdapters(c, 1);
+    const c = tiny();
+    const adapters = everyTarget(c, 1);
     const dir = join(tmp, 'round-trip');
     writePeftAdapter(dir, c, adapters, { baseModel: 'some/base' });
     expect(readPeftAdapter(dir, c)).toEqual({ ...adapters, baseModel: 'some/base' });
@@ -178,9 +149,9 @@ describe('PEFT adapter directories', () => {
     ['rank 0', { r: 0 }, /\br\b/],
   ];
   it.each(refusals)('refuses %s, naming the key in one line', (_, change, named) => {
-    const c = tinyLlama();
+    const c = tiny();
     const dir = join(tmp, 'refused');
-    writePeftAdapter(dir, c, randomAdapters(c, 2));
+    writePeftAdapter(dir, c, everyTarget(c, 2));
     const json = JSON.parse(readFileSync(join(dir, PEFT_CONFIG), 'utf8'));
     writeFileSync(join(dir, PEFT_CONFIG), JSON.stringify({ ...json, ...change }));
     let error: unknown;
@@ -196,9 +167,9 @@ describe('PEFT adapter directories', () => {
   });
 
   it('refuses a missing, an unexpected or a misshapen tensor, by name', () => {
-    const c = tinyLlama();
+    const c = tiny();
     const dir = join(tmp, 'tensors');
-    writePeftAdapter(dir, c, randomAdapters(c, 3));
+    writePeftAdapter(dir, c, everyTarget(c, 3));
     const file = join(dir, PEFT_WEIGHTS);
     const original = readSafetensorsHeader(file).tensors.map((t) => ({
       name: t.name,
@@ -219,7 +190,7 @@ describe('PEFT adapter directories', () => {
   });
 
   it('refuses a directory without an adapter', () => {
-    expect(() => readPeftAdapter(join(FIXTURES, 'qwen2'), tinyLlama())).toThrow(PeftFormatError);
-    expect(() => readPeftAdapter(join(FIXTURES, 'qwen2'), tinyLlama())).toThrow(/adapter_config\.json: missing/);
+    expect(() => readPeftAdapter(join(FIXTURES, 'qwen2'), tiny())).toThrow(PeftFormatError);
+    expect(() => readPeftAdapter(join(FIXTURES, 'qwen2'), tiny())).toThrow(/adapter_config\.json: missing/);
   });
 });

@@ -10,46 +10,22 @@ import { loadPretrained } from '../../../formats/pretrained';
 import { smolLm2Gguf } from '../../../infra/models';
 import { initBackend } from '../../../model/backend';
 import { GROW, type CacheMode } from '../../../model/decode';
-import { Llama, llamaParamShapes } from '../../../model/llama';
-import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
+import { Llama } from '../../../model/llama';
+import type { LlamaConfig } from '../../../model/llama-config';
 import { llamaDecodable, LlamaDecoder } from '../../../model/llama-decode';
 import { generate } from '../../../model/sample';
-import { PAD } from '../../../model/tokenizer';
-import { BLOCKED, type NamedArrays } from '../../../model/transformer';
+import { BLOCKED } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
+import { decodingDeviation } from './helpers';
+import { randomWeights, tinyLlama } from './llama-helpers';
 
 beforeAll(async () => {
   await initBackend('tfjs-node');
 });
 
-function tinyLlama(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return LlamaConfigSchema.parse({
-    architecture: 'LlamaForCausalLM',
-    vocabSize: 37,
-    dModel: 16,
-    nLayers: 2,
-    nHeads: 4,
-    nKvHeads: 2,
-    headDim: 8, // H*K = 32 != D: the projections are not square
-    dFF: 24,
-    contextLength: 128,
-    ropeTheta: 10000,
-    rmsEps: 1e-5,
-    tieEmbeddings: false,
-    qkvBias: true,
-    ...over,
-  });
-}
-
-function randomWeights(c: LlamaConfig, seed: number, std = 0.3): NamedArrays {
-  const rng = new Prng(seed);
-  return Object.fromEntries(
-    llamaParamShapes(c).map(([name, shape]) => {
-      const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < v.length; i++) v[i] = name.endsWith('.g') ? 1 + 0.2 * rng.normal() : std * rng.normal();
-      return [name, v];
-    }),
-  );
+/** A 128-token context: 70 steps past the prompts. */
+function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
+  return tinyLlama({ contextLength: 128, ...over });
 }
 
 const CONFIGS: [string, Partial<LlamaConfig>][] = [
@@ -69,82 +45,42 @@ const CONFIGS: [string, Partial<LlamaConfig>][] = [
 const live = () => tf.memory().numTensors;
 
 /**
- * Largest difference between the decoder's logits and Llama.forward of the same prefix, over `steps`
- * tokens fed one at a time after left-padded prompts of 5, 3 and 4 tokens; at step `dropAt` row 1
- * leaves the batch and the other two swap places (keepRows([2, 0])). Also the largest logit (for a
- * relative bound), the key slots seen, and whether the tensor count stayed flat from step to step.
+ * decodingDeviation (./helpers) of LlamaDecoder against Llama.forward over `steps` tokens past
+ * left-padded prompts of 5, 3 and 4 tokens; at step `dropAt` row 1 leaves the batch and the other
+ * two swap places (keepRows([2, 0])).
  */
 function deviation(m: Llama, mode: CacheMode, steps: number, dropAt: number) {
   const V = m.config.vocabSize;
-  const rng = new Prng(2);
-  const seqs = [0, 1, 2].map(() => Array.from({ length: steps + 5 }, () => 1 + rng.int(V - 1)));
-  const promptLens = [5, 3, 4];
-  const L = 5;
-  const pad = promptLens.map((n) => L - n);
-  const decoder = new LlamaDecoder(m, mode);
-  const tokens = seqs.map((s, b) => [...new Array(pad[b]).fill(PAD), ...s.slice(0, promptLens[b])]);
-  const positions = pad.map((p) => Array.from({ length: L }, (_, i) => Math.max(0, i - p)));
-  const bias = pad.map((p) => [Array.from({ length: L }, (_, i) => Array.from({ length: L }, (_, j) => (j > i || j < p ? BLOCKED : 0)))]);
-  let logits = tf.tidy(() =>
-    decoder.prefill(tf.tensor2d(tokens, undefined, 'int32'), tf.tensor2d(positions, undefined, 'int32'), tf.tensor4d(bias)),
+  return decodingDeviation(
+    () => new LlamaDecoder(m, mode),
+    (x) => m.forward(x),
+    { vocabSize: V, steps, token: (rng) => 1 + rng.int(V - 1), dropAt, keep: [2, 0] },
   );
-  let rows = [0, 1, 2];
-  let maxDiff = 0;
-  let scale = 0;
-  const slotsSeen = new Set<number>();
-  let perStep: number | undefined;
-  let flat = true;
-  for (let step = 0; step < steps; step++) {
-    const got = logits.dataSync();
-    rows.forEach((b, i) => {
-      const n = promptLens[b] + step; // tokens seen by sequence b
-      const full = tf.tidy(() => m.forward(tf.tensor2d([seqs[b].slice(0, n)], undefined, 'int32')).dataSync());
-      const mine = got.subarray(i * V, (i + 1) * V);
-      const ref = full.subarray((n - 1) * V, n * V);
-      for (let j = 0; j < V; j++) {
-        maxDiff = Math.max(maxDiff, Math.abs(mine[j] - ref[j]));
-        scale = Math.max(scale, Math.abs(ref[j]));
-      }
-    });
-    if (step === dropAt) {
-      decoder.keepRows([2, 0]);
-      rows = [2, 0];
-    }
-    const Tk = L + step + 1; // keys after this step
-    const slots = decoder.keySlots(); // Tk, or more for an in-place cache: those are blocked
-    slotsSeen.add(slots);
-    const next = tf.tidy(() =>
-      decoder.step(
-        tf.tensor2d(
-          rows.map((b) => [seqs[b][promptLens[b] + step]]),
-          undefined,
-          'int32',
-        ),
-        tf.tensor2d(
-          rows.map((b) => [promptLens[b] + step]),
-          undefined,
-          'int32',
-        ),
-        tf.tensor4d(rows.map((b) => [[Array.from({ length: slots }, (_, j) => (j < pad[b] || j >= Tk ? BLOCKED : 0))]])),
+}
+
+/** N tokens by greedy argmax of repeated full forward passes (no cache) after the prompt. */
+function greedyReference(m: Llama, prompt: number[], N: number): number[] {
+  const seq = [...prompt];
+  for (let i = 0; i < N; i++)
+    seq.push(
+      tf.tidy(
+        () =>
+          m
+            .forward(tf.tensor2d([seq], undefined, 'int32'))
+            .slice([0, seq.length - 1, 0], [1, 1, -1])
+            .reshape([1, -1])
+            .argMax(1)
+            .dataSync()[0],
       ),
     );
-    logits.dispose();
-    logits = next;
-    if (step > dropAt) {
-      perStep ??= live();
-      if (live() !== perStep) flat = false;
-    }
-  }
-  logits.dispose();
-  decoder.dispose();
-  return { maxDiff, scale, slotsSeen, flat };
+  return seq.slice(prompt.length);
 }
 
 describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow backend)', () => {
   for (const [name, over] of CONFIGS) {
     for (const mode of ['append', 'inplace'] as const) {
       it(`${name}, ${mode}: 70 steps past left-padded prompts, a row dropped at step 30, same logits, no leaks`, () => {
-        const c = tinyLlama(over);
+        const c = tiny(over);
         const m = new Llama(c, randomWeights(c, 7));
         const before = live();
         const { maxDiff, scale, slotsSeen, flat } = deviation(m, mode, 70, 30);
@@ -163,7 +99,7 @@ describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow bac
   it('a prompt bias given per query head ([n,H,L,L]) reaches the head it names', () => {
     // Heads 1 and 3 (the second of each kv group's two) write nothing to the output: their wo rows are zero. A mask on them
     // alone must then change nothing, and the same mask on heads 0 and 2 must change the logits.
-    const c = tinyLlama();
+    const c = tiny();
     const K = c.headDim;
     const w = randomWeights(c, 3);
     for (let l = 0; l < c.nLayers; l++) for (const h of [1, 3]) w[`h${l}.attn.wo`].fill(0, h * K * c.dModel, (h + 1) * K * c.dModel);
@@ -192,7 +128,7 @@ describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow bac
 
   for (const [name, over] of CONFIGS) {
     it(`${name}: logits() equals forward, leaving no tensors behind`, () => {
-      const c = tinyLlama(over);
+      const c = tiny(over);
       const m = new Llama(c, randomWeights(c, 9));
       const rng = new Prng(4);
       const x = tf.tensor2d(
@@ -220,7 +156,7 @@ describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow bac
   }
 
   it('drives generate (llamaDecodable): greedy continuations of left-padded prompts equal argmax of full forward passes', async () => {
-    const c = tinyLlama({ ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 32 } });
+    const c = tiny({ ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 32 } });
     const m = new Llama(c, randomWeights(c, 5));
     const prompts = [
       [3, 8, 1, 30, 12, 7],
@@ -228,22 +164,7 @@ describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow bac
       [9, 9, 14],
     ];
     const N = 40;
-    const reference = prompts.map((p) => {
-      const seq = [...p];
-      for (let i = 0; i < N; i++)
-        seq.push(
-          tf.tidy(
-            () =>
-              m
-                .forward(tf.tensor2d([seq], undefined, 'int32'))
-                .slice([0, seq.length - 1, 0], [1, 1, -1])
-                .reshape([1, -1])
-                .argMax(1)
-                .dataSync()[0],
-          ),
-        );
-      return seq.slice(p.length);
-    });
+    const reference = prompts.map((p) => greedyReference(m, p, N));
     for (const mode of ['append', 'inplace'] as const) {
       // eos = V: no token ends a response, every row runs N tokens.
       const samples = await generate(llamaDecodable(m, c.vocabSize, mode), prompts, { maxNewTokens: N, greedy: true }, new Prng(1));
@@ -253,7 +174,7 @@ describe('LlamaDecoder against Llama.forward (tiny random models, tensorflow bac
   });
 
   it('refuses a step before prefill and a key bias of the wrong width', () => {
-    const c = tinyLlama();
+    const c = tiny();
     const m = new Llama(c, randomWeights(c, 1));
     const d = new LlamaDecoder(m, 'inplace');
     const one = tf.tensor2d([[1]], undefined, 'int32');
@@ -277,21 +198,7 @@ describe('LlamaDecoder on SmolLM2-135M-Instruct', () => {
     const L = prompt.length;
     const argmaxRows = (logits: tf.Tensor2D) => tf.tidy(() => Array.from(logits.argMax(1).dataSync()));
 
-    const reference: number[] = [];
-    for (let i = 0; i < N; i++) {
-      const seq = [...prompt, ...reference];
-      reference.push(
-        tf.tidy(
-          () =>
-            m
-              .forward(tf.tensor2d([seq], undefined, 'int32'))
-              .slice([0, seq.length - 1, 0], [1, 1, -1])
-              .reshape([1, -1])
-              .argMax(1)
-              .dataSync()[0],
-        ),
-      );
-    }
+    const reference = greedyReference(m, prompt, N);
 
     /** Greedy decoding of `batch` copies of the prompt: every row's tokens, and the ms of prefill and of each step. */
     const greedy = (batch: number, mode?: CacheMode) => {

@@ -1,45 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { applyRope, Llama, llamaParamShapes, rmsNorm, ropeInverseFrequencies, ropeTables } from '../../../model/llama';
-import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
+import { applyRope, Llama, rmsNorm, ropeInverseFrequencies, ropeTables } from '../../../model/llama';
+import type { LlamaConfig } from '../../../model/llama-config';
 import type { NamedArrays } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak, useWasm } from './helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, useWasm } from './helpers';
+import { batchLoss, logitsOf, randomWeights, tinyLlama } from './llama-helpers';
 
 useWasm();
 
-function tinyLlama(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return LlamaConfigSchema.parse({
-    architecture: 'LlamaForCausalLM',
-    vocabSize: 37,
-    dModel: 16,
-    nLayers: 2,
-    nHeads: 4,
-    nKvHeads: 2,
-    headDim: 4,
-    dFF: 24,
-    contextLength: 16,
-    ropeTheta: 10000,
-    rmsEps: 1e-5,
-    tieEmbeddings: false,
-    qkvBias: true,
-    ...over,
-  });
-}
-
-function randomWeights(c: LlamaConfig, seed: number, std = 0.3): NamedArrays {
-  const rng = new Prng(seed);
-  return Object.fromEntries(
-    llamaParamShapes(c).map(([name, shape]) => {
-      const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < v.length; i++) v[i] = name.endsWith('.g') ? 1 + 0.2 * rng.normal() : std * rng.normal();
-      return [name, v];
-    }),
-  );
-}
-
-function logitsOf(m: Llama, rows: number[][]): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d(rows, undefined, 'int32')).dataSync() as Float32Array);
+/** Head size 4 (H*K = D) and a 16-token context. */
+function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
+  return tinyLlama({ headDim: 4, contextLength: 16, ...over });
 }
 
 describe('Llama building blocks', () => {
@@ -51,7 +23,7 @@ describe('Llama building blocks', () => {
   });
 
   it('RoPE rotates the first half of a head against the second (transformers rotate_half)', () => {
-    const c = tinyLlama({ headDim: 4, nHeads: 1, nKvHeads: 1, dModel: 4 });
+    const c = tiny({ headDim: 4, nHeads: 1, nKvHeads: 1, dModel: 4 });
     const { cos, sin } = ropeTables(c, 1, 1); // position 1: angles 1 and 1/100 (theta 1e4, K = 4)
     const y = tf.tidy(() =>
       applyRope(tf.tensor4d([1, 0, 0, 0], [1, 1, 1, 4]), tf.tensor3d(cos, [1, 1, 4]), tf.tensor3d(sin, [1, 1, 4])).dataSync(),
@@ -65,7 +37,7 @@ describe('Llama building blocks', () => {
   });
 
   it('RoPE scores depend only on the distance between positions', () => {
-    const c = tinyLlama({ headDim: 8, nHeads: 1, nKvHeads: 1, dModel: 8 });
+    const c = tiny({ headDim: 8, nHeads: 1, nKvHeads: 1, dModel: 8 });
     const rng = new Prng(3);
     const q = Array.from({ length: 8 }, () => rng.normal());
     const k = Array.from({ length: 8 }, () => rng.normal());
@@ -82,7 +54,7 @@ describe('Llama building blocks', () => {
   });
 
   it('Llama 3 scaling keeps short wavelengths, slows long ones by the factor and blends between (hand-computed)', () => {
-    const c = tinyLlama({
+    const c = tiny({
       headDim: 8,
       nHeads: 1,
       nKvHeads: 1,
@@ -101,7 +73,7 @@ describe('Llama building blocks', () => {
 
 describe('Llama', () => {
   it('has the parameter count of its shapes (GQA: k and v are G heads wide)', () => {
-    const c = tinyLlama();
+    const c = tiny();
     const m = new Llama(c, randomWeights(c, 1));
     const { vocabSize: V, dModel: D, dFF: F, nLayers: L, nHeads: H, nKvHeads: G, headDim: K } = c;
     const perLayer = 2 * D + D * H * K + 2 * D * G * K + H * K + 2 * G * K + H * K * D + 3 * D * F;
@@ -111,7 +83,7 @@ describe('Llama', () => {
 
   it('grouped-query attention equals full attention with each key/value head repeated for its query heads', () => {
     // transformers' repeat_kv: query head h reads key/value head floor(h / (H/G)).
-    const c = tinyLlama({ nHeads: 4, nKvHeads: 2, qkvBias: true });
+    const c = tiny({ nHeads: 4, nKvHeads: 2, qkvBias: true });
     const w = randomWeights(c, 5);
     const full = { ...c, nKvHeads: 4 };
     const repeat = (a: Float32Array, rows: number) => {
@@ -144,7 +116,7 @@ describe('Llama', () => {
   });
 
   it('is causal: changing a later token never changes an earlier logit', () => {
-    const c = tinyLlama();
+    const c = tiny();
     const m = new Llama(c, randomWeights(c, 2));
     const a = logitsOf(m, [[1, 2, 3, 4, 5, 6]]);
     const b = logitsOf(m, [[1, 2, 3, 30, 31, 32]]);
@@ -155,7 +127,7 @@ describe('Llama', () => {
   });
 
   it('tied embeddings use the embedding matrix as the output head', () => {
-    const c = tinyLlama({ tieEmbeddings: true });
+    const c = tiny({ tieEmbeddings: true });
     const w = randomWeights(c, 4);
     const untied = { ...c, tieEmbeddings: false };
     const wte = w.wte;
@@ -171,7 +143,7 @@ describe('Llama', () => {
   });
 
   it('forward leaves no tensors behind', async () => {
-    const c = tinyLlama();
+    const c = tiny();
     const m = new Llama(c, randomWeights(c, 1));
     const x = tf.tensor2d([[1, 2, 3]], undefined, 'int32');
     await expectNoLeak(() => m.forward(x).dispose());
@@ -180,48 +152,12 @@ describe('Llama', () => {
   });
 
   it('loss gradients match central finite differences for every parameter', () => {
-    const c = tinyLlama({ vocabSize: 23, nLayers: 1 });
+    const c = tiny({ vocabSize: 23, nLayers: 1 });
     const m = new Llama(c, randomWeights(c, 11, 0.4));
-    const rows = [
-      [1, 7, 3, 9, 2],
-      [5, 5, 0, 22, 14],
-    ];
-    const targets = [
-      [7, 3, 9, 2, 4],
-      [5, 0, 22, 14, 6],
-    ];
-    const x = tf.tensor2d(rows, undefined, 'int32');
-    const y = tf.oneHot(tf.tensor1d(targets.flat(), 'int32'), c.vocabSize).cast('float32');
-    const loss = () =>
-      tf.tidy(() => {
-        const logits = m.forward(x).reshape([-1, c.vocabSize]);
-        return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-      });
+    const { loss, tensors } = batchLoss(m);
     const { grads } = tf.variableGrads(loss, m.variables);
-    const rng = new Prng(12);
-    const eps = 1e-2;
-    let checked = 0;
-    m.variables.forEach((v, vi) => {
-      const g = grads[v.name].dataSync();
-      let big = 0;
-      for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[big])) big = i;
-      for (const i of [big, rng.int(g.length)]) {
-        const values = v.dataSync().slice() as Float32Array;
-        const at = (delta: number) => {
-          const moved = values.slice();
-          moved[i] += delta;
-          v.assign(tf.tensor(moved, v.shape));
-          return loss().dataSync()[0];
-        };
-        const fd = (at(eps) - at(-eps)) / (2 * eps);
-        v.assign(tf.tensor(values, v.shape));
-        const tol = 3e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4;
-        if (Math.abs(fd - g[i]) > tol) throw new Error(`${m.names[vi]}[${i}]: analytic ${g[i]} vs finite difference ${fd}`);
-        checked++;
-      }
-    });
-    expect(checked).toBe(2 * m.variables.length);
-    tf.dispose([grads, x, y] as never);
+    expectFiniteDifferenceGradients(m, loss, grads, new Prng(12), { rel: 3e-2, abs: 3e-4 });
+    tf.dispose([grads, tensors] as never);
     m.dispose();
   });
 });

@@ -8,66 +8,18 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../model/backend';
 import { Llama, llamaParamShapes } from '../../../model/llama';
-import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
+import { LlamaConfigSchema } from '../../../model/llama-config';
 import { LlamaDecoder } from '../../../model/llama-decode';
-import {
-  dropoutMask,
-  initLoraWeights,
-  LORA_TARGETS,
-  LoraConfigSchema,
-  loraParamShapes,
-  type LoraAdapters,
-  type LoraConfig,
-} from '../../../model/lora';
-import type { NamedArrays } from '../../../model/params';
+import { dropoutMask, initLoraWeights, LORA_TARGETS, LoraConfigSchema, loraParamShapes, type LoraConfig } from '../../../model/lora';
 import { BLOCKED } from '../../../model/transformer';
 import { AdamW } from '../../../training/adamw';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak } from './helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, maxAbsDiff } from './helpers';
+import { batchLoss, logitsOf, randomAdapters, randomWeights, tinyLlama } from './llama-helpers';
 
 beforeAll(async () => {
   await initBackend('tfjs-node');
 });
-
-function tinyLlama(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return LlamaConfigSchema.parse({
-    architecture: 'LlamaForCausalLM',
-    vocabSize: 37,
-    dModel: 16,
-    nLayers: 2,
-    nHeads: 4,
-    nKvHeads: 2,
-    headDim: 8, // H*K = 32 != D: no adapter is square
-    dFF: 24,
-    contextLength: 64,
-    ropeTheta: 10000,
-    rmsEps: 1e-5,
-    tieEmbeddings: false,
-    qkvBias: true,
-    ...over,
-  });
-}
-
-function randomWeights(c: LlamaConfig, seed: number, std = 0.3): NamedArrays {
-  const rng = new Prng(seed);
-  return Object.fromEntries(
-    llamaParamShapes(c).map(([name, shape]) => {
-      const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      for (let i = 0; i < v.length; i++) v[i] = name.endsWith('.g') ? 1 + 0.2 * rng.normal() : std * rng.normal();
-      return [name, v];
-    }),
-  );
-}
-
-/** Adapters with every A and B random (a trained adapter: B non-zero). */
-function randomAdapters(c: LlamaConfig, lora: Partial<LoraConfig>, seed: number, std = 0.3): LoraAdapters {
-  const config = LoraConfigSchema.parse(lora);
-  const rng = new Prng(seed);
-  const weights = Object.fromEntries(
-    loraParamShapes(c, config).map(([name, [r, k]]) => [name, Float32Array.from({ length: r * k }, () => std * rng.normal())]),
-  );
-  return { config, weights };
-}
 
 const ALL: Partial<LoraConfig> = { rank: 3, alpha: 6, targets: [...LORA_TARGETS] };
 
@@ -75,17 +27,6 @@ const ROWS = [
   [1, 7, 3, 9, 2, 30, 11],
   [5, 5, 0, 22, 14, 36, 8],
 ];
-
-function logitsOf(m: Llama, rows: number[][], options?: Parameters<Llama['forward']>[1]): Float32Array {
-  return tf.tidy(() => m.forward(tf.tensor2d(rows, undefined, 'int32'), options).dataSync() as Float32Array);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 
 describe('LoraConfigSchema', () => {
   it("defaults to PEFT's LoraConfig(): r 8, alpha 8, no dropout, q and v", () => {
@@ -197,51 +138,15 @@ describe('Llama with LoRA', () => {
     const c = tinyLlama({ vocabSize: 23, nLayers: 1 });
     const w = randomWeights(c, 11, 0.4);
     const m = new Llama(c, w, randomAdapters(c, { ...ALL, rank: 2, alpha: 3 }, 5, 0.4));
-    const rows = [
-      [1, 7, 3, 9, 2],
-      [5, 5, 0, 22, 14],
-    ];
-    const targets = [
-      [7, 3, 9, 2, 4],
-      [5, 0, 22, 14, 6],
-    ];
-    const x = tf.tensor2d(rows, undefined, 'int32');
-    const y = tf.oneHot(tf.tensor1d(targets.flat(), 'int32'), c.vocabSize).cast('float32');
-    const loss = () =>
-      tf.tidy(() => {
-        const logits = m.forward(x).reshape([-1, c.vocabSize]);
-        return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-      });
+    const { loss, tensors } = batchLoss(m);
     // No variable list: every trainable variable. The frozen base weights are not among them.
     const { grads } = tf.variableGrads(loss);
     const baseNames = llamaParamShapes(c).map(([n]) => m.weight(n).name);
     expect(baseNames.filter((n) => n in grads)).toEqual([]);
     expect(m.variables.every((v) => v.name in grads)).toBe(true);
 
-    const rng = new Prng(12);
-    const eps = 1e-2;
-    let checked = 0;
-    m.variables.forEach((v, vi) => {
-      const g = grads[v.name].dataSync();
-      let big = 0;
-      for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[big])) big = i;
-      expect(Math.abs(g[big])).toBeGreaterThan(1e-4); // every adapter matters (B non-zero: A's gradient too)
-      for (const i of [big, rng.int(g.length)]) {
-        const values = v.dataSync().slice() as Float32Array;
-        const at = (delta: number) => {
-          const moved = values.slice();
-          moved[i] += delta;
-          v.assign(tf.tensor(moved, v.shape));
-          return loss().dataSync()[0];
-        };
-        const fd = (at(eps) - at(-eps)) / (2 * eps);
-        v.assign(tf.tensor(values, v.shape));
-        const tol = 3e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 3e-4;
-        if (Math.abs(fd - g[i]) > tol) throw new Error(`${m.names[vi]}[${i}]: analytic ${g[i]} vs finite difference ${fd}`);
-        checked++;
-      }
-    });
-    expect(checked).toBe(2 * m.variables.length);
+    // Every adapter matters (B non-zero: A's gradient too): each one's largest gradient above 1e-4.
+    expectFiniteDifferenceGradients(m, loss, grads, new Prng(12), { rel: 3e-2, abs: 3e-4, minLargest: 1e-4 });
 
     // One optimizer step on model.variables moves every adapter and leaves every base weight bitwise as it was.
     const before = m.getWeights();
@@ -254,7 +159,7 @@ describe('Llama with LoRA', () => {
     for (const n of m.names) expect(maxAbsDiff(after[n], before[n])).toBeGreaterThan(0);
     expect(m.baseWeights()).toEqual(w);
     opt.dispose();
-    tf.dispose([grads, x, y] as never);
+    tf.dispose([grads, tensors] as never);
     m.dispose();
   });
 

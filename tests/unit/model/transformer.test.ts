@@ -5,7 +5,7 @@ import { buildExample } from '../../../model/tokenizer';
 import { Transformer, paramShapes } from '../../../model/transformer';
 import { maskedNllSum } from '../../../training/loss';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak, tinyConfig, useWasm } from './helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, tinyConfig, useWasm } from './helpers';
 
 useWasm();
 
@@ -118,29 +118,7 @@ describe('Transformer', () => {
     );
     const loss = () => maskedNllSum(m.forward(batch.inputs), batch.targets, batch.mask).div(batch.count) as tf.Scalar;
     const { grads } = tf.variableGrads(loss, m.variables);
-    const eps = 1e-2;
-    let checked = 0;
-    m.variables.forEach((v, vi) => {
-      const g = grads[v.name].dataSync();
-      // The largest-gradient entry and one random entry of every parameter.
-      let big = 0;
-      for (let i = 1; i < g.length; i++) if (Math.abs(g[i]) > Math.abs(g[big])) big = i;
-      for (const i of [big, rng.int(g.length)]) {
-        const values = v.dataSync().slice() as Float32Array;
-        const at = (delta: number) => {
-          const moved = values.slice();
-          moved[i] += delta;
-          v.assign(tf.tensor(moved, v.shape));
-          return tf.tidy(() => loss().dataSync()[0]);
-        };
-        const fd = (at(eps) - at(-eps)) / (2 * eps);
-        v.assign(tf.tensor(values, v.shape));
-        const tol = 2e-2 * Math.max(Math.abs(fd), Math.abs(g[i])) + 2e-4;
-        if (Math.abs(fd - g[i]) > tol) throw new Error(`${m.names[vi]}[${i}]: analytic ${g[i]} vs finite difference ${fd}`);
-        checked++;
-      }
-    });
-    expect(checked).toBe(2 * m.variables.length);
+    expectFiniteDifferenceGradients(m, loss, grads, rng, { rel: 2e-2, abs: 2e-4 });
     tf.dispose(grads);
     disposeBatch(batch);
     m.dispose();
