@@ -1,6 +1,10 @@
 /**
  * The promoted checkpoint of a schedule: a small pointer object (not a checkpoint, so replacing it
  * is allowed). The checkpoint it names is marked keep, so retention never removes it.
+ *
+ * The pointer moves only by a conditional write: If-Match on the ETag read (If-None-Match: * for
+ * the first), so two overlapping scheduled runs cannot make the worse model win. A write refused
+ * (412) means another run moved the pointer in between: re-read and re-decide.
  */
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { CheckpointStore } from '../storage/checkpoints';
@@ -14,32 +18,74 @@ export interface Promotion {
   promotedAt: string;
 }
 
+export interface PromoteInput extends Omit<Promotion, 'promotedAt'> {
+  /**
+   * The checkpoint id of the promotion the caller compared against (null: none), when it says so:
+   * while the pointer still names it, the caller's decision stands (its gate may be negative).
+   */
+  expected?: string | null;
+  /** The caller's gate over a promotion it did not compare against (default 0: strictly better). */
+  minImprovement?: number;
+}
+
 const key = (schedule: string) => `promoted/${schedule}.json`;
 
+/** Tries a conditional write makes before giving up (each refusal means another run promoted in between). */
+const MAX_TRIES = 20;
+
 export function promotionActivities(store: CheckpointStore) {
+  /** The pointer and its ETag, or null when none was written. */
+  async function read(schedule: string): Promise<{ promotion: Promotion; etag: string } | null> {
+    try {
+      const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key(schedule) }));
+      return { promotion: JSON.parse(await r.Body!.transformToString()) as Promotion, etag: r.ETag! };
+    } catch (e: any) {
+      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return null;
+      throw e;
+    }
+  }
+
   return {
     async getPromoted(input: { schedule: string }): Promise<Promotion | null> {
-      try {
-        const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key(input.schedule) }));
-        return JSON.parse(await r.Body!.transformToString()) as Promotion;
-      } catch (e: any) {
-        if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return null;
-        throw e;
-      }
+      return (await read(input.schedule))?.promotion ?? null;
     },
 
-    async promote(p: Omit<Promotion, 'promotedAt'>): Promise<Promotion> {
+    /**
+     * Points the schedule at `p.checkpoint` unless the pointer names one at least as good by now;
+     * returns the promotion in force afterwards (this one, or the better one that stays).
+     */
+    async promote(input: PromoteInput): Promise<Promotion> {
+      const { expected, minImprovement = 0, ...p } = input;
+      const wasKept = await store.isKept(p.checkpoint.id);
+      // Kept before the pointer can name it, so retention never removes a promoted checkpoint.
       await store.markKeep(p.checkpoint.id);
-      const promotion: Promotion = { ...p, promotedAt: new Date().toISOString() };
-      await store.client.send(
-        new PutObjectCommand({
-          Bucket: store.bucket,
-          Key: key(p.schedule),
-          Body: JSON.stringify(promotion),
-          ContentType: 'application/json',
-        }),
-      );
-      return promotion;
+      for (let tries = 0; tries < MAX_TRIES; tries++) {
+        const current = await read(p.schedule);
+        if (current?.promotion.checkpoint.id === p.checkpoint.id) return current.promotion; // a retry of this promotion
+        const asDecided = expected !== undefined && (current?.promotion.checkpoint.id ?? null) === expected;
+        if (current && !asDecided && !(p.accuracy > current.promotion.accuracy + minImprovement)) {
+          // Another run promoted a model at least as good since the caller decided: it stays.
+          if (!wasKept) await store.unmarkKeep(p.checkpoint.id);
+          return current.promotion;
+        }
+        const promotion: Promotion = { ...p, promotedAt: new Date().toISOString() };
+        try {
+          await store.client.send(
+            new PutObjectCommand({
+              Bucket: store.bucket,
+              Key: key(p.schedule),
+              Body: JSON.stringify(promotion),
+              ContentType: 'application/json',
+              ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
+            }),
+          );
+          return promotion;
+        } catch (e: any) {
+          if (e?.$metadata?.httpStatusCode !== 412 && e?.name !== 'PreconditionFailed') throw e;
+          // The pointer moved since we read it: read it again and decide again.
+        }
+      }
+      throw new Error(`promotion of ${p.checkpoint.id} for schedule ${p.schedule}: the pointer kept moving over ${MAX_TRIES} tries`);
     },
   };
 }

@@ -5,12 +5,13 @@
  * in S3 when they are too big for workflow history. The shard's rows draw from their own streams
  * (rl/rollout), so a retried or re-assigned shard gives the same bits.
  */
+import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Sample } from '../model/sample';
 import type { Transformer } from '../model/transformer';
 import { sampleRollouts, type RolloutBatch, type Rollouts } from '../rl/rollout';
 import { ROLLOUTS_PREFIX, type CheckpointStore } from '../storage/checkpoints';
-import { publishWeights, weightsKey, type ModelCache, type WeightsRef } from '../storage/weights';
+import { publishWeights, releaseWeights, type ModelCache, type WeightsRef } from '../storage/weights';
 import { ConfigError } from '../util/errors';
 import { hashOf } from '../util/hash';
 import { QUEUES } from '../workflows/queues';
@@ -82,12 +83,15 @@ export interface WorkerRolloutsOptions {
 /**
  * The trainer's side: each step publishes the policy, runs the step's rollout workflow and gathers
  * the shards in order. The step's working objects are removed once gathered (gc removes those of a
- * crashed step).
+ * crashed step): its stored shards, and its hold on the weights, which are deleted only when no other
+ * run (another campaign with the same bits, another attempt of this one) holds them.
  */
 export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
   return async (batch) => {
     const scope = activityScope();
-    const weights = await publishWeights(o.store, { config: o.policy.config, weights: o.policy.getWeights() });
+    // One holder per step and attempt: a stale attempt releasing its hold leaves the current attempt's.
+    const holder = `${o.campaignId}.${randomBytes(6).toString('hex')}`;
+    const weights = await publishWeights(o.store, { config: o.policy.config, weights: o.policy.getWeights() }, holder);
     const input: RolloutStepInput = { weights, backend: o.backend, batch, shards: o.shards };
     const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
     // A retried trainer attaches to the step's running workflow; one that closed (its objects may be
@@ -115,11 +119,14 @@ export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
         if (!part) throw new Error(`rollout shard at prompt ${s.first}: its object ${s.key} is gone`);
         samples.push(...part);
       }
-      await o.store.deleteKeys([weightsKey(weights), ...keys]);
+      await o.store.deleteKeys(keys);
       return samples;
     } finally {
       clearInterval(beat);
       scope.signal.removeEventListener('abort', cancel);
+      // Gathered, failed or cancelled, this step no longer reads them. A release that fails leaves a
+      // hold that gc finds stale later: not worth failing the step for.
+      await releaseWeights(o.store, weights, holder).catch(() => undefined);
     }
   };
 }

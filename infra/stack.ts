@@ -49,8 +49,17 @@ function ports(cfg: StackConfig, s: Service): { port: number; field: string }[] 
     .map((port) => ({ port, field: 'stack.s3Port [T1_S3_PORT] (uses s3Port..s3Port+3 and +10000 each)' }));
 }
 
+/**
+ * The state directory holds the generated S3 credentials, pid files and data: owner only (0700),
+ * also when it was there before with a wider mode.
+ */
+export function ensureStateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
 export async function stackUp(cfg: StackConfig, log: (line: string) => void = () => {}): Promise<StackStatus> {
-  mkdirSync(cfg.stateDir, { recursive: true });
+  ensureStateDir(cfg.stateDir);
   const bins = await provision(cfg.cacheDir, log);
   ensureCredentials(cfg);
   for (const s of ['temporal', 's3'] as const) {

@@ -2,6 +2,12 @@
  * Policy weights published for the workers that sample or evaluate with them: one object per
  * content, `weights/<sha256>`, written once. A worker loads each sha once, checks the bytes
  * against the name, and keeps the model in memory for the next shard or scaling point.
+ *
+ * Two runs can publish the same content (the same seed and config give the same bits), so the
+ * object is shared: each publisher holds it with its own marker `weights/<sha256>.refs/<holder>`,
+ * and `releaseWeights` deletes the object only when the last marker is gone (CheckpointStore's
+ * holdShared/releaseShared). A publisher that never releases (an evaluation sweep) holds it under
+ * `unreleased` until gc finds that marker stale.
  */
 import { createHash } from 'node:crypto';
 import { decodeState, encodeState, type TrainingState } from '../model/state';
@@ -21,12 +27,27 @@ export function encodeWeights({ config, weights }: Pick<TrainingState, 'config' 
   return encodeState({ config, step: 0, prng: [1, 0, 0, 0], cursor: null, weights, optimizer: { t: 0, m: {}, v: {} } });
 }
 
-/** Publishes a model's weights (a no-op when that content is there already). */
-export async function publishWeights(store: CheckpointStore, model: Pick<TrainingState, 'config' | 'weights'>): Promise<WeightsRef> {
+/** The holder of weights published by a caller that does not release them: gc removes them once this marker is stale. */
+export const UNRELEASED = 'unreleased';
+
+/**
+ * Publishes a model's weights, held by `holder` (letters, digits, ".", "_", "-"; unique per run and
+ * attempt) until `releaseWeights`; writing the bytes is a no-op when that content is there already.
+ */
+export async function publishWeights(
+  store: CheckpointStore,
+  model: Pick<TrainingState, 'config' | 'weights'>,
+  holder: string = UNRELEASED,
+): Promise<WeightsRef> {
   const bytes = encodeWeights(model);
   const ref = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
-  await store.putOnce(weightsKey(ref), bytes);
+  await store.holdShared(weightsKey(ref), holder, () => store.putOnce(weightsKey(ref), bytes));
   return ref;
+}
+
+/** Drops `holder`'s hold on published weights; the object is deleted when no other run holds it. Returns whether it was. */
+export function releaseWeights(store: CheckpointStore, ref: Pick<WeightsRef, 'sha256'>, holder: string): Promise<boolean> {
+  return store.releaseShared(weightsKey(ref), holder);
 }
 
 /** The last few published models this worker loaded, by sha256. Models it hands out stay owned by the cache. */
@@ -47,7 +68,7 @@ export class ModelCache {
     return model;
   }
 
-  /** The model, or undefined when its object is gone (a trainer removes a step's weights once it has its rollouts). */
+  /** The model, or undefined when its object is gone (the last run holding a step's weights releases them once it has its rollouts). */
   async find(ref: WeightsRef): Promise<Transformer | undefined> {
     const hit = this.models.get(ref.sha256);
     if (hit) return hit;

@@ -46,6 +46,15 @@ export async function scheduledCampaignWorkflow(input: ScheduledInput) {
   const accuracy = result.results.final.accuracy;
   const gate = (promoted?.accuracy ?? -Infinity) + config.promotion.minImprovement;
   const better = !promoted || accuracy > gate;
-  if (better) await cpu.promote({ schedule: input.schedule, checkpoint: result.checkpoints.final, accuracy, campaignId });
+  // `expected`: the promotion this decision compared against; if another run moved the pointer meanwhile, promote re-decides.
+  if (better)
+    await cpu.promote({
+      schedule: input.schedule,
+      checkpoint: result.checkpoints.final,
+      accuracy,
+      campaignId,
+      expected: promoted?.checkpoint.id ?? null,
+      minImprovement: config.promotion.minImprovement,
+    });
   return { ...result, promoted: better, previous: promoted ? { checkpoint: promoted.checkpoint, accuracy: promoted.accuracy } : null };
 }

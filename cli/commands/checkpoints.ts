@@ -1,5 +1,5 @@
 import { loadConnection } from '../../config/connection';
-import { CheckpointStore, EVAL_CACHE_MAX_AGE_MS } from '../../storage/checkpoints';
+import { CheckpointStore, EVAL_CACHE_MAX_AGE_MS, HOLD_EXPIRY_MS } from '../../storage/checkpoints';
 import { contentDigest, sizeOf } from '../../storage/manifest';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
@@ -56,10 +56,11 @@ export const checkpointCommands: Command[] = [
   {
     path: ['checkpoints', 'gc'],
     summary:
-      'Remove objects no manifest references (left by crashed writers) and published weights and rollout shards (left by crashed RL steps) older than --grace-minutes, and evaluation-cache entries older than --eval-cache-days',
-    usage: 'checkpoints gc [--grace-minutes N] [--eval-cache-days D] [--json]',
+      'Remove objects no manifest references and incomplete multipart uploads (left by crashed writers; a commit in progress keeps its own by a lease it refreshes every minute), published weights no run holds and rollout shards (left by crashed RL steps) older than --grace-minutes, holds on weights older than --hold-expiry-hours, and evaluation-cache entries older than --eval-cache-days',
+    usage: 'checkpoints gc [--grace-minutes N] [--hold-expiry-hours H] [--eval-cache-days D] [--json]',
     options: {
       'grace-minutes': { type: 'string' },
+      'hold-expiry-hours': { type: 'string' },
       'eval-cache-days': { type: 'string' },
       json: { type: 'boolean' },
       ...connectionOptions,
@@ -72,12 +73,13 @@ export const checkpointCommands: Command[] = [
           return x;
         };
         const grace = nonNegative('grace-minutes', 60);
+        const holdHours = nonNegative('hold-expiry-hours', HOLD_EXPIRY_MS / 3_600_000);
         const days = nonNegative('eval-cache-days', EVAL_CACHE_MAX_AGE_MS / 86_400_000);
-        const r = await store.gc({ graceMs: grace * 60_000, evalCacheMaxAgeMs: days * 86_400_000 });
+        const r = await store.gc({ graceMs: grace * 60_000, holdExpiryMs: holdHours * 3_600_000, evalCacheMaxAgeMs: days * 86_400_000 });
         console.log(
           v.json
             ? JSON.stringify(r)
-            : `removed ${r.removed.length} orphaned object(s) and stale cache entries, ${(r.bytes / 1e6).toFixed(2)} MB`,
+            : `removed ${r.removed.length} orphaned object(s) and stale cache entries, ${(r.bytes / 1e6).toFixed(2)} MB; aborted ${r.aborted.length} incomplete upload(s)`,
         );
       }),
   },
