@@ -213,6 +213,28 @@ function progress(phase: string, done: number, total: number): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}${done === total ? '\n' : ''}`);
 }
 
+/** The task's held-out test problems: the campaign's test draw (its eval seed), so numbers compare with a campaign's own. */
+function testProblems(req: EvalRequest) {
+  return heldOut(
+    { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
+    'test',
+    req.problems,
+  );
+}
+
+/** How the request samples (greedy at temperature 0), batched, judged by the RL garbage rules, with progress on a terminal. */
+function samplingOptions(req: EvalRequest) {
+  return {
+    samples: req.samples,
+    greedy: req.temperature === 0,
+    ...(req.temperature > 0 ? { temperature: req.temperature } : {}),
+    batchSize: req.batchSize,
+    seed: req.seed,
+    garbage: DEFAULTS.rl.garbage,
+    onProgress: progress,
+  };
+}
+
 /**
  * A pretrained MODEL zero-shot on the task's held-out test problems, asked in its chat format
  * (formats/chat-format.ts): pass@k, maj@k, garbage and length of untruncated responses.
@@ -221,24 +243,10 @@ async function evalPretrained(req: EvalRequest, v: Record<string, any>): Promise
   const base = await loadModelArg(req.checkpoint, v);
   const llama = new Llama(base.config, base.weights);
   try {
-    const problems = heldOut(
-      { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
-      'test',
-      req.problems,
-    );
     const { metrics: m } = await evaluate(
       { generator: llamaDecodable(llama, base.tokenizer.eosId), format: new ChatFormat(base.tokenizer) },
-      problems,
-      {
-        samples: req.samples,
-        greedy: req.temperature === 0,
-        ...(req.temperature > 0 ? { temperature: req.temperature } : {}),
-        maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS,
-        batchSize: req.batchSize,
-        seed: req.seed,
-        garbage: DEFAULTS.rl.garbage,
-        onProgress: progress,
-      },
+      testProblems(req),
+      { ...samplingOptions(req), maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS },
     );
     const out = {
       model: req.checkpoint,
@@ -308,22 +316,11 @@ export const evalCommands: Command[] = [
       }
       const model = new Transformer(state.config, state.weights);
       try {
-        const problems = heldOut(
-          { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
-          'test',
-          req.problems,
-        );
-        const report = await inferenceScaling(model, problems, {
-          samples: req.samples,
-          greedy: req.temperature === 0,
-          ...(req.temperature > 0 ? { temperature: req.temperature } : {}),
+        const report = await inferenceScaling(model, testProblems(req), {
+          ...samplingOptions(req),
           budgets: req.budgets,
           maxNewTokens: req.maxNewTokens ?? state.config.contextLength,
           answerTokens: req.answerTokens,
-          batchSize: req.batchSize,
-          seed: req.seed,
-          garbage: DEFAULTS.rl.garbage,
-          onProgress: progress,
         });
         const out = evalJson(req, report);
         console.log(req.json ? JSON.stringify(out) : renderEval(out));
