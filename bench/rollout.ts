@@ -19,7 +19,7 @@ import { Transformer } from '../model/transformer';
 import { rlConfig, rolloutShards } from '../rl/config';
 import { rlStep } from '../rl/step';
 import { CheckpointStore } from '../storage/checkpoints';
-import { publishWeights, weightsKey } from '../storage/weights';
+import { publishWeights, releaseWeights } from '../storage/weights';
 import { sampleProblems } from '../tasks/stream';
 import { AdamW } from '../training/adamw';
 import { Prng } from '../util/prng';
@@ -47,10 +47,10 @@ export const rolloutBench: Bench = {
         for (let i = 0; i < 3; i++) {
           const model = new Transformer(resolveConfig({ preset }).model, new Prng(100 + i));
           const t0 = performance.now();
-          const ref = await publishWeights(store, { config: model.config, weights: model.getWeights() });
+          const ref = await publishWeights(store, { config: model.config, weights: model.getWeights() }, 'bench');
           seconds.push((performance.now() - t0) / 1000);
           bytes = ref.bytes;
-          await store.deleteKeys([weightsKey(ref)]);
+          await releaseWeights(store, ref, 'bench');
           model.dispose();
         }
         const value = seconds.sort((a, b) => a - b)[1];
