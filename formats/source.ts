@@ -19,7 +19,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
-  createReadStream,
   createWriteStream,
   existsSync,
   fsyncSync,
@@ -42,6 +41,7 @@ import { downloadFile, HubApiError, listFiles, type ListFileEntry } from '@huggi
 import { defaultCacheDir } from '../infra/native-tf';
 import { withLock } from '../infra/provision';
 import { UserError } from '../util/errors';
+import { hashFile } from '../util/file-hash';
 
 /** A model URI that cannot be served: a bad URI, a repo/object that does not exist, no access. Not retried. */
 export class ModelSourceError extends UserError {
@@ -509,16 +509,6 @@ function s3Error(uri: string, e: unknown): Error {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-async function hashFile(file: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(file)) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
 
 function syncFile(file: string): void {
   const fd = openSync(file, 'r+');

