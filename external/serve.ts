@@ -19,11 +19,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { PretrainedTokenizer } from '../formats/tokenizer';
-import { Decoder } from '../model/decode';
 import type { Llama } from '../model/llama';
 import { llamaDecodable } from '../model/llama-decode';
-import { generate, type Decodable } from '../model/sample';
-import { EOS, tokenizerOf } from '../model/tokenizer';
+import { decodable, generate, type Decodable } from '../model/sample';
+import { tokenizerOf } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { Prng } from '../util/prng';
 
@@ -99,11 +98,9 @@ interface Servable {
 function servable(m: Transformer | PretrainedServing): Servable {
   if (m instanceof Transformer) {
     const tokenizer = tokenizerOf(m.config);
-    const c = m.config;
     return {
-      contextLength: c.contextLength,
-      // As generate drives a Transformer itself.
-      generator: { contextLength: c.contextLength, vocabSize: c.vocabSize, eos: EOS, decoder: () => new Decoder(m) },
+      contextLength: m.config.contextLength,
+      generator: decodable(m),
       encodePrompt: (text) => tokenizer.encodePrompt(text),
       decode: (ids) => tokenizer.decode(ids, 'show'),
     };

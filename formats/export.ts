@@ -4,7 +4,7 @@
  */
 import type { LlamaConfig } from '../model/llama-config';
 import type { NamedArrays } from '../model/transformer';
-import { writeGguf, type GgufEntry } from './gguf';
+import { writeGguf } from './gguf';
 import { writeHfDirectory } from './hf-dir';
 import { ggufModelMetadata, hfConfigJson, PretrainedFormatError } from './llama-config-io';
 import { toFileLayout, weightSlots } from './llama-weights';
@@ -16,9 +16,8 @@ export type ExportDtype = (typeof EXPORT_DTYPES)[number];
 export interface ExportableModel {
   config: LlamaConfig;
   weights: NamedArrays;
+  /** A GGUF base's tokenizer gives its tokenizer.* metadata back unchanged; one from tokenizer.json is converted. */
   tokenizer: PretrainedTokenizer;
-  /** The tokenizer.* metadata of a GGUF base, written back unchanged. */
-  ggufTokenizer?: Record<string, GgufEntry>;
   name: string;
 }
 
@@ -26,8 +25,7 @@ export interface ExportableModel {
 const FILE_TYPE: Record<ExportDtype, number> = { f32: 0, f16: 1, bf16: 32 };
 
 export function exportGguf(m: ExportableModel, path: string, dtype: ExportDtype): void {
-  const tokenizer = m.ggufTokenizer ?? m.tokenizer.toGgufMetadata();
-  const metadata = { ...ggufModelMetadata(m.config, m.name, FILE_TYPE[dtype]), ...tokenizer };
+  const metadata = { ...ggufModelMetadata(m.config, m.name, FILE_TYPE[dtype]), ...m.tokenizer.toGgufMetadata() };
   const type = dtype.toUpperCase() as 'F32' | 'F16' | 'BF16';
   const tensors = weightSlots(m.config).map((s) => {
     const { data, shape } = toFileLayout(s, weights(m, s.name), true);

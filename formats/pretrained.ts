@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import type { LlamaConfig } from '../model/llama-config';
 import type { NamedArrays } from '../model/transformer';
-import { readGgufHeader, readGgufTensor, type GgufEntry, type GgufHeader } from './gguf';
+import { readGgufHeader, readGgufTensor } from './gguf';
 import { openHfDirectory, readHfTensor, type HfDirectory } from './hf-dir';
 import { configFromGguf, configFromHf, PretrainedFormatError } from './llama-config-io';
 import { fromFileLayout, weightSlots } from './llama-weights';
@@ -17,9 +17,8 @@ export interface OpenedPretrained {
   path: string;
   format: 'gguf' | 'hf';
   config: LlamaConfig;
+  /** Its `toGgufMetadata()` gives a GGUF's tokenizer.* metadata back exactly as it came. */
   tokenizer: PretrainedTokenizer;
-  /** A GGUF's tokenizer.* metadata, kept so a GGUF export writes the tokenizer exactly as it came. */
-  ggufTokenizer?: Record<string, GgufEntry>;
   /** Reads every weight, in our layout. */
   readWeights(): NamedArrays;
 }
@@ -57,7 +56,6 @@ function openGguf(path: string): OpenedPretrained {
     format: 'gguf',
     config,
     tokenizer: tokenizerFromGguf(h.metadata),
-    ggufTokenizer: tokenizerMetadata(h),
     readWeights: () => Object.fromEntries(slots.map((s) => [s.name, fromFileLayout(s, readGgufTensor(path, tensors.get(s.gguf)!), true)])),
   };
 }
@@ -84,8 +82,4 @@ function openHf(path: string): OpenedPretrained {
 
 function fileShape(shape: number[], transpose: boolean): number[] {
   return transpose ? [shape[1], shape[0]] : shape;
-}
-
-function tokenizerMetadata(h: GgufHeader): Record<string, GgufEntry> {
-  return Object.fromEntries(Object.entries(h.metadata).filter(([k]) => k.startsWith('tokenizer.')));
 }

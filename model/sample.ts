@@ -178,7 +178,8 @@ export interface Decodable {
   decoder(): StepDecoder;
 }
 
-function decodable(m: Transformer | Decodable): Decodable {
+/** A model as `generate` drives it: our transformer with its own decoder and end token, or any Decodable. */
+export function decodable(m: Transformer | Decodable): Decodable {
   if (!('config' in m)) return m;
   return { contextLength: m.config.contextLength, vocabSize: m.config.vocabSize, eos: EOS, decoder: () => new Decoder(m) };
 }
