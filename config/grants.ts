@@ -3,7 +3,8 @@
  * whoever can start a workflow, so the secrets it may name (`data.teacher.apiKeyEnv`), the hosts
  * it may send them to (`data.teacher.url`) and the task files it may read (`task.file`, local or
  * s3://) are granted by the worker's own settings (environment and `t1 worker` flags), never by
- * the config. Everything not granted is refused, except the default teacher key variable
+ * the config. Likewise the pretrained bases it may read (`model.base.uri`: a local path, s3://), except
+ * builtin:// models and the hub (hf://, whose endpoint is the worker's setting). Everything not granted is refused, except the default teacher key variable
  * T1_OPENAI_API_KEY (granted for backwards compatibility: it is only ever sent to a granted host)
  * and the checkpoint bucket of the worker's own connection (task files there are always readable).
  *
@@ -27,6 +28,8 @@ export const GRANT_SETTINGS = {
   teacherHosts: { env: 'T1_ALLOW_TEACHER_HOSTS', flag: 'allow-teacher-host' },
   taskDirs: { env: 'T1_ALLOW_TASK_DIRS', flag: 'allow-task-dir' },
   taskBuckets: { env: 'T1_ALLOW_TASK_BUCKETS', flag: 'allow-task-bucket' },
+  modelDirs: { env: 'T1_ALLOW_MODEL_DIRS', flag: 'allow-model-dir' },
+  modelBuckets: { env: 'T1_ALLOW_MODEL_BUCKETS', flag: 'allow-model-bucket' },
 } as const;
 type Grant = keyof typeof GRANT_SETTINGS;
 
@@ -72,6 +75,10 @@ export const GrantsSchema = z.object({
   taskDirs: z.array(TaskDir).default([]),
   /** Buckets a config's s3:// task file may be in, besides the checkpoint bucket. */
   taskBuckets: z.array(Bucket).default([]),
+  /** Directories under which a config's local pretrained base (a GGUF file or a model directory) may lie. */
+  modelDirs: z.array(TaskDir).default([]),
+  /** Buckets a config's s3:// pretrained base may be in, besides the checkpoint bucket. */
+  modelBuckets: z.array(Bucket).default([]),
 });
 export type Grants = z.output<typeof GrantsSchema>;
 
@@ -179,23 +186,53 @@ export function grantedTaskFile(
   checkpointBucket: string,
   realpath: (p: string) => string = realpathSync.native,
 ): { path: string } | { error: string } {
+  return grantedPlace(g, { dirs: 'taskDirs', buckets: 'taskBuckets', what: 'file', dirName: 'task' }, field, file, checkpointBucket, realpath);
+}
+
+/**
+ * `field` names a pretrained base (model URI): what to read (the URI, or a local path's realpath) when it
+ * is builtin://, hf://, an object or prefix in the checkpoint bucket or a granted bucket, or a local
+ * file or directory under a granted model directory; else why not.
+ */
+export function grantedModelSource(
+  g: Grants,
+  field: string,
+  uri: string,
+  checkpointBucket: string,
+  realpath: (p: string) => string = realpathSync.native,
+): { path: string } | { error: string } {
+  if (/^(builtin|hf):\/\//.test(uri)) return { path: uri };
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(uri) && !uri.startsWith('s3://'))
+    return { error: `${field}: ${uri.split('://')[0]}:// is not a model source a config may name (a granted path, s3://, hf:// or builtin://)` };
+  return grantedPlace(g, { dirs: 'modelDirs', buckets: 'modelBuckets', what: 'file or directory', dirName: 'model' }, field, uri, checkpointBucket, realpath);
+}
+
+/** An s3:// object in the checkpoint bucket or a granted bucket, or a local path under a granted directory. */
+function grantedPlace(
+  g: Grants,
+  kind: { dirs: 'taskDirs' | 'modelDirs'; buckets: 'taskBuckets' | 'modelBuckets'; what: string; dirName: string },
+  field: string,
+  file: string,
+  checkpointBucket: string,
+  realpath: (p: string) => string,
+): { path: string } | { error: string } {
   const s3 = S3_URI.exec(file);
   if (s3) {
     const [, bucket, key] = s3;
     if (key.split('/').some((s) => s === '.' || s === '..'))
       return { error: `${field}: the object key must not have "." or ".." segments` };
-    if (bucket === checkpointBucket || g.taskBuckets.includes(bucket)) return { path: file };
+    if (bucket === checkpointBucket || g[kind.buckets].includes(bucket)) return { path: file };
     return {
-      error: `${field}: bucket ${JSON.stringify(bucket)} is not granted to this worker (grant it with ${how('taskBuckets')}; the checkpoint bucket is always granted)`,
+      error: `${field}: bucket ${JSON.stringify(bucket)} is not granted to this worker (grant it with ${how(kind.buckets)}; the checkpoint bucket is always granted)`,
     };
   }
   // Not path.resolve: it would fold `link/..` by the letter, where the kernel follows the link first.
   const real = realOrNull(isAbsolute(file) ? file : `${process.cwd()}${sep}${file}`, realpath);
-  const roots = g.taskDirs.map((root) => realOrNull(root, realpath)).filter((r) => r !== null);
+  const roots = g[kind.dirs].map((root) => realOrNull(root, realpath)).filter((r) => r !== null);
   if (real && roots.some((root) => isUnder(root, real))) return { path: real };
-  const none = g.taskDirs.length ? '' : '; it grants none';
+  const none = g[kind.dirs].length ? '' : '; it grants none';
   return {
-    error: `${field}: ${file} is not an existing file under a task directory granted to this worker (grant one with ${how('taskDirs')}${none})`,
+    error: `${field}: ${file} is not an existing ${kind.what} under a ${kind.dirName} directory granted to this worker (grant one with ${how(kind.dirs)}${none})`,
   };
 }
 
@@ -219,6 +256,8 @@ export function describeGrants(g: Grants, checkpointBucket: string): string {
     `teacher hosts ${or(g.teacherHosts.map((h) => (h.port === null ? h.hostname : `${h.hostname}:${h.port}`)))}`,
     `task dirs ${or(g.taskDirs)}`,
     `task buckets ${[`${checkpointBucket} (checkpoints)`, ...g.taskBuckets].join(', ')}`,
+    `model dirs ${or(g.modelDirs)}`,
+    `model buckets ${[`${checkpointBucket} (checkpoints)`, ...g.modelBuckets].join(', ')}`,
   ].join('; ');
 }
 

@@ -4,7 +4,7 @@
  * what RL does to the sampled distribution). Judged exactly as RL rewards are. One definition,
  * used by SFT validation, campaign evaluation and the benchmarks.
  */
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import type { RlConfig } from '../rl/config';
 import type { Problem } from '../tasks/types';
 import { evaluate, type EvalOptions } from './evaluate';
@@ -48,7 +48,7 @@ const baseOptions = (opts: HeldOutOptions): Omit<EvalOptions, 'samples'> => ({
 });
 
 /** The greedy half of `heldOutAccuracy` alone: SFT validation reads its accuracy with the same judge. */
-export async function greedyAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions) {
+export async function greedyAccuracy(model: Policy, problems: readonly Problem[], opts: HeldOutOptions) {
   if (!problems.length) throw new Error('greedyAccuracy: no problems');
   const greedy = await evaluate(model, problems, {
     ...baseOptions(opts),
@@ -59,7 +59,7 @@ export async function greedyAccuracy(model: Transformer, problems: readonly Prob
   return greedy.metrics;
 }
 
-export async function heldOutAccuracy(model: Transformer, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
+export async function heldOutAccuracy(model: Policy, problems: readonly Problem[], opts: HeldOutOptions): Promise<HeldOutResult> {
   if (!problems.length) throw new Error('heldOutAccuracy: no problems');
   const sampled = await evaluate(model, problems, {
     ...baseOptions(opts),

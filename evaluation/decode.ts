@@ -4,12 +4,12 @@
  * the untruncated run drew.
  */
 import { generate, type Decodable, type SampleOptions } from '../model/sample';
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import type { Prng } from '../util/prng';
 
 /** Continues each prefix (KV-cache decoding, `generate`'s stopping rules); row b draws from rngs[b]. */
 export async function decodeRows(
-  model: Transformer | Decodable,
+  model: Policy | Decodable,
   prefixes: number[][],
   rngs: readonly Prng[],
   opts: SampleOptions,
@@ -22,7 +22,7 @@ export type Progress = (phase: string, done: number, total: number) => void | Pr
 
 /** decodeRows over any number of rows, batchSize at a time. */
 export async function decodeAll(
-  model: Transformer | Decodable,
+  model: Policy | Decodable,
   prefixes: number[][],
   rngs: readonly Prng[],
   opts: SampleOptions & { batchSize: number; phase?: string; onProgress?: Progress },

@@ -4,8 +4,8 @@
  * Deterministic by seed: sample j of a problem always draws from the same stream.
  */
 import type { Decodable, SampleOptions } from '../model/sample';
-import { BASE_TOKENIZER, tokenizerOf, type Tokenizer } from '../model/tokenizer';
-import { Transformer } from '../model/transformer';
+import type { Policy, ResponseFormat } from '../model/policy';
+import { BASE_TOKENIZER } from '../model/tokenizer';
 import type { RlConfig } from '../rl/config';
 import { judge } from '../rl/reward';
 import type { Problem } from '../tasks/types';
@@ -43,22 +43,19 @@ export function sampleStream(seed: number, problemId: string, sample: number): P
 /** Part of every cached evaluation's key: results sampled with other streams are not reused. */
 export const SAMPLE_STREAMS = 2;
 
-/** How prompts are written and responses read: our tokenizer, or a pretrained model's chat format (formats/chat-format.ts). */
-export type ResponseFormat = Pick<Tokenizer, 'encodePrompt' | 'parseResponse'>;
-
-/** A model to evaluate that is not one of our checkpoints: its generator and its format. */
+/** A model to evaluate that is not a policy (e.g. a served base): its generator and how prompts are written and responses read. */
 export interface FormattedModel {
   generator: Decodable;
-  format: ResponseFormat;
+  format: Pick<ResponseFormat, 'encodePrompt' | 'parseResponse'>;
 }
 
-function parts(model: Transformer | FormattedModel): { generator: Transformer | Decodable; format: ResponseFormat } {
-  return model instanceof Transformer ? { generator: model, format: tokenizerOf(model.config) } : model;
+function parts(model: Policy | FormattedModel): FormattedModel {
+  return 'forward' in model ? { generator: model.decodable(), format: model.format } : model;
 }
 
 /** Responses (token ids after the prompt) as [problem][sample]. */
 export async function sampleResponses(
-  model: Transformer | FormattedModel,
+  model: Policy | FormattedModel,
   problems: readonly Problem[],
   opts: EvalOptions,
 ): Promise<number[][][]> {
@@ -74,7 +71,7 @@ export async function sampleResponses(
       rng: sampleStream(opts.seed, p.id, j),
     })),
   );
-  const context = generator instanceof Transformer ? generator.config.contextLength : generator.contextLength;
+  const context = generator.contextLength;
   const long = rows.findIndex((r) => r.prompt.length >= context);
   if (long >= 0) {
     const p = problems[Math.floor(long / n)];
@@ -122,7 +119,7 @@ export function scoreResponses(
   }));
 }
 
-export async function evaluate(model: Transformer | FormattedModel, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
+export async function evaluate(model: Policy | FormattedModel, problems: readonly Problem[], opts: EvalOptions): Promise<EvalReport> {
   const records = scoreResponses(problems, await sampleResponses(model, problems, opts), opts.garbage, parts(model).format);
   return { metrics: summarise(records, opts.ks), problems: records };
 }

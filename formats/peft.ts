@@ -19,10 +19,9 @@ import {
   loraTargets,
   loraNames,
   loraParamShapes,
-  LoraConfigSchema,
   type LoraAdapters,
-  type LoraTarget,
 } from '../model/lora';
+import { LoraConfigSchema, type LoraTarget } from '../model/lora-config';
 import { UserError } from '../util/errors';
 import { transpose2d, weightSlots } from './llama-weights';
 import { readSafetensorsHeader, readSafetensorsTensor, writeSafetensors, type SafetensorsTensor } from './safetensors';

@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { VOCAB_SIZE } from './tokenizer';
 
 /** Decoder-only transformer hyperparameters. Defaults: a small model that trains on a laptop CPU. */
-export const ModelConfigSchema = z
-  .object({
+export const ModelFields = z.object({
     vocabSize: z.number().int().positive().default(VOCAB_SIZE),
     /** Longest sequence the model sees (learned position embeddings have this many rows). */
     contextLength: z.number().int().positive().default(256),
@@ -19,10 +18,19 @@ export const ModelConfigSchema = z
     initStd: z.number().positive().default(0.02),
     /** Characters beyond printable ASCII in this model's vocabulary, in id order (a jsonl file's own; set when the file is pinned). */
     extraChars: z.string().min(1).optional(),
-  })
-  // The vocabulary follows from the alphabet: the checkpoint records which characters its extra embedding rows are.
-  .transform((c) => (c.extraChars ? { ...c, vocabSize: VOCAB_SIZE + [...c.extraChars].length } : c))
-  .refine((c) => c.dModel % c.nHeads === 0, { message: 'dModel must be divisible by nHeads' });
+});
+
+/** The model rules on any object schema with the model's fields (this one, or a campaign's `model` with more). */
+export function withModelRules<S extends z.ZodType<z.output<typeof ModelFields>>>(fields: S) {
+  return (
+    fields
+      // The vocabulary follows from the alphabet: the checkpoint records which characters its extra embedding rows are.
+      .transform((c) => (c.extraChars ? { ...c, vocabSize: VOCAB_SIZE + [...c.extraChars].length } : c))
+      .refine((c) => c.dModel % c.nHeads === 0, { message: 'dModel must be divisible by nHeads' })
+  );
+}
+
+export const ModelConfigSchema = withModelRules(ModelFields);
 
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 

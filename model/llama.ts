@@ -26,8 +26,8 @@ import {
   loraScale,
   mergeLora,
   type LoraAdapters,
-  type LoraConfig,
 } from './lora';
+import type { LoraConfig } from './lora-config';
 import { NamedVariables, type NamedArrays } from './params';
 import { BLOCKED } from './transformer';
 

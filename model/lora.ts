@@ -12,14 +12,10 @@
  * Llama-family models.
  */
 import * as tf from '@tensorflow/tfjs';
-import { z } from 'zod';
 import type { Prng } from '../util/prng';
 import type { LlamaConfig } from './llama-config';
+import { LORA_TARGETS, type LoraConfig, type LoraTarget } from './lora-config';
 import type { NamedArrays } from './params';
-
-/** Projections an adapter can target, in the (canonical) order of a layer's parameters. */
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 /** The weight of a layer each target adapts (model/llama.ts names, after `h{l}.`). */
 export const LORA_TARGET_WEIGHTS: Record<LoraTarget, string> = {
@@ -31,22 +27,6 @@ export const LORA_TARGET_WEIGHTS: Record<LoraTarget, string> = {
   up: 'mlp.wu',
   down: 'mlp.wd',
 };
-
-export const LoraConfigSchema = z.object({
-  /** r: the adapters' inner width. */
-  rank: z.number().int().min(1).default(8),
-  /** lora_alpha: the update is scaled by alpha / rank. PEFT's default, 8 (not 2*rank). */
-  alpha: z.number().positive().default(8),
-  /** lora_dropout: probability of zeroing an element of an adapter's input while training. */
-  dropout: z.number().min(0).lt(1).default(0),
-  /** target_modules: which projections of every layer get an adapter. */
-  targets: z
-    .array(z.enum(LORA_TARGETS))
-    .min(1)
-    .refine((t) => new Set(t).size === t.length, { message: 'targets must not repeat' })
-    .default(['q', 'v']),
-});
-export type LoraConfig = z.infer<typeof LoraConfigSchema>;
 
 /** A model's adapters: their hyper-parameters and values by name (`loraParamShapes`). */
 export interface LoraAdapters {

@@ -7,9 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Prng } from '../util/prng';
-import { EOS, PAD } from './tokenizer';
-import { Decoder } from './decode';
-import { BLOCKED, oneHotFloat, type Transformer } from './transformer';
+import type { KvDecoder } from './kv-cache';
+import type { Policy } from './policy';
+import { PAD } from './tokenizer';
+import { BLOCKED, oneHotFloat } from './transformer';
 
 export interface TokenScores {
   /** log pi(targets[b,t] | inputs[b,<=t]), [B,T]. */
@@ -32,9 +33,9 @@ function pick(logp: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor2D {
  * differentiable (call it inside tf.variableGrads for the policy, outside for the anchor).
  * Padded positions get values too: mask them.
  */
-export function scoreTokens(model: Transformer, inputs: tf.Tensor2D, targets: tf.Tensor2D, temperature = 1): TokenScores {
+export function scoreTokens(model: Policy, inputs: tf.Tensor2D, targets: tf.Tensor2D, temperature = 1, dropout?: Prng): TokenScores {
   return tf.tidy(() => {
-    const logits = model.forward(inputs);
+    const logits = model.forward(inputs, dropout);
     const logp = tf.logSoftmax(temperature === 1 ? logits : logits.div(temperature)) as tf.Tensor3D;
     return { logProbs: pick(logp, targets), entropies: logp.exp().mul(logp).sum(-1).neg() as tf.Tensor2D };
   });
@@ -168,7 +169,7 @@ function argmax(xs: ArrayLike<number>): number {
 }
 
 /** A KV-cache decoder as `generate` drives it (model/decode.ts, model/llama-decode.ts). */
-export type StepDecoder = Pick<Decoder, 'prefill' | 'step' | 'keySlots' | 'keepRows' | 'dispose'>;
+export type StepDecoder = Pick<KvDecoder, 'prefill' | 'step' | 'keySlots' | 'keepRows' | 'dispose'>;
 
 /** What generation needs of a model: its context, its vocabulary, the token that ends a response and a decoder. */
 export interface Decodable {
@@ -178,10 +179,9 @@ export interface Decodable {
   decoder(): StepDecoder;
 }
 
-/** A model as `generate` drives it: our transformer with its own decoder and end token, or any Decodable. */
-export function decodable(m: Transformer | Decodable): Decodable {
-  if (!('config' in m)) return m;
-  return { contextLength: m.config.contextLength, vocabSize: m.config.vocabSize, eos: EOS, decoder: () => new Decoder(m) };
+/** A model as `generate` drives it: a policy's own decoder and end token, or any Decodable. */
+export function decodable(m: Policy | Decodable): Decodable {
+  return 'forward' in m ? m.decodable() : m;
 }
 
 /**
@@ -191,7 +191,7 @@ export function decodable(m: Transformer | Decodable): Decodable {
  * sampled token, in batch order (or from `rng[b]` for row b when given one stream per row).
  */
 export async function generate(
-  model: Transformer | Decodable,
+  model: Policy | Decodable,
   prompts: number[][],
   opts: SampleOptions,
   rng: Prng | readonly Prng[],

@@ -97,19 +97,20 @@ export function encodeState(s: TrainingState<ModelConfig | LlamaConfig>): Uint8A
 
 /** A state of our transformer (a Llama-family state is refused by name). */
 export function decodeState(bytes: Uint8Array): TrainingState {
-  const s = decodeAny(bytes);
+  const s = decodeAnyState(bytes);
   if (isLlama(s.config)) throw new StateError(`state: a ${s.config.architecture} (Llama-family) state, not one of our transformer`);
   return s as TrainingState;
 }
 
 /** A state of a Llama-family model (one trained from a pretrained base). */
 export function decodeLlamaState(bytes: Uint8Array): TrainingState<LlamaConfig> {
-  const s = decodeAny(bytes);
+  const s = decodeAnyState(bytes);
   if (!isLlama(s.config)) throw new StateError('state: a state of our transformer, not of a Llama-family model');
   return s as TrainingState<LlamaConfig>;
 }
 
-function decodeAny(bytes: Uint8Array): TrainingState<ModelConfig | LlamaConfig> {
+/** A state of either family, as its header says. */
+export function decodeAnyState(bytes: Uint8Array): TrainingState<ModelConfig | LlamaConfig> {
   if (bytes.length < 8 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC)
     throw new StateError('state: not a T1 training state (bad magic)');
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);

@@ -10,7 +10,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { Prng } from '../util/prng';
 import type { ModelConfig } from './config';
-import { NamedVariables, type NamedArrays } from './params';
+import { Decoder } from './decode';
+import { NamedVariables, type NamedArrays, type Trainable } from './params';
+import type { Policy } from './policy';
+import type { Decodable } from './sample';
+import { EOS, tokenizerOf, type Tokenizer } from './tokenizer';
 
 export type { NamedArrays } from './params';
 
@@ -114,7 +118,7 @@ function normalized(x: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor] {
   return [xc.mul(r), r];
 }
 
-export class Transformer extends NamedVariables {
+export class Transformer extends NamedVariables implements Policy {
   readonly config: ModelConfig;
   private readonly layerNorm: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
   private causal: tf.Tensor2D | null = null;
@@ -126,7 +130,20 @@ export class Transformer extends NamedVariables {
     this.layerNorm = makeLayerNorm(config.layerNormEps);
   }
 
-  /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. Generation uses model/decode. */
+  /** Its character tokenizer (the config's alphabet): prompts as [BOS] prompt [RESP], answers after ANS. */
+  get format(): Tokenizer {
+    return tokenizerOf(this.config);
+  }
+
+  decodable(): Decodable {
+    return { contextLength: this.config.contextLength, vocabSize: this.config.vocabSize, eos: EOS, decoder: () => new Decoder(this) };
+  }
+
+  scorer(): Decoder {
+    return new Decoder(this);
+  }
+
+  /** Full causal forward pass: int32 tokens [B,T] (T <= contextLength) -> logits [B,T,V]. Generation uses model/decode. No dropout. */
   forward(tokens: tf.Tensor2D): tf.Tensor3D {
     const T = tokens.shape[1];
     if (T > this.config.contextLength) throw new Error(`sequence length ${T} exceeds contextLength ${this.config.contextLength}`);
@@ -179,18 +196,6 @@ export class Transformer extends NamedVariables {
     return T === C ? this.causal : this.causal.slice([0, 0], [T, T]);
   }
 
-  /** Overwrites this model's weights with `other`'s (same config): e.g. an anchor refresh. */
-  copyFrom(other: Transformer): void {
-    this.checkCompatible(other);
-    this.variables.forEach((v, i) => v.assign(other.variables[i]));
-  }
-
-  /** this := lam * this + (1 - lam) * other, weight by weight (an EMA anchor). */
-  emaFrom(other: Transformer, lam: number): void {
-    this.checkCompatible(other);
-    tf.tidy(() => this.variables.forEach((v, i) => v.assign(v.mul(lam).add(other.variables[i].mul(1 - lam)))));
-  }
-
   /** An independent copy (own variables) with the same config and weights. */
   clone(): Transformer {
     return new Transformer(this.config, this.getWeights());
@@ -202,7 +207,8 @@ export class Transformer extends NamedVariables {
     this.causal = null;
   }
 
-  private checkCompatible(other: Transformer): void {
-    if (JSON.stringify(other.config) !== JSON.stringify(this.config)) throw new Error('models have different configs');
+  protected override checkCompatible(other: Trainable): void {
+    if (!(other instanceof Transformer) || JSON.stringify(other.config) !== JSON.stringify(this.config))
+      throw new Error('models have different configs');
   }
 }

@@ -119,7 +119,7 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 ${table(
   ['checkpoint', 'pass@1', '± s.e.', 'greedy', 'problems × samples', 'temperature', 'garbage', 'mean length'],
   result.evals.map((e) => [
-    `${e.label} (${e.checkpoint.id})`,
+    e.checkpoint ? `${e.label} (${e.checkpoint.id})` : `${e.label} (pretrained, zero-shot)`,
     pct(e.accuracy),
     pct(e.stderr),
     pct(e.greedyAccuracy),

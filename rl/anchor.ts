@@ -5,36 +5,36 @@
  * checkpoint (model/state) and is named by the sha256 of those bytes.
  */
 import { createHash } from 'node:crypto';
-import { decodeState, encodeState } from '../model/state';
-import { Transformer } from '../model/transformer';
+import type { NamedArrays } from '../model/params';
+import type { Policy } from '../model/policy';
+import { encodeState } from '../model/state';
 import type { RlConfig } from './config';
 
 type AnchorConfig = RlConfig['anchor'];
 
 /** anchor := policy (a copy: later policy updates do not reach it). */
-export function refreshAnchor(anchor: Transformer, policy: Transformer): void {
+export function refreshAnchor(anchor: Policy, policy: Policy): void {
   anchor.copyFrom(policy);
 }
 
 /** Per-step anchor update: the EMA blend in ema mode, nothing otherwise. */
-export function anchorAfterStep(anchor: Transformer, policy: Transformer, cfg: AnchorConfig): void {
+export function anchorAfterStep(anchor: Policy, policy: Policy, cfg: AnchorConfig): void {
   if (cfg.mode === 'ema') anchor.emaFrom(policy, cfg.emaLambda);
 }
 
-/** The anchor as checkpoint bytes (weights only: no optimizer, step or Prng) and their sha256. */
-export function encodeAnchor(anchor: Transformer): { bytes: Uint8Array; sha256: string } {
+/**
+ * The anchor as checkpoint bytes (its trainable weights only: no optimizer, step or Prng; a
+ * pretrained policy's origin) and their sha256: a model, or a checkpoint's state taken as is.
+ */
+export function encodeAnchor(anchor: Pick<Policy, 'config' | 'origin'> & { weights: NamedArrays }): { bytes: Uint8Array; sha256: string } {
   const bytes = encodeState({
     config: anchor.config,
     step: 0,
     prng: [0, 0, 0, 0],
     cursor: null,
-    weights: anchor.getWeights(),
+    weights: anchor.weights,
     optimizer: { t: 0, m: {}, v: {} },
+    ...(anchor.origin ? { extra: { origin: anchor.origin } } : {}),
   });
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
-}
-
-export function decodeAnchor(bytes: Uint8Array): Transformer {
-  const s = decodeState(bytes);
-  return new Transformer(s.config, s.weights);
 }

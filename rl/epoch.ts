@@ -4,6 +4,9 @@
  * `state()`, so training resumed from any step boundary computes exactly what an uninterrupted
  * run would (bit for bit on a deterministic backend).
  */
+import type { ModelConfig } from '../model/config';
+import type { LlamaConfig } from '../model/llama-config';
+import type { Policy } from '../model/policy';
 import type { TrainingState } from '../model/state';
 import { Transformer } from '../model/transformer';
 import { AdamW } from '../training/adamw';
@@ -33,7 +36,7 @@ export interface RlEpochResult {
   summary: RlStepMetrics;
 }
 
-export class RlTrainer {
+export class RlTrainer<M extends Policy = Policy> {
   readonly pool: PromptPool;
   private readonly optimizer: AdamW;
   /** Who samples each step's responses and scores the anchor's log-probs (rl.rollout); default: this process. */
@@ -41,8 +44,8 @@ export class RlTrainer {
   scoring?: Scoring;
 
   private constructor(
-    readonly policy: Transformer,
-    readonly anchor: Transformer,
+    readonly policy: M,
+    readonly anchor: M,
     public config: RlConfig,
     source: PromptSource,
     private readonly rng: Prng,
@@ -58,17 +61,26 @@ export class RlTrainer {
    * A fresh run: takes ownership of `policy` and `anchor` (e.g. both loaded from the SFT
    * checkpoint) and starts a new optimizer and the prompt cursor at 0.
    */
-  static create(policy: Transformer, anchor: Transformer, config: RlConfig, source: PromptSource, seed: number): RlTrainer {
+  static create<M extends Policy>(policy: M, anchor: M, config: RlConfig, source: PromptSource, seed: number): RlTrainer<M> {
     return new RlTrainer(policy, anchor, config, source, new Prng(seed).fork('rl'), 0, { epoch: 0, stepInEpoch: 0, prompt: 0 });
   }
 
-  /** Continues exactly where `state` was taken. `config` may differ (hyperparameters changed between epochs). */
-  static fromState(state: TrainingState, config: RlConfig, source: PromptSource): RlTrainer {
+  /**
+   * Continues exactly where `state` was taken. `config` may differ (hyperparameters changed between
+   * epochs). `models`: the state's policy and anchor already built (a pretrained policy needs its
+   * base); default our transformer from the state.
+   */
+  static fromState<M extends Policy = Transformer>(
+    state: TrainingState<ModelConfig | LlamaConfig>,
+    config: RlConfig,
+    source: PromptSource,
+    models?: { policy: M; anchor: M },
+  ): RlTrainer<M> {
     const anchor = state.arrays?.anchor;
     if (!anchor) throw new Error('rl resume: the state holds no anchor weights');
     return new RlTrainer(
-      new Transformer(state.config, state.weights),
-      new Transformer(state.config, anchor),
+      models?.policy ?? (new Transformer(state.config as ModelConfig, state.weights) as Policy as M),
+      models?.anchor ?? (new Transformer(state.config as ModelConfig, anchor) as Policy as M),
       config,
       source,
       new Prng(state.prng),
@@ -110,7 +122,7 @@ export class RlTrainer {
    * mid-epoch resume). `onStep` sees each step's metrics with the trainer in its post-step state,
    * so it may checkpoint `state()`; it is awaited, which also lets heartbeats through.
    */
-  async runEpoch(onStep?: (metrics: RlStepMetrics, trainer: RlTrainer) => void | Promise<void>): Promise<RlEpochResult> {
+  async runEpoch(onStep?: (metrics: RlStepMetrics, trainer: RlTrainer<M>) => void | Promise<void>): Promise<RlEpochResult> {
     const epoch = this.position.epoch;
     const steps: RlStepMetrics[] = [];
     while (this.position.epoch === epoch) {
@@ -122,7 +134,7 @@ export class RlTrainer {
   }
 
   /** Policy, anchor (as extra arrays), AdamW moments, Prng and cursor; `step` counts RL steps. */
-  state(): TrainingState {
+  state(): TrainingState<ModelConfig | LlamaConfig> {
     return {
       config: this.policy.config,
       step: this.steps,
@@ -131,7 +143,7 @@ export class RlTrainer {
       weights: this.policy.getWeights(),
       optimizer: this.optimizer.getState(),
       arrays: { anchor: this.anchor.getWeights() },
-      extra: { rl: resultConfig(this.config), source: this.pool.source },
+      extra: { rl: resultConfig(this.config), source: this.pool.source, ...(this.policy.origin && { origin: this.policy.origin }) },
     };
   }
 

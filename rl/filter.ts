@@ -6,8 +6,7 @@
  * orchestrator stores with the campaign.
  */
 import { generate } from '../model/sample';
-import { tokenizerOf } from '../model/tokenizer';
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import type { Problem } from '../tasks/types';
 import type { Prng } from '../util/prng';
 import type { RlConfig } from './config';
@@ -23,7 +22,7 @@ export interface FilterResult {
 
 /** Samples with the RL step's sampling settings (temperature, top-p, min-p, length limit). */
 export async function difficultyFilter(
-  model: Transformer,
+  model: Policy,
   candidates: readonly Problem[],
   cfg: RlConfig,
   rng: Prng,
@@ -32,7 +31,7 @@ export async function difficultyFilter(
   const { samples: n, maxPassRate } = cfg.filter;
   const opts = { maxNewTokens: cfg.maxNewTokens, temperature: cfg.temperature, topP: cfg.topP, minP: cfg.minP };
   const perCall = Math.max(1, Math.floor(cfg.sampleBatch / n));
-  const tokenizer = tokenizerOf(model.config);
+  const tokenizer = model.format;
   const passRates: number[] = [];
   for (let start = 0; start < candidates.length; start += perCall) {
     const chunk = candidates.slice(start, start + perCall);
@@ -54,7 +53,7 @@ export async function difficultyFilter(
 
 /** The filter over the first `filter.candidates` stream positions of the RL pool: `kept` are the pool's `kept` positions. */
 export async function filterPool(
-  model: Transformer,
+  model: Policy,
   source: PromptSource,
   cfg: RlConfig,
   rng: Prng,

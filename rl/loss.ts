@@ -13,9 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { collate, disposeBatch, type Batch } from '../model/batch';
-import { Decoder } from '../model/decode';
 import { logProbsOf, scoreTokens } from '../model/sample';
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import type { RlConfig } from './config';
 
 export interface Sequence {
@@ -60,7 +59,7 @@ export interface Gradients {
 }
 
 /** Gradient of the RL loss over `samples` with respect to the policy's variables (no update). */
-export function rlGradients(policy: Transformer, samples: readonly UpdateSample[], opts: LossOptions): Gradients {
+export function rlGradients(policy: Policy, samples: readonly UpdateSample[], opts: LossOptions): Gradients {
   if (!samples.length) throw new Error('rlGradients: no samples');
   const weight = (s: UpdateSample) => s.weight ?? 1;
   const length = (s: UpdateSample) => s.tokens.length - s.promptLength;
@@ -142,9 +141,9 @@ function globalNorm(grads: readonly tf.Tensor[]): number {
  * anchor's side of the KL estimate d_i. Runs the inference forward (model/decode), each
  * micro-batch padded to its longest sequence.
  */
-export function responseLogProbs(model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
+export function responseLogProbs(model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
   const out = new Array<number>(seqs.length);
-  const decoder = new Decoder(model);
+  const decoder = model.scorer();
   try {
     for (const chunk of scoringChunks(seqs, microBatch)) {
       const b = responseBatch(
@@ -172,7 +171,7 @@ export function scoringChunks(seqs: readonly Sequence[], microBatch: number): nu
 }
 
 /** Who scores the anchor's log-probs of a step's responses; responseLogProbs in this process, or sampler processes. */
-export type Scoring = (model: Transformer, seqs: readonly Sequence[], microBatch: number, temperature: number) => Promise<number[]>;
+export type Scoring = (model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number) => Promise<number[]>;
 
 /**
  * Sequences ordered by length (stable): a micro-batch is padded to its longest sequence, so

@@ -6,7 +6,7 @@
  * workers sample its shards, in any order, retried or not.
  */
 import { generate, type Sample, type SampleOptions } from '../model/sample';
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import { Prng } from '../util/prng';
 
 export interface RolloutBatch {
@@ -28,7 +28,7 @@ export function rowStream(stepSeed: number, prompt: number, k: number): Prng {
 }
 
 /** Samples a batch in this process. */
-export async function sampleRollouts(model: Transformer, b: RolloutBatch): Promise<Sample[]> {
+export async function sampleRollouts(model: Policy, b: RolloutBatch): Promise<Sample[]> {
   const K = b.samplesPerPrompt;
   const rows = b.prompts.flatMap((ids, p) => Array.from({ length: K }, (_, k) => ({ ids, rng: rowStream(b.stepSeed, b.first + p, k) })));
   const out: Sample[] = [];
@@ -48,6 +48,6 @@ export async function sampleRollouts(model: Transformer, b: RolloutBatch): Promi
 
 /** The in-process sampler of a policy. */
 export const localRollouts =
-  (model: Transformer): Rollouts =>
+  (model: Policy): Rollouts =>
   (b) =>
     sampleRollouts(model, b);

@@ -14,7 +14,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ModelConfig } from '../model/config';
 import type { Sample } from '../model/sample';
-import type { NamedArrays, Transformer } from '../model/transformer';
+import { Transformer, type NamedArrays } from '../model/transformer';
 import { shardBatch } from './config';
 import { scoringChunks, type Scoring, type Sequence } from './loss';
 import type { RolloutBatch, Rollouts } from './rollout';
@@ -149,6 +149,7 @@ export class SamplerPool {
 
   /** responseLogProbs(anchor, seqs, microBatch, temperature), its micro-batches spread over the processes. */
   readonly score: Scoring = async (anchor, seqs, microBatch, temperature) => {
+    if (!(anchor instanceof Transformer)) throw new Error('sampler processes score our transformer only');
     const chunks = scoringChunks(seqs, microBatch);
     const sums = await this.spread('anchor', anchor, chunks, (p, chunk) =>
       p.score(

@@ -5,8 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Sample } from '../model/sample';
-import { tokenizerOf } from '../model/tokenizer';
-import type { Transformer } from '../model/transformer';
+import type { Policy } from '../model/policy';
 import type { Problem } from '../tasks/types';
 import type { AdamW } from '../training/adamw';
 import { clipByGlobalNorm } from '../training/clip';
@@ -67,8 +66,8 @@ export interface RlStepMetrics {
 }
 
 export interface RlStepInput {
-  policy: Transformer;
-  anchor: Transformer;
+  policy: Policy;
+  anchor: Policy;
   optimizer: AdamW;
   /** The B prompts of this step. */
   problems: readonly Problem[];
@@ -100,7 +99,7 @@ export async function rlStep({
 }: RlStepInput): Promise<RlStepMetrics> {
   const K = cfg.samplesPerPrompt;
   const t0 = now();
-  const tokenizer = tokenizerOf(policy.config);
+  const tokenizer = policy.format;
   const promptIds = problems.map((p) => tokenizer.encodePrompt(p.prompt));
   const prompts = promptIds.flatMap((ids) => Array.from({ length: K }, () => ids));
   const samples: Sample[] = await (rollouts ?? localRollouts(policy))({
@@ -173,7 +172,7 @@ export async function rlStep({
 }
 
 /** One plain policy-gradient step on the whole batch, or PPO epochs over shuffled minibatches. */
-function updatePolicy(policy: Transformer, optimizer: AdamW, batch: UpdateSample[], cfg: RlConfig, lr: number, rng: Prng) {
+function updatePolicy(policy: Policy, optimizer: AdamW, batch: UpdateSample[], cfg: RlConfig, lr: number, rng: Prng) {
   const losses: number[] = [];
   const norms: number[] = [];
   let positions = 0;

@@ -110,12 +110,12 @@ export async function pinTaskFile(
   if (errors.length) throw new ConfigError(errors.join('\n'));
   registerJsonl(d);
   // The model's vocabulary is the file's alphabet: recorded in the config, and so in every checkpoint.
-  const model: Partial<CampaignConfig['model']> = { ...config.model };
+  const { base, lora, ...model }: Partial<CampaignConfig['model']> = { ...config.model };
   delete model.extraChars;
   return {
     ...config,
     task: { ...config.task, file, sha256 },
-    model: ModelConfigSchema.parse({ ...model, ...(d.extraChars && { extraChars: d.extraChars }) }),
+    model: { ...ModelConfigSchema.parse({ ...model, ...(d.extraChars && { extraChars: d.extraChars }) }), ...(base && { base }), ...(lora && { lora }) },
   };
 }
 

@@ -7,9 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { Prng } from '../util/prng';
 import { collate, disposeBatch } from '../model/batch';
 import type { ModelConfig } from '../model/config';
+import type { LlamaConfig } from '../model/llama-config';
+import type { Policy } from '../model/policy';
 import { generate } from '../model/sample';
 import type { TrainingState } from '../model/state';
-import { tokenizerOf, type Example } from '../model/tokenizer';
+import type { Example } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { AdamW } from './adamw';
 import { AdamWConfigSchema } from './adamw-config';
@@ -60,13 +62,13 @@ export interface TrainOptions {
   onEval?: (r: EvalResult) => void;
 }
 
-export class SftTrainer {
+export class SftTrainer<M extends Policy = Policy> {
   private readonly optimizer: AdamW;
   private readonly microBatchSize: number;
   private readonly data: DataOrder;
 
   private constructor(
-    readonly model: Transformer,
+    readonly model: M,
     readonly config: SftConfig,
     private readonly train: readonly Example[],
     private readonly rng: Prng,
@@ -80,19 +82,30 @@ export class SftTrainer {
   }
 
   /** Fresh model from `seed` (init and data order use separate forks of it). */
-  static create(modelConfig: ModelConfig, config: SftConfigInput, train: readonly Example[], seed: number): SftTrainer {
-    const root = new Prng(seed);
-    const model = new Transformer(modelConfig, root.fork('init'));
-    return new SftTrainer(model, SftConfigSchema.parse(config), train, root.fork('data'), 0, { epoch: 0, index: 0 });
+  static create(modelConfig: ModelConfig, config: SftConfigInput, train: readonly Example[], seed: number): SftTrainer<Transformer> {
+    return SftTrainer.start(new Transformer(modelConfig, new Prng(seed).fork('init')), config, train, seed);
   }
 
-  /** Continues exactly where `state` was taken; `train` must be the same dataset. */
-  static fromState(state: TrainingState, config: SftConfigInput, train: readonly Example[]): SftTrainer {
+  /** A fresh run on `model` (taken over: the trainer disposes it): a new optimizer, the data order from `seed`. */
+  static start<M extends Policy>(model: M, config: SftConfigInput, train: readonly Example[], seed: number): SftTrainer<M> {
+    return new SftTrainer(model, SftConfigSchema.parse(config), train, new Prng(seed).fork('data'), 0, { epoch: 0, index: 0 });
+  }
+
+  /**
+   * Continues exactly where `state` was taken; `train` must be the same dataset. `model`: the state's
+   * policy already built (a pretrained one needs its base); default our transformer from the state.
+   */
+  static fromState<M extends Policy = Transformer>(
+    state: TrainingState<ModelConfig | LlamaConfig>,
+    config: SftConfigInput,
+    train: readonly Example[],
+    model: M = new Transformer(state.config as ModelConfig, state.weights) as Policy as M,
+  ): SftTrainer<M> {
     const extra = state.extra as { datasetSize?: number } | undefined;
     if (extra?.datasetSize !== undefined && extra.datasetSize !== train.length) {
+      model.dispose();
       throw new Error(`sft resume: dataset has ${train.length} examples, the state was trained on ${extra.datasetSize}`);
     }
-    const model = new Transformer(state.config, state.weights);
     return new SftTrainer(
       model,
       SftConfigSchema.parse(config),
@@ -131,7 +144,7 @@ export class SftTrainer {
       positions += b.inputs.size;
       // Each micro-batch contributes its NLL sum over the whole batch's token count: exact accumulation.
       const { value, grads } = tf.variableGrads(
-        () => maskedNllSum(this.model.forward(b.inputs), b.targets, b.mask).div(tokens) as tf.Scalar,
+        () => maskedNllSum(this.model.forward(b.inputs, this.rng), b.targets, b.mask).div(tokens) as tf.Scalar,
         this.model.variables,
       );
       loss += value.dataSync()[0];
@@ -168,7 +181,7 @@ export class SftTrainer {
   async greedyEval(items: readonly EvalItem[], maxNewTokens: number): Promise<{ accuracy: number; samples: EvalResult['samples'] }> {
     const samples: EvalResult['samples'] = [];
     let correct = 0;
-    const tokenizer = tokenizerOf(this.model.config);
+    const tokenizer = this.model.format;
     for (let i = 0; i < items.length; i += this.microBatchSize) {
       const chunk = items.slice(i, i + this.microBatchSize);
       const outs = await generate(
@@ -204,7 +217,7 @@ export class SftTrainer {
   }
 
   /** Everything needed to continue exactly: weights, moments, step, Prng, data cursor. */
-  state(): TrainingState {
+  state(): TrainingState<ModelConfig | LlamaConfig> {
     return {
       config: this.model.config,
       step: this.stepCount,
@@ -212,7 +225,7 @@ export class SftTrainer {
       cursor: this.data.cursor,
       weights: this.model.getWeights(),
       optimizer: this.optimizer.getState(),
-      extra: { datasetSize: this.train.length, sft: this.config },
+      extra: { datasetSize: this.train.length, sft: this.config, ...(this.model.origin && { origin: this.model.origin }) },
     };
   }
 

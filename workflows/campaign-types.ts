@@ -3,7 +3,7 @@ import type { CampaignConfig } from '../config/campaign';
 import type { HeldOutResult } from '../evaluation/accuracy';
 import type { CheckpointRef } from '../storage/manifest';
 
-export type Stage = 'synthesize' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
+export type Stage = 'synthesize' | 'evaluate-base' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
 
 /** rl.filter's outcome: the kept RL-pool positions live in `checkpoint` (one small object), counts here. */
 export interface PromptFilterSummary {
@@ -16,7 +16,8 @@ export interface PromptFilterSummary {
 /** Held-out evaluation of one checkpoint: `accuracy` is pass@1 over `samples` draws, `greedyAccuracy` beside it. */
 export interface EvalSummary extends HeldOutResult {
   label: string;
-  checkpoint: CheckpointRef;
+  /** null: the pretrained base itself (label 'base'), measured zero-shot before SFT. */
+  checkpoint: CheckpointRef | null;
 }
 
 /** The headline numbers of an evaluation. */

@@ -232,6 +232,14 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       state.anchor = state.sft.checkpoint;
       await boundary();
     }
+    if (config.model.base && !state.evals.some((e) => e.label === 'base')) {
+      setStage('evaluate-base');
+      state.evals.push(
+        await gpu.evaluate.executeWithOptions({ summary: 'evaluate the pretrained base zero-shot' }, [
+          { campaignId: id, config, checkpoint: null, label: 'base' },
+        ]),
+      );
+    }
     if (!state.evals.some((e) => e.label === 'sft')) {
       setStage('evaluate-sft');
       const e = await gpu.evaluate.executeWithOptions({ summary: 'evaluate SFT checkpoint' }, [

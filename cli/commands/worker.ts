@@ -16,11 +16,13 @@ export const workerCommands: Command[] = [
     usage:
       'worker [--role gpu|eval|cpu|rollout|all, or a comma-separated list of roles]\n' +
       '       [--allow-secret NAME|PREFIX*] [--allow-teacher-host HOST[:PORT]] [--allow-task-dir DIR] [--allow-task-bucket BUCKET]\n' +
+      '       [--allow-model-dir DIR] [--allow-model-bucket BUCKET]\n' +
       '       [--health-port N]\n\n' +
       'Grants (each flag repeatable or comma-separated, added to T1_ALLOW_SECRETS, T1_ALLOW_TEACHER_HOSTS, T1_ALLOW_TASK_DIRS,\n' +
-      'T1_ALLOW_TASK_BUCKETS): what a campaign config may make this worker read or send. Nothing else is: a config naming\n' +
-      'another key variable (T1_OPENAI_API_KEY is always granted), teacher host, local task file or bucket (the checkpoint\n' +
-      'bucket is always granted) fails its campaign at once, naming the field.\n\n' +
+      'T1_ALLOW_TASK_BUCKETS, T1_ALLOW_MODEL_DIRS, T1_ALLOW_MODEL_BUCKETS): what a campaign config may make this worker read or\n' +
+      'send. Nothing else is: a config naming another key variable (T1_OPENAI_API_KEY is always granted), teacher host, local\n' +
+      'task file or base model, or bucket (the checkpoint bucket is always granted; builtin:// and hf:// bases are) fails its\n' +
+      'campaign at once, naming the field.\n\n' +
       '--health-port N (or T1_HEALTH_PORT): serve GET /healthz (200 while no worker has failed or stopped) and GET /readyz\n' +
       '(200 once every worker polls) on port N, for Kubernetes probes; off by default.',
     options: { role: { type: 'string', default: 'all' }, 'health-port': { type: 'string' }, ...grantOptions, ...connectionOptions },

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   computeEnv,
   describeGrants,
+  grantedModelSource,
   grantedTaskFile,
   hostGrantError,
   isSecretGranted,
@@ -40,7 +41,7 @@ describe('parsing', () => {
   });
 
   it('grants nothing by default', () => {
-    expect(grants()).toEqual({ secrets: [], teacherHosts: [], taskDirs: [], taskBuckets: [] });
+    expect(grants()).toEqual({ secrets: [], teacherHosts: [], taskDirs: [], taskBuckets: [], modelDirs: [], modelBuckets: [] });
     expect(grants()).toEqual(NO_GRANTS);
   });
 
@@ -206,11 +207,48 @@ describe('task files', () => {
   });
 });
 
+describe('pretrained bases (model.base.uri)', () => {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), 't1-grants-models-')));
+  const models = join(base, 'models');
+  mkdirSync(join(models, 'tiny-hf'), { recursive: true });
+  writeFileSync(join(models, 'm.gguf'), 'GGUF');
+  writeFileSync(join(base, 'secret.gguf'), 'GGUF');
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const g = grants({ 'allow-model-dir': models, 'allow-model-bucket': 'weights' });
+  const check = (uri: string, gr = g) => {
+    const r = grantedModelSource(gr, 'model.base.uri', uri, 't1-checkpoints');
+    return 'error' in r ? r.error : r.path;
+  };
+
+  it('reads local files and directories under a granted model directory, and nothing else on the disk', () => {
+    expect(check(join(models, 'm.gguf'))).toBe(join(models, 'm.gguf'));
+    expect(check(join(models, 'tiny-hf'))).toBe(join(models, 'tiny-hf'));
+    expect(check(join(models, '..', 'secret.gguf'))).toBe(
+      `model.base.uri: ${join(models, '..', 'secret.gguf')} is not an existing file or directory under a model directory granted to this worker (grant one with --allow-model-dir or T1_ALLOW_MODEL_DIRS)`,
+    );
+    expect(check(join(models, 'm.gguf'), NO_GRANTS)).toMatch(/T1_ALLOW_MODEL_DIRS; it grants none\)$/);
+    // A task directory grant is not a model grant.
+    expect(check(join(models, 'm.gguf'), grants({ 'allow-task-dir': models }))).toMatch(/it grants none/);
+  });
+
+  it('reads s3:// from the checkpoint bucket and granted model buckets, builtin:// and hf:// always, no other scheme', () => {
+    expect(check('s3://t1-checkpoints/bases/m.gguf', NO_GRANTS)).toBe('s3://t1-checkpoints/bases/m.gguf');
+    expect(check('s3://weights/m.gguf')).toBe('s3://weights/m.gguf');
+    expect(check('s3://other/m.gguf')).toMatch(/bucket "other" is not granted .*--allow-model-bucket or T1_ALLOW_MODEL_BUCKETS/);
+    expect(check('builtin://smollm2-135m-instruct', NO_GRANTS)).toBe('builtin://smollm2-135m-instruct');
+    expect(check('hf://org/name@main', NO_GRANTS)).toBe('hf://org/name@main');
+    expect(check('file:///etc/passwd')).toBe(
+      'model.base.uri: file:// is not a model source a config may name (a granted path, s3://, hf:// or builtin://)',
+    );
+    expect(check('http://169.254.169.254/latest')).toMatch(/http:\/\/ is not a model source/);
+  });
+});
+
 describe('a worker', () => {
   it('logs what it grants by name, and its compute processes get neither its S3 credentials nor its grant settings', () => {
     const g = grants({ 'allow-secret': 'MY_KEY', 'allow-teacher-host': 'h:1' });
     expect(describeGrants(g, 'ckpt')).toBe(
-      'secrets T1_OPENAI_API_KEY, MY_KEY; teacher hosts h:1; task dirs none; task buckets ckpt (checkpoints)',
+      'secrets T1_OPENAI_API_KEY, MY_KEY; teacher hosts h:1; task dirs none; task buckets ckpt (checkpoints); model dirs none; model buckets ckpt (checkpoints)',
     );
     const env = computeEnv({
       PATH: '/bin',

@@ -13,7 +13,8 @@ import { readSafetensorsHeader, readSafetensorsTensor, writeSafetensors } from '
 import { initBackend } from '../../../model/backend';
 import { Llama } from '../../../model/llama';
 import type { LlamaConfig } from '../../../model/llama-config';
-import { LORA_TARGETS, loraParamShapes, type LoraAdapters } from '../../../model/lora';
+import { loraParamShapes, type LoraAdapters } from '../../../model/lora';
+import { LORA_TARGETS } from '../../../model/lora-config';
 import { UserError } from '../../../util/errors';
 import { maxAbsDiff } from '../model/helpers';
 import { logitsOf, randomAdapters, tinyLlama } from '../model/llama-helpers';

@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { llamaParamShapes, type Llama } from '../../../model/llama';
 import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
-import { LoraConfigSchema, loraParamShapes, type LoraAdapters, type LoraConfig } from '../../../model/lora';
+import { loraParamShapes, type LoraAdapters } from '../../../model/lora';
+import { LoraConfigSchema, type LoraConfig } from '../../../model/lora-config';
 import type { NamedArrays } from '../../../model/params';
 import { Prng } from '../../../util/prng';
 

@@ -94,7 +94,7 @@ describe('RlTrainer', () => {
     const rest = await c.runEpoch();
     expect(rest.steps).toHaveLength(1);
     expect(untimed(rest.steps[0])).toEqual(untimed(last));
-    const got: TrainingState = c.state();
+    const got = c.state();
     expect(got.weights).toEqual(want.weights);
     expect(got.arrays).toEqual(want.arrays);
     expect(got.optimizer).toEqual(want.optimizer);

@@ -34,7 +34,7 @@ beforeAll(async () => {
 afterAll(() => env?.teardown());
 
 const ref = (id: string, step = 0): CheckpointRef => ({ id, sha256: id.padEnd(64, '0').slice(0, 64), step });
-const evalOf = (label: string, checkpoint: CheckpointRef): EvalSummary => ({
+const evalOf = (label: string, checkpoint: CheckpointRef | null): EvalSummary => ({
   label,
   checkpoint,
   accuracy: 0.5,
