@@ -63,7 +63,8 @@ export function campaignActivities(
   /** The policy to start SFT from: fresh, or a warm start's weights (ours into a fresh model of this config; a pretrained one as it was). */
   async function startingPolicy(config: CampaignConfig, init: TrainingState<ModelConfig | LlamaConfig> | null): Promise<Policy> {
     if (init && 'architecture' in init.config) return policies.fromState(config, init);
-    if (init && config.model.base) throw new ConfigError('model.base: the warm-start checkpoint is one of our transformer, not of this base');
+    if (init && config.model.base)
+      throw new ConfigError('model.base: the warm-start checkpoint is one of our transformer, not of this base');
     const mismatch = init && alphabetMismatch(init.config as ModelConfig, config.model);
     if (mismatch) throw new ConfigError(mismatch);
     const model = await policies.fresh(config, config.seed);

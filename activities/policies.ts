@@ -12,7 +12,6 @@ import { grantedModelSource, type WorkerAccess } from '../config/grants';
 import { ChatFormat } from '../formats/chat-format';
 import { loadPretrained } from '../formats/pretrained';
 import { resolveModel } from '../formats/source';
-import { smolLm2Gguf } from '../infra/models';
 import { ChatPolicy } from '../model/chat-policy';
 import type { ModelConfig } from '../model/config';
 import { Llama } from '../model/llama';
@@ -25,9 +24,6 @@ import { tokenizerOf } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
 import { ConfigError } from '../util/errors';
 import { Prng } from '../util/prng';
-
-/** Bases a config may name without a grant: provisioned from package indexes by our own scripts. */
-const BUILTIN: Record<string, () => Promise<string>> = { 'smollm2-135m-instruct': () => smolLm2Gguf() };
 
 export interface LoadedBase {
   ref: BaseRef;
@@ -99,11 +95,7 @@ export class Policies {
   private async load(ref: BaseRef): Promise<LoadedBase> {
     const granted = grantedModelSource(this.access.grants, 'model.base.uri', ref.uri, this.access.checkpointBucket);
     if ('error' in granted) throw new ConfigError(granted.error);
-    const builtin = /^builtin:\/\/(.+)$/.exec(granted.path)?.[1];
-    if (builtin !== undefined && !BUILTIN[builtin])
-      throw new ConfigError(`model.base.uri: no builtin model "${builtin}" (builtin: ${Object.keys(BUILTIN).join(', ')})`);
-    const uri = builtin === undefined ? granted.path : await BUILTIN[builtin]();
-    const source = await resolveModel(uri, {
+    const source = await resolveModel(granted.path, {
       s3: this.s3,
       hfToken: process.env.HF_TOKEN || undefined,
       expectSha256: ref.sha256,
@@ -111,7 +103,8 @@ export class Policies {
       throw e.name === 'ModelSourceError' ? new ConfigError(`model.base: ${e.message}`) : e;
     });
     const p = loadPretrained(source.path);
-    if (!p.tokenizer.chatTemplate) throw new ConfigError(`model.base: ${ref.uri} has no chat template (a campaign prompts in the base's chat format)`);
+    if (!p.tokenizer.chatTemplate)
+      throw new ConfigError(`model.base: ${ref.uri} has no chat template (a campaign prompts in the base's chat format)`);
     return { ref, config: p.config, weights: p.weights, format: new ChatFormat(p.tokenizer), eos: p.tokenizer.eosId };
   }
 }

@@ -186,7 +186,14 @@ export function grantedTaskFile(
   checkpointBucket: string,
   realpath: (p: string) => string = realpathSync.native,
 ): { path: string } | { error: string } {
-  return grantedPlace(g, { dirs: 'taskDirs', buckets: 'taskBuckets', what: 'file', dirName: 'task' }, field, file, checkpointBucket, realpath);
+  return grantedPlace(
+    g,
+    { dirs: 'taskDirs', buckets: 'taskBuckets', what: 'file', dirName: 'task' },
+    field,
+    file,
+    checkpointBucket,
+    realpath,
+  );
 }
 
 /**
@@ -203,8 +210,17 @@ export function grantedModelSource(
 ): { path: string } | { error: string } {
   if (/^(builtin|hf):\/\//.test(uri)) return { path: uri };
   if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(uri) && !uri.startsWith('s3://'))
-    return { error: `${field}: ${uri.split('://')[0]}:// is not a model source a config may name (a granted path, s3://, hf:// or builtin://)` };
-  return grantedPlace(g, { dirs: 'modelDirs', buckets: 'modelBuckets', what: 'file or directory', dirName: 'model' }, field, uri, checkpointBucket, realpath);
+    return {
+      error: `${field}: ${uri.split('://')[0]}:// is not a model source a config may name (a granted path, s3://, hf:// or builtin://)`,
+    };
+  return grantedPlace(
+    g,
+    { dirs: 'modelDirs', buckets: 'modelBuckets', what: 'file or directory', dirName: 'model' },
+    field,
+    uri,
+    checkpointBucket,
+    realpath,
+  );
 }
 
 /** An s3:// object in the checkpoint bucket or a granted bucket, or a local path under a granted directory. */

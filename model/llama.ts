@@ -17,16 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Prng } from '../util/prng';
 import type { LlamaConfig } from './llama-config';
-import {
-  adaptedWeights,
-  dropoutMask,
-  loraDelta,
-  loraNames,
-  loraParamShapes,
-  loraScale,
-  mergeLora,
-  type LoraAdapters,
-} from './lora';
+import { adaptedWeights, dropoutMask, loraDelta, loraNames, loraParamShapes, loraScale, mergeLora, type LoraAdapters } from './lora';
 import type { LoraConfig } from './lora-config';
 import { NamedVariables, type NamedArrays } from './params';
 import { BLOCKED } from './transformer';

@@ -20,4 +20,3 @@ export const LoraConfigSchema = z.object({
     .default(['q', 'v']),
 });
 export type LoraConfig = z.infer<typeof LoraConfigSchema>;
-

@@ -72,7 +72,9 @@ export class NamedVariables {
   }
 
   protected checkCompatible(other: Trainable): void {
-    const same = other.names.length === this.names.length && other.variables.every((v, i) => other.names[i] === this.names[i] && v.size === this.variables[i].size);
+    const same =
+      other.names.length === this.names.length &&
+      other.variables.every((v, i) => other.names[i] === this.names[i] && v.size === this.variables[i].size);
     if (!same) throw new Error('models have different configs');
   }
 }
