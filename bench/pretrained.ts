@@ -11,6 +11,8 @@ import { smolLm2Gguf } from '../infra/models';
 import { initBackend } from '../model/backend';
 import { Llama } from '../model/llama';
 import { llamaDecodable } from '../model/llama-decode';
+import { initLoraWeights } from '../model/lora';
+import { LoraConfigSchema } from '../model/lora-config';
 import { generate } from '../model/sample';
 import { maskedNllSum } from '../training/loss';
 import { AdamW } from '../training/adamw';
@@ -60,6 +62,7 @@ export const pretrainedBench: Bench = {
     'pretrained_sample_ratio_b1',
     'pretrained_sample_ratio_b16',
     'pretrained_sft_tokens_per_s',
+    'pretrained_lora_sft_tokens_per_s',
   ],
   async run(emit) {
     const backend = await initBackend();
@@ -111,7 +114,7 @@ export const pretrainedBench: Bench = {
       await llama.dispose();
     }
 
-    // Full fine-tuning: next-token loss on random tokens (the cost does not depend on the data).
+    // Fine-tuning, every weight and LoRA (PEFT's default r 8 on q and v): next-token loss on random tokens (the cost does not depend on the data).
     const rng = new Prng(1);
     const { batch: B, length: T } = SFT;
     const rows = Array.from({ length: B }, () => Array.from({ length: T + 1 }, () => rng.int(base.config.vocabSize)));
@@ -126,30 +129,38 @@ export const pretrainedBench: Bench = {
       'int32',
     );
     const mask = tf.onesLike(targets).cast('float32') as tf.Tensor2D;
-    const opt = new AdamW(model.variables, model.names, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
-    const step = async () => {
-      const { grads } = tf.variableGrads(() => maskedNllSum(model.forward(inputs), targets, mask).div(B * T) as tf.Scalar, model.variables);
-      opt.step(
-        model.variables.map((v) => grads[v.name]),
-        1e-5,
-      );
-      tf.dispose(grads);
-    };
-    const seconds = await timed(async () => {
-      for (let i = 0; i < SFT.steps; i++) await step();
-    });
-    emit({
-      metric: 'pretrained_sft_tokens_per_s',
-      value: (SFT.steps * B * T) / seconds,
-      unit: 'tokens/s',
-      batch: B,
-      sequence: T,
-      full_finetune: true,
-      params: model.paramCount(),
-      backend: backend.name,
-    });
+    const lora = LoraConfigSchema.parse({});
+    const adapted = new Llama(base.config, base.weights, { config: lora, weights: initLoraWeights(base.config, lora, new Prng(2)) });
+    for (const [metric, m] of [
+      ['pretrained_sft_tokens_per_s', model],
+      ['pretrained_lora_sft_tokens_per_s', adapted],
+    ] as const) {
+      const opt = new AdamW(m.variables, m.names, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+      const step = async () => {
+        const { grads } = tf.variableGrads(() => maskedNllSum(m.forward(inputs), targets, mask).div(B * T) as tf.Scalar, m.variables);
+        opt.step(
+          m.variables.map((v) => grads[v.name]),
+          1e-5,
+        );
+        tf.dispose(grads);
+      };
+      const seconds = await timed(async () => {
+        for (let i = 0; i < SFT.steps; i++) await step();
+      });
+      emit({
+        metric,
+        value: (SFT.steps * B * T) / seconds,
+        unit: 'tokens/s',
+        batch: B,
+        sequence: T,
+        full_finetune: m === model,
+        trained_params: m.paramCount(),
+        backend: backend.name,
+      });
+      opt.dispose();
+    }
     tf.dispose([inputs, targets, mask]);
-    opt.dispose();
+    adapted.dispose();
     model.dispose();
   },
 };

@@ -10,7 +10,10 @@ export const LoraConfigSchema = z.object({
   rank: z.number().int().min(1).default(8),
   /** lora_alpha: the update is scaled by alpha / rank. PEFT's default, 8 (not 2*rank). */
   alpha: z.number().positive().default(8),
-  /** lora_dropout: probability of zeroing an element of an adapter's input while training. */
+  /**
+   * lora_dropout: probability of zeroing an element of an adapter's input in SFT. RL updates run without
+   * it: their log-probs must be those of the policy that sampled (the KL, the PPO ratio).
+   */
   dropout: z.number().min(0).lt(1).default(0),
   /** target_modules: which projections of every layer get an adapter. */
   targets: z

@@ -5,22 +5,21 @@
  */
 import { z } from 'zod';
 import { CampaignConfigSchema } from '../../config/campaign';
-import { loadConnection } from '../../config/connection';
 import type { Metrics } from '../../evaluation/metrics';
 import { evaluate } from '../../evaluation/evaluate';
 import { inferenceScaling, type ScalingReport } from '../../evaluation/scaling';
 import { ChatFormat } from '../../formats/chat-format';
+import type { PretrainedTokenizer } from '../../formats/tokenizer';
 import { initBackend } from '../../model/backend';
 import { Llama } from '../../model/llama';
 import { llamaDecodable } from '../../model/llama-decode';
-import { decodeState, type TrainingState } from '../../model/state';
 import { Transformer } from '../../model/transformer';
-import { CheckpointError, CheckpointStore } from '../../storage/checkpoints';
 import { CheckpointId } from '../../storage/manifest';
 import { heldOut } from '../../tasks/dataset';
 import { getTask } from '../../tasks/registry';
 import { GENERATOR_NAMES, type GeneratorName } from '../../tasks/types';
-import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { connectionOptions, UsageError, type Command } from '../args';
+import { loadCheckpointModel } from '../checkpoint-model';
 import { isModelArg, loadModelArg } from '../pretrained';
 
 const DEFAULTS = CampaignConfigSchema.parse({});
@@ -136,17 +135,6 @@ export function parseEvalArgs(values: Record<string, unknown>, positionals: stri
   };
 }
 
-/** The weights of a checkpoint: its training state, or an anchor's. */
-async function loadState(store: CheckpointStore, id: string): Promise<TrainingState> {
-  const manifest = await store.manifest(id);
-  if (!manifest) throw new CheckpointError(`checkpoint ${id} does not exist (no committed manifest)`);
-  const name = ['state', 'anchor'].find((n) => manifest.objects.some((o) => o.name === n));
-  if (!name)
-    throw new CheckpointError(`checkpoint ${id} holds no model (objects: ${manifest.objects.map((o) => o.name).join(', ') || 'none'})`);
-  const { objects } = await store.load(id, [name]);
-  return decodeState(objects[name]);
-}
-
 /** The --json contract: per-budget accuracy (the untruncated run last), then the untruncated metrics. */
 export function evalJson(req: EvalRequest, report: ScalingReport) {
   const full = report.points[report.points.length - 1];
@@ -239,39 +227,42 @@ function samplingOptions(req: EvalRequest) {
  * A pretrained MODEL zero-shot on the task's held-out test problems, asked in its chat format
  * (formats/chat-format.ts): pass@k, maj@k, garbage and length of untruncated responses.
  */
-async function evalPretrained(req: EvalRequest, v: Record<string, any>): Promise<void> {
-  const base = await loadModelArg(req.checkpoint, v);
-  const llama = new Llama(base.config, base.weights);
+/** A Llama-family model in its chat format: a pretrained base zero-shot, or a campaign checkpoint trained from one. */
+async function evalPretrained(
+  req: EvalRequest,
+  m: { llama: Llama; tokenizer: PretrainedTokenizer; sha256: string; what: string },
+): Promise<void> {
+  const { llama, tokenizer } = m;
   try {
-    const { metrics: m } = await evaluate(
-      { generator: llamaDecodable(llama, base.tokenizer.eosId), format: new ChatFormat(base.tokenizer) },
+    const { metrics: m2 } = await evaluate(
+      { generator: llamaDecodable(llama, tokenizer.eosId), format: new ChatFormat(tokenizer) },
       testProblems(req),
       { ...samplingOptions(req), maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS },
     );
     const out = {
       model: req.checkpoint,
-      sha256: base.source.sha256,
+      sha256: m.sha256,
       task: req.task,
       difficulty: req.difficulty,
-      problems: m.problems,
-      samples: m.samples,
+      problems: m2.problems,
+      samples: m2.samples,
       temperature: req.temperature,
       seed: req.seed,
       maxNewTokens: req.maxNewTokens ?? PRETRAINED_MAX_NEW_TOKENS,
-      passAt1: m.passAt1,
-      passAtK: m.passAtK,
-      majAtK: m.majAtK,
-      garbageRate: m.garbageRate,
-      meanLength: m.meanLength,
+      passAt1: m2.passAt1,
+      passAtK: m2.passAtK,
+      majAtK: m2.majAtK,
+      garbageRate: m2.garbageRate,
+      meanLength: m2.meanLength,
     };
     const sampling = req.temperature === 0 ? 'greedy' : `${out.samples} samples at T=${req.temperature}, seed ${req.seed}`;
     console.log(
       req.json
         ? JSON.stringify(out)
         : [
-            `${req.checkpoint}  ${req.task}  ${out.problems} problems, ${sampling}, chat format, zero-shot`,
-            `pass@1 ${pct(m.passAt1)}  ${byK('pass', m.passAtK)}  ${byK('maj', m.majAtK)}`,
-            `garbage ${pct(m.garbageRate)}  mean length ${m.meanLength.toFixed(1)}`,
+            `${req.checkpoint}  ${req.task}  ${out.problems} problems, ${sampling}, chat format, ${m.what}`,
+            `pass@1 ${pct(m2.passAt1)}  ${byK('pass', m2.passAtK)}  ${byK('maj', m2.majAtK)}`,
+            `garbage ${pct(m2.garbageRate)}  mean length ${m2.meanLength.toFixed(1)}`,
           ].join('\n'),
     );
   } finally {
@@ -306,14 +297,18 @@ export const evalCommands: Command[] = [
     async run(v, pos) {
       const req = parseEvalArgs(v, pos);
       await initBackend();
-      if (isModelArg(req.checkpoint)) return evalPretrained(req, v);
-      const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
-      let state: TrainingState;
-      try {
-        state = await loadState(store, req.checkpoint);
-      } finally {
-        store.close();
+      if (isModelArg(req.checkpoint)) {
+        const base = await loadModelArg(req.checkpoint, v);
+        const llama = new Llama(base.config, base.weights);
+        return evalPretrained(req, { llama, tokenizer: base.tokenizer, sha256: base.source.sha256, what: 'zero-shot' });
       }
+      const ckpt = await loadCheckpointModel(req.checkpoint, v);
+      if (ckpt.family === 'llama') {
+        if (req.budgets.length) throw new UsageError('--budgets: the inference-scaling sweep runs on our transformer only');
+        const what = `trained from ${ckpt.origin.base.uri}${ckpt.origin.lora ? ' (LoRA)' : ''}`;
+        return evalPretrained(req, { llama: ckpt.llama(), tokenizer: ckpt.base.tokenizer, sha256: ckpt.origin.base.sha256, what });
+      }
+      const state = ckpt.state;
       const model = new Transformer(state.config, state.weights);
       try {
         const report = await inferenceScaling(model, testProblems(req), {

@@ -1,15 +1,13 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadConnection } from '../../config/connection';
 import { EXPORT_DTYPES, exportGguf, exportHf, type ExportableModel, type ExportDtype } from '../../formats/export';
 import { writePeftAdapter } from '../../formats/peft';
 import { initBackend } from '../../model/backend';
-import { Llama } from '../../model/llama';
 import type { LlamaConfig } from '../../model/llama-config';
 import type { PolicyOrigin } from '../../model/policy';
-import { decodeAnyState, type TrainingState } from '../../model/state';
-import { CheckpointStore } from '../../storage/checkpoints';
-import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import type { TrainingState } from '../../model/state';
+import { connectionOptions, UsageError, type Command } from '../args';
+import { loadCheckpointModel } from '../checkpoint-model';
 import { isModelArg, loadModelArg, MODEL_ARG_HELP } from '../pretrained';
 
 const FORMATS = ['gguf', 'safetensors'] as const;
@@ -50,7 +48,7 @@ export const exportCommands: Command[] = [
       if (v.adapter && !fromCheckpoint) throw new UsageError('--adapter: exports the LoRA adapters of a campaign CHECKPOINT, not a MODEL');
       const model = fromCheckpoint ? await checkpointModel(pos[0], v) : await loadModelArg(pos[0], v, v.sha256);
       if (v.adapter) {
-        const { origin, state } = model as CheckpointModel;
+        const { origin, state } = model as Awaited<ReturnType<typeof checkpointModel>>;
         if (!origin.lora)
           throw new UsageError(`--adapter: checkpoint ${pos[0]} trains every weight of its base (no LoRA adapters to export)`);
         writePeftAdapter(out, state.config, { config: origin.lora, weights: state.weights }, { baseModel: origin.base.uri });
@@ -74,45 +72,30 @@ export const exportCommands: Command[] = [
   },
 ];
 
-interface CheckpointModel extends ExportableModel {
-  source: { uri: string; sha256: string };
-  origin: PolicyOrigin;
-  state: TrainingState<LlamaConfig>;
-}
-
-/** A campaign checkpoint's model: its base (fetched and checked by content hash) with the checkpoint's weights, adapters merged. */
-async function checkpointModel(id: string, v: Record<string, any>): Promise<CheckpointModel> {
-  const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
-  let state;
-  try {
-    const { objects } = await store.load(id);
-    const bytes = objects.state ?? objects.anchor;
-    if (!bytes) throw new UsageError(`checkpoint ${id} holds no model (a ${objects['sft.jsonl'] ? 'dataset' : 'record'})`);
-    state = decodeAnyState(bytes);
-  } finally {
-    store.close();
-  }
-  const origin = (state.extra as { origin?: PolicyOrigin } | undefined)?.origin;
-  if (!('architecture' in state.config) || !origin)
+/** A campaign checkpoint's model as an export writes it: its base's tokenizer, LoRA adapters merged. */
+async function checkpointModel(
+  id: string,
+  v: Record<string, any>,
+): Promise<ExportableModel & { source: { uri: string; sha256: string }; origin: PolicyOrigin; state: TrainingState<LlamaConfig> }> {
+  const m = await loadCheckpointModel(id, v);
+  if (m.family === 'ours')
     throw new UsageError(
       `checkpoint ${id} is one of our transformer: export writes Llama-family models (pretrained bases and campaigns on them)`,
     );
-  const base = await loadModelArg(origin.base.uri, v, origin.base.sha256);
-  const llamaState = state as TrainingState<LlamaConfig>;
-  let weights = llamaState.weights;
-  if (origin.lora) {
+  let weights = m.state.weights;
+  if (m.origin.lora) {
     await initBackend();
-    const llama = new Llama(llamaState.config, base.weights, { config: origin.lora, weights });
+    const llama = m.llama();
     weights = llama.mergedWeights();
     llama.dispose();
   }
   return {
-    config: llamaState.config,
+    config: m.state.config,
     weights,
-    tokenizer: base.tokenizer,
-    name: `${base.name}-${id.replace(/[^A-Za-z0-9._-]+/g, '-')}`,
-    source: { uri: `checkpoint ${id} on ${origin.base.uri}`, sha256: origin.base.sha256 },
-    origin,
-    state: llamaState,
+    tokenizer: m.base.tokenizer,
+    name: `${m.base.name}-${id.replace(/[^A-Za-z0-9._-]+/g, '-')}`,
+    source: { uri: `checkpoint ${id} on ${m.origin.base.uri}`, sha256: m.origin.base.sha256 },
+    origin: m.origin,
+    state: m.state,
   };
 }

@@ -1,4 +1,3 @@
-import { loadConnection } from '../../config/connection';
 import { evaluateEndpoint, loadBenchmark } from '../../external/benchmark';
 import { CompletionClient } from '../../external/openai';
 import {
@@ -11,10 +10,9 @@ import {
 } from '../../external/serve';
 import { initBackend } from '../../model/backend';
 import { Llama } from '../../model/llama';
-import { decodeState } from '../../model/state';
 import { Transformer } from '../../model/transformer';
-import { CheckpointStore } from '../../storage/checkpoints';
-import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { connectionOptions, UsageError, type Command } from '../args';
+import { loadCheckpointModel } from '../checkpoint-model';
 import { isModelArg, loadModelArg, MODEL_ARG_HELP } from '../pretrained';
 
 function numberFlag(v: Record<string, any>, name: string, fallback: number, check: (x: number) => boolean, expected: string): number {
@@ -25,19 +23,14 @@ function numberFlag(v: Record<string, any>, name: string, fallback: number, chec
 }
 const positiveInt = (x: number) => Number.isInteger(x) && x >= 1;
 
-/** A campaign checkpoint of our own model, to serve. */
-async function checkpoint(id: string, v: Record<string, any>): Promise<{ model: Transformer; dispose: () => void }> {
-  const store = new CheckpointStore(loadConnection(overridesFrom(v)).s3);
-  let objects;
-  try {
-    ({ objects } = await store.load(id));
-  } finally {
-    store.close();
+/** A campaign checkpoint, to serve: one of our transformer, or one trained from a pretrained base (in its chat format). */
+async function checkpoint(id: string, v: Record<string, any>): Promise<{ model: Transformer | PretrainedServing; dispose: () => void }> {
+  const m = await loadCheckpointModel(id, v);
+  if (m.family === 'llama') {
+    const llama = m.llama();
+    return { model: { llama, tokenizer: m.base.tokenizer }, dispose: () => llama.dispose() };
   }
-  const bytes = objects.state ?? objects.anchor;
-  if (!bytes) throw new UsageError(`checkpoint ${id} has no "state" or "anchor" object`);
-  const s = decodeState(bytes);
-  const model = new Transformer(s.config, s.weights);
+  const model = new Transformer(m.state.config, m.state.weights);
   return { model, dispose: () => model.dispose() };
 }
 

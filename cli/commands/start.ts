@@ -1,6 +1,6 @@
 import { loadConnection, loadStack } from '../../config/connection';
 import { loadGrants } from '../../config/grants';
-import { resolveConfig } from '../../config/presets';
+import { presetNames, resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { startCampaign } from '../../client/campaigns';
@@ -13,7 +13,7 @@ export const startCommands: Command[] = [
   {
     path: ['start'],
     summary: 'The main job: bring the local stack up, run a worker in this process and run a campaign (quick preset) end to end',
-    usage: 'start [--preset quick|smoke|full] [--seed N] [--json]',
+    usage: `start [--preset ${presetNames().join('|')}] [--seed N] [--json]`,
     options: { preset: { type: 'string', default: 'quick' }, seed: { type: 'string' }, json: { type: 'boolean' }, ...connectionOptions },
     async run(v) {
       if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { applyHyperparameters, CampaignConfigSchema, HyperparameterError, parseAssignments } from '../../config/campaign';
 import { presetNames, resolveConfig } from '../../config/presets';
+import { SMOLLM2 } from '../../infra/models';
 
 describe('campaign config', () => {
   it('every preset validates; smoke is tiny and full uses the paper K = 64, tau = 1.2', () => {
-    expect(presetNames()).toEqual(['full', 'quick', 'smoke']);
+    expect(presetNames()).toEqual(['full', 'quick', 'smoke', 'smollm2']);
     for (const p of presetNames()) expect(() => resolveConfig({ preset: p })).not.toThrow();
     expect(resolveConfig({ preset: 'full' }).rl).toMatchObject({ samplesPerPrompt: 64, temperature: 1.2 });
     expect(resolveConfig({ preset: 'smoke' }).sft.steps).toBeLessThan(50);
@@ -22,6 +23,35 @@ describe('campaign config', () => {
     expect(q.rl.garbagePenalty).toBe(1);
     expect(q.rl.anchor.mode).toBe('refresh');
     expect(q.rl.warmupSteps).toBeGreaterThan(0);
+  });
+
+  it('smollm2: LoRA on the PyPI SmolLM2 pinned by hash, sampled in the training process, no budget sweep', () => {
+    const c = resolveConfig({ preset: 'smollm2' });
+    expect(c.model.base).toEqual({ uri: 'builtin://smollm2-135m-instruct', sha256: SMOLLM2.sha256 });
+    expect(c.model.lora?.targets).toEqual(['q', 'k', 'v', 'o', 'gate', 'up', 'down']);
+    expect(c.rl.rollout).toMatchObject({ mode: 'local', processes: 1 });
+    expect(c.eval.scaling.enabled).toBe(false);
+  });
+
+  it('a pretrained base: LoRA needs one; what it does not support yet is refused by field', () => {
+    const base = { uri: 'builtin://smollm2-135m-instruct', sha256: SMOLLM2.sha256 };
+    const off = { eval: { scaling: { enabled: false } } };
+    expect(() => resolveConfig({ preset: 'smoke', overrides: { ...off, model: { lora: { rank: 4 } } } })).toThrow(
+      /model\.lora: LoRA adapts a pretrained base: set model\.base too/,
+    );
+    expect(() => resolveConfig({ preset: 'smoke', overrides: { ...off, model: { base: { ...base, sha256: 'abc' } } } })).toThrow(
+      /model\.base\.sha256: must be 64 lowercase hex digits/,
+    );
+    expect(() => resolveConfig({ preset: 'smoke', overrides: { model: { base } } })).toThrow(
+      /eval\.scaling\.enabled: the inference-scaling sweep runs on our transformer only/,
+    );
+    expect(() => resolveConfig({ preset: 'smoke', overrides: { ...off, model: { base }, rl: { rollout: { processes: 2 } } } })).toThrow(
+      /rl\.rollout: a pretrained base samples in the training process/,
+    );
+    const ok = resolveConfig({ preset: 'smoke', overrides: { ...off, model: { base, lora: {} } } });
+    expect(ok.model.lora).toEqual({ rank: 8, alpha: 8, dropout: 0, targets: ['q', 'v'] });
+    // Our transformer's configs are as before: no base, no adapters.
+    expect(resolveConfig({ preset: 'smoke' }).model).not.toHaveProperty('base');
   });
 
   it('a bad value names its path', () => {

@@ -88,12 +88,19 @@ describe('parseModelUri', () => {
       uri: 's3://my-bucket/models/smol.gguf',
     });
     expect(parseModelUri('s3://my-bucket/models/llama/')).toMatchObject({ key: 'models/llama/' });
+    expect(parseModelUri('builtin://smollm2-135m-instruct')).toEqual({
+      scheme: 'builtin',
+      name: 'smollm2-135m-instruct',
+      uri: 'builtin://smollm2-135m-instruct',
+    });
   });
 
   it('refuses bad URIs by name, on one line, as user errors', () => {
     const bad: [string, string][] = [
       ['', 'model URI is empty'],
-      ['ftp://host/m.gguf', 'ftp://host/m.gguf: unknown scheme "ftp://" (expected a local path, hf:// or s3://)'],
+      ['ftp://host/m.gguf', 'ftp://host/m.gguf: unknown scheme "ftp://" (expected a local path, hf://, s3:// or builtin://)'],
+      ['builtin://gpt-5', 'builtin://gpt-5: no builtin model "gpt-5" (builtin: smollm2-135m-instruct)'],
+      ['builtin://constructor', 'builtin://constructor: no builtin model "constructor" (builtin: smollm2-135m-instruct)'],
       ['hf://', 'hf://: expected hf://org/name[/path][@revision]'],
       ['hf://org', 'hf://org: expected hf://org/name[/path][@revision]'],
       ['hf://org/name@', 'hf://org/name@: the revision after @ is empty (expected hf://org/name[/path][@revision])'],
