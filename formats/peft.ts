@@ -14,13 +14,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaConfig } from '../model/llama-config';
-import {
-  adaptedWeights,
-  loraTargets,
-  loraNames,
-  loraParamShapes,
-  type LoraAdapters,
-} from '../model/lora';
+import { adaptedWeights, loraTargets, loraNames, loraParamShapes, type LoraAdapters } from '../model/lora';
 import { LoraConfigSchema, type LoraTarget } from '../model/lora-config';
 import { UserError } from '../util/errors';
 import { transpose2d, weightSlots } from './llama-weights';

@@ -115,7 +115,11 @@ export async function pinTaskFile(
   return {
     ...config,
     task: { ...config.task, file, sha256 },
-    model: { ...ModelConfigSchema.parse({ ...model, ...(d.extraChars && { extraChars: d.extraChars }) }), ...(base && { base }), ...(lora && { lora }) },
+    model: {
+      ...ModelConfigSchema.parse({ ...model, ...(d.extraChars && { extraChars: d.extraChars }) }),
+      ...(base && { base }),
+      ...(lora && { lora }),
+    },
   };
 }
 

@@ -3,7 +3,8 @@ import type { CampaignConfig } from '../config/campaign';
 import type { HeldOutResult } from '../evaluation/accuracy';
 import type { CheckpointRef } from '../storage/manifest';
 
-export type Stage = 'synthesize' | 'evaluate-base' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
+export type Stage =
+  'synthesize' | 'evaluate-base' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
 
 /** rl.filter's outcome: the kept RL-pool positions live in `checkpoint` (one small object), counts here. */
 export interface PromptFilterSummary {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeState, encodeState, type TrainingState } from '../../../model/state';
+import { decodeState, encodeState } from '../../../model/state';
 import { Transformer } from '../../../model/transformer';
 import { rlConfig } from '../../../rl/config';
 import { RlTrainer, summarise } from '../../../rl/epoch';
