@@ -6,7 +6,8 @@
 #      (infra/docker/tfjs-node-gpu.sh, wheels pinned in infra/docker/gpu-wheels.txt);
 #   2. checks that TensorFlow places ops on the GPU;
 #   3. runs the model and RL benchmarks on the tfjs-node-gpu backend (JSON lines);
-#   4. runs a smoke campaign on a `gpu` worker against the local stack.
+#   4. runs a smoke campaign on a `gpu` worker against the local stack;
+#   5. runs the pretrained preset (smollm2: LoRA on SmolLM2-135M-Instruct) there, with its wall time.
 #
 #   bench/gpu.sh [OUT_DIR]          (default .t1/gpu; prints the benchmark lines too)
 #
@@ -46,6 +47,7 @@ console.error('[gpu] TensorFlow ' + tf.backend().binding.TF_Version + ' on the G
 # 3. Benchmarks: model throughput (SFT, sampling at batch 16 and 256, scoring, KV cache) and RL steps.
 metrics=sft_tokens_per_s,sft_mfu,sample_tokens_per_s,sample_tokens_per_s_b256,score_tokens_per_s,kv_cache_speedup
 metrics=$metrics,rl_step_seconds_k4,rl_step_seconds_k16,rl_step_seconds_k64
+metrics=$metrics,pretrained_sample_tokens_per_s_b1,pretrained_sample_tokens_per_s_b16,pretrained_sft_tokens_per_s,pretrained_lora_sft_tokens_per_s
 log "benchmarks -> $out/bench.jsonl"
 node bin/t1.js bench --only "$metrics" | tee "$out/bench.jsonl"
 
@@ -58,3 +60,14 @@ trap 'kill $worker 2>/dev/null; node bin/t1.js stack down >&2 || true' EXIT
 node bin/t1.js campaign start --preset smoke --wait --json | tail -n 1 >"$out/campaign.json"
 grep -q 'tfjs backend: tfjs-node-gpu' "$out/worker.log" || { log "the worker did not run on tfjs-node-gpu (see worker.log)"; exit 1; }
 node -e "const c = require('$out/campaign.json'); if (c.status !== 'completed') { console.error('[gpu] campaign ' + c.status); process.exit(1); } console.error('[gpu] smoke campaign completed: final pass@1 ' + c.results.final.accuracy)"
+
+# 5. The pretrained preset on the same worker: base zero-shot, SFT and RL pass@1, and the wall time.
+log "smollm2 campaign -> $out/smollm2.json"
+t0=$(date +%s)
+node bin/t1.js campaign start --preset smollm2 --wait --json | tail -n 1 >"$out/smollm2.json"
+node -e "
+const c = require('$out/smollm2.json');
+if (c.status !== 'completed') { console.error('[gpu] smollm2 campaign ' + c.status); process.exit(1); }
+for (const r of c.evals) console.error('[gpu] smollm2 ' + r.label + ': pass@1 ' + (100 * r.accuracy).toFixed(1) + ' ± ' + (100 * r.stderr).toFixed(1));
+console.error('[gpu] smollm2 wall time ' + ($(date +%s) - t0) + ' s');
+"

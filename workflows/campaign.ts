@@ -204,7 +204,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     { key: SA.campaignId, value: id },
     { key: SA.preset, value: input.preset ?? 'custom' },
   ]);
-  upsertMemo({ runs, task: config.task.name, model: `${config.model.nLayers}x${config.model.dModel}`, seed: config.seed });
+  upsertMemo({
+    runs,
+    task: config.task.name,
+    model: config.model.base ? config.model.base.uri : `${config.model.nLayers}x${config.model.dModel}`,
+    seed: config.seed,
+  });
 
   try {
     // A jsonl campaign started without its file pinned (by a schedule): pin it now, so every stage reads the same bytes.
@@ -220,6 +225,15 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       );
       await boundary();
     }
+    // Zero-shot, before SFT: the number a team compares the campaign against.
+    if (config.model.base && !state.evals.some((e) => e.label === 'base')) {
+      setStage('evaluate-base');
+      state.evals.push(
+        await gpu.evaluate.executeWithOptions({ summary: 'evaluate the pretrained base zero-shot' }, [
+          { campaignId: id, config, checkpoint: null, label: 'base' },
+        ]),
+      );
+    }
     if (!state.sft) {
       setStage('sft');
       const dataset = state.dataset;
@@ -231,14 +245,6 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       state.policy = state.sft.checkpoint;
       state.anchor = state.sft.checkpoint;
       await boundary();
-    }
-    if (config.model.base && !state.evals.some((e) => e.label === 'base')) {
-      setStage('evaluate-base');
-      state.evals.push(
-        await gpu.evaluate.executeWithOptions({ summary: 'evaluate the pretrained base zero-shot' }, [
-          { campaignId: id, config, checkpoint: null, label: 'base' },
-        ]),
-      );
     }
     if (!state.evals.some((e) => e.label === 'sft')) {
       setStage('evaluate-sft');

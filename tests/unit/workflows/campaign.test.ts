@@ -200,6 +200,24 @@ describe('campaign workflow logic (stub activities)', () => {
     expect(rlInputs[0].config.task.sha256).toBe('ab'.repeat(32));
   });
 
+  it('a campaign on a pretrained base evaluates the base zero-shot before SFT, and reports it first', async () => {
+    const { calls, activities } = stubs();
+    const result = await withWorkers(activities, async () => {
+      const h = await start({
+        model: { base: { uri: 'builtin://smollm2-135m-instruct', sha256: 'cd'.repeat(32) }, lora: {} },
+        rl: { epochs: 1 },
+        eval: { scaling: { enabled: false } },
+      });
+      return h.result();
+    });
+    expect(calls).toEqual(['synthesize', 'evaluate:base', 'sftTrain', 'evaluate:sft', 'rlEpoch:1', 'evaluate:final']);
+    expect(result.evals.map((e) => [e.label, e.checkpoint?.id ?? null])).toEqual([
+      ['base', null],
+      ['sft', `${result.id}/sft`],
+      ['final', `${result.id}/rl-e1`],
+    ]);
+  });
+
   it('runs the stages in order; refreshes the anchor every E epochs but not after the last; sweeps scaling at 30/60/100%', async () => {
     const { calls, rlInputs, activities } = stubs();
     const result = await withWorkers(activities, async () => {
