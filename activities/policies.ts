@@ -45,11 +45,15 @@ export class Policies {
   async base(config: CampaignConfig): Promise<LoadedBase | null> {
     const ref = config.model.base;
     if (!ref) return null;
+    // Every call is checked against the grants, even when this process holds those bytes already.
+    const granted = grantedModelSource(this.access.grants, 'model.base.uri', ref.uri, this.access.checkpointBucket);
+    if ('error' in granted) throw new ConfigError(granted.error);
     if (this.last?.sha256 !== ref.sha256) {
-      this.last = { sha256: ref.sha256, base: this.load(ref) };
+      this.last = { sha256: ref.sha256, base: this.load(ref, granted.path) };
       this.last.base.catch(() => (this.last = undefined));
     }
-    return this.last.base;
+    // The same bytes under this config's URI (its checkpoints name the base as their config does).
+    return { ...(await this.last.base), ref };
   }
 
   /** The config's format for prompts and traces: the base's chat format, or our tokenizer. */
@@ -92,10 +96,9 @@ export class Policies {
     return new ChatPolicy(llama, base.format, base.eos, origin);
   }
 
-  private async load(ref: BaseRef): Promise<LoadedBase> {
-    const granted = grantedModelSource(this.access.grants, 'model.base.uri', ref.uri, this.access.checkpointBucket);
-    if ('error' in granted) throw new ConfigError(granted.error);
-    const source = await resolveModel(granted.path, {
+  /** `path`: the granted place to read (a local path's realpath, or the URI). */
+  private async load(ref: BaseRef, path: string): Promise<LoadedBase> {
+    const source = await resolveModel(path, {
       s3: this.s3,
       hfToken: process.env.HF_TOKEN || undefined,
       expectSha256: ref.sha256,
