@@ -138,9 +138,11 @@ export class LlamaDecoder extends KvDecoder {
       const positions = tf.range(0, T, 1, 'int32').tile([n]);
       const rope = this.rope(positions);
       let x: tf.Tensor = tf.gather(this.wte, tokens.flatten());
+      // Each layer in a tidy of its own: only its output outlives it (a pass over many positions would
+      // otherwise hold every layer's activations until the end).
       for (const layer of this.layers) {
-        x = x.add(this.attention(this.normalized(x), layer, n, T, rope, bias).y);
-        x = this.mlp(x, layer);
+        const h = x;
+        x = tf.tidy(() => this.mlp(h.add(this.attention(this.normalized(h), layer, n, T, rope, bias).y), layer));
       }
       return this.normalized(x).matMul(this.head).reshape([n, T, V]) as tf.Tensor3D;
     });
@@ -157,15 +159,17 @@ export class LlamaDecoder extends KvDecoder {
     const stacked = this.stackBias(bias, Tq);
     let x: tf.Tensor = tf.gather(this.wte, tokens.flatten()); // [n*Tq, D]
     this.layers.forEach((layer, l) => {
-      const h = this.normalized(x);
-      let y: tf.Tensor;
       if (start) {
-        // The prompts, attending among themselves; their keys and values start the cache.
-        const a = this.attention(h, layer, n, Tq, rope, stacked);
+        // The prompts, attending among themselves; their keys and values start the cache. A layer's
+        // activations over the prompts go with its own tidy: its output and keys and values outlive it.
+        const h = x;
+        const a = tidy(() => {
+          const { y, k, v } = this.attention(this.normalized(h), layer, n, Tq, rope, stacked);
+          return { x: this.mlp(h.add(y), layer), k, v };
+        });
         this.kv.store(l, a.k, a.v);
-        y = a.y;
-      } else y = this.attentionStep(h, layer, n, rope, stacked, l);
-      x = this.mlp(x.add(y), layer);
+        x = a.x;
+      } else x = this.mlp(x.add(this.attentionStep(this.normalized(x), layer, n, rope, stacked, l)), layer);
     });
     return this.normalized(lastPositions(x, n, Tq)).matMul(this.head) as tf.Tensor2D;
   }
