@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { loadConnection } from '../config/connection';
 import { loadPretrained } from '../formats/pretrained';
 import { resolveModel, type ResolvedModel } from '../formats/source';
+import { CheckpointId } from '../storage/manifest';
 import { makeS3Client } from '../storage/s3';
 import { overridesFrom } from './args';
 
@@ -11,9 +12,12 @@ export const MODEL_ARG_HELP =
   "a GGUF file or a Hugging Face model directory: a local path, s3://bucket/key (the stack's S3 settings) or " +
   'hf://org/name[@revision] (endpoint T1_HF_ENDPOINT, token HF_TOKEN), fetched once into the cache';
 
-/** True when a command's argument names a pretrained model (a URI, or a path on this machine) rather than a checkpoint id. */
+/**
+ * True when a command's argument names a pretrained model (a URI, a path on this machine, or anything
+ * that cannot be a checkpoint id: `/abs/missing.gguf` is a missing file) rather than a checkpoint id.
+ */
 export function isModelArg(arg: string): boolean {
-  return /^[a-z0-9]+:\/\//.test(arg) || existsSync(arg);
+  return /^[a-z0-9]+:\/\//.test(arg) || existsSync(arg) || !CheckpointId.safeParse(arg).success;
 }
 
 /** The pretrained model a command's argument names, fetched into the cache if remote and checked against `sha256` when given. */
