@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { loadConnection } from '../config/connection';
 import { loadPretrained } from '../formats/pretrained';
 import { resolveModel, type ResolvedModel } from '../formats/source';
-import { CheckpointId } from '../storage/manifest';
 import { makeS3Client } from '../storage/s3';
 import { overridesFrom } from './args';
 
@@ -13,11 +12,11 @@ export const MODEL_ARG_HELP =
   'hf://org/name[@revision] (endpoint T1_HF_ENDPOINT, token HF_TOKEN), fetched once into the cache';
 
 /**
- * True when a command's argument names a pretrained model (a URI, a path on this machine, or anything
- * that cannot be a checkpoint id: `/abs/missing.gguf` is a missing file) rather than a checkpoint id.
+ * True when a command's argument names a pretrained model (a URI, a path on this machine, or one
+ * written as a path: `/abs/missing.gguf` is a missing file) rather than a checkpoint id.
  */
 export function isModelArg(arg: string): boolean {
-  return /^[a-z0-9]+:\/\//.test(arg) || existsSync(arg) || !CheckpointId.safeParse(arg).success;
+  return /^[a-z0-9]+:\/\//.test(arg) || existsSync(arg) || isAbsolute(arg) || /^\.\.?\//.test(arg) || arg.endsWith('.gguf');
 }
 
 /** The pretrained model a command's argument names, fetched into the cache if remote and checked against `sha256` when given. */
