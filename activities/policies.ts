@@ -11,7 +11,7 @@ import type { CampaignConfig } from '../config/campaign';
 import { grantedModelSource, type WorkerAccess } from '../config/grants';
 import { ChatFormat } from '../formats/chat-format';
 import { loadPretrained } from '../formats/pretrained';
-import { resolveModel } from '../formats/source';
+import { ModelSourceError, resolveModel } from '../formats/source';
 import { ChatPolicy } from '../model/chat-policy';
 import type { ModelConfig } from '../model/config';
 import { Llama } from '../model/llama';
@@ -103,7 +103,7 @@ export class Policies {
       hfToken: process.env.HF_TOKEN || undefined,
       expectSha256: ref.sha256,
     }).catch((e: Error) => {
-      throw e.name === 'ModelSourceError' ? new ConfigError(`model.base: ${e.message}`) : e;
+      throw e instanceof ModelSourceError ? new ConfigError(`model.base: ${e.message}`) : e;
     });
     const p = loadPretrained(source.path);
     if (!p.tokenizer.chatTemplate)

@@ -186,14 +186,7 @@ export function grantedTaskFile(
   checkpointBucket: string,
   realpath: (p: string) => string = realpathSync.native,
 ): { path: string } | { error: string } {
-  return grantedPlace(
-    g,
-    { dirs: 'taskDirs', buckets: 'taskBuckets', what: 'file', dirName: 'task' },
-    field,
-    file,
-    checkpointBucket,
-    realpath,
-  );
+  return grantedPlace(g, TASK_PLACES, field, file, checkpointBucket, realpath);
 }
 
 /**
@@ -213,20 +206,23 @@ export function grantedModelSource(
     return {
       error: `${field}: ${uri.split('://')[0]}:// is not a model source a config may name (a granted path, s3://, hf:// or builtin://)`,
     };
-  return grantedPlace(
-    g,
-    { dirs: 'modelDirs', buckets: 'modelBuckets', what: 'file or directory', dirName: 'model' },
-    field,
-    uri,
-    checkpointBucket,
-    realpath,
-  );
+  return grantedPlace(g, MODEL_PLACES, field, uri, checkpointBucket, realpath);
 }
+
+/** Which grants a kind of file is read under, and how errors name it. */
+interface PlaceKind {
+  dirs: 'taskDirs' | 'modelDirs';
+  buckets: 'taskBuckets' | 'modelBuckets';
+  what: string;
+  dirName: string;
+}
+const TASK_PLACES: PlaceKind = { dirs: 'taskDirs', buckets: 'taskBuckets', what: 'file', dirName: 'task' };
+const MODEL_PLACES: PlaceKind = { dirs: 'modelDirs', buckets: 'modelBuckets', what: 'file or directory', dirName: 'model' };
 
 /** An s3:// object in the checkpoint bucket or a granted bucket, or a local path under a granted directory. */
 function grantedPlace(
   g: Grants,
-  kind: { dirs: 'taskDirs' | 'modelDirs'; buckets: 'taskBuckets' | 'modelBuckets'; what: string; dirName: string },
+  kind: PlaceKind,
   field: string,
   file: string,
   checkpointBucket: string,
