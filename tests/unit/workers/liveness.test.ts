@@ -60,7 +60,9 @@ describe('heartbeats independent of step length', () => {
     expect(r.error).toBeInstanceOf(ApplicationFailure);
     expect(r.error).toMatchObject({ type: 'ComputeProcessHung', nonRetryable: false });
     expect((r.error as Error).message).toMatch(/^compute process \d+ hung: no CPU time, message or answer for 2\.\d s; killed$/);
-    expect(r.elapsed).toBeLessThan(2 * TIMEOUT_MS);
+    // Killed long before the step's 60 s: silence is judged from the process's last sign of life (the
+    // message says 2.x s), and a loaded CI machine may add start-up and a look's period on top.
+    expect(r.elapsed).toBeLessThan(3 * TIMEOUT_MS);
     // The pool replaces the dead process: the next call runs.
     expect((await run('compute', 100)).result).toBe(true);
   });
