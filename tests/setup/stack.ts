@@ -10,7 +10,12 @@ import type { TestProject } from 'vitest/node';
 import { loadStack } from '../../config/connection';
 import { stackDown, stackUp } from '../../infra/stack';
 
-export const TEST_STACK = { temporalPort: '17233', temporalUiPort: '18233', s3Port: '18433' };
+/**
+ * Its ports; T1_TEST_PORT_OFFSET shifts all three, so that two checkouts on one machine can run
+ * their integration tests at once (SeaweedFS also binds s3Port +1..+3 and +10000).
+ */
+const offset = Number(process.env.T1_TEST_PORT_OFFSET ?? 0);
+export const TEST_STACK = { temporalPort: `${17233 + offset}`, temporalUiPort: `${18233 + offset}`, s3Port: `${18433 + offset}` };
 
 export default async function setup(project: TestProject) {
   const stateDir = mkdtempSync(join(tmpdir(), 't1-test-stack-'));
