@@ -6,7 +6,7 @@
 import type { Client } from '@temporalio/client';
 import type { CampaignConfig } from '../config/campaign';
 import type { Grants, WorkerAccess } from '../config/grants';
-import { greedyAccuracy, heldOutAccuracy } from '../evaluation/accuracy';
+import { greedyAccuracy } from '../evaluation/accuracy';
 import { decodeAnyState, encodeState, type TrainingState } from '../model/state';
 import { alphabetMismatch, type ModelConfig } from '../model/config';
 import type { LlamaConfig } from '../model/llama-config';
@@ -20,7 +20,7 @@ import type { RlStepMetrics } from '../rl/step';
 import { poolRollouts, samplerPool } from '../rl/sampler-pool';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
-import { datasetSpec, heldOutOptions, heldOutSpec, promptSource } from '../rules/campaign';
+import { datasetSpec, decodeSettings, heldOutSpec, promptSource } from '../rules/campaign';
 import { heldOut, synthesizeWithTeacher, validationTraces, type SftExample } from '../tasks/dataset';
 import { loadTaskData, pinTaskFile } from '../tasks/task-file';
 import { SftTrainer } from '../training/sft';
@@ -34,6 +34,7 @@ import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';
 import { Policies } from './policies';
 import { activityScope } from './scope';
+import { evaluationActivities } from './evaluate';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const heartbeat = (details: unknown) => activityScope().heartbeat(details);
@@ -184,7 +185,7 @@ export function campaignActivities(
           const done = i + 1;
           if (done % config.sft.evalEvery === 0 || done === config.sft.steps) {
             last.valLoss = valExamples.length ? t.validationLoss(valExamples) : NaN;
-            last.valAccuracy = (await greedyAccuracy(t.model, valProblems, heldOutOptions(config))).passAt1;
+            last.valAccuracy = (await greedyAccuracy(t.model, valProblems, decodeSettings(config))).passAt1;
             curve.push({ step: done, loss: r.loss, valLoss: last.valLoss, valAccuracy: last.valAccuracy });
           } else if (done % stride === 0) curve.push({ step: done, loss: r.loss });
           await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
@@ -401,36 +402,7 @@ export function campaignActivities(
       return commitAnchor(store, input.campaignId, `e${input.epoch}`, anchor, input.policy.id, backend);
     },
 
-    /** Held-out accuracy of a checkpoint, or (checkpoint null) of the config's pretrained base as it is, zero-shot. */
-    async evaluate(input: {
-      campaignId: string;
-      config: CampaignConfig;
-      checkpoint: CheckpointRef | null;
-      label: string;
-    }): Promise<EvalSummary> {
-      await loadTaskData(input.config.task, store.client, access);
-      const { config } = input;
-      if (!input.checkpoint && !config.model.base) throw new ConfigError('evaluate: no checkpoint and no model.base to evaluate');
-      // A fresh LoRA policy computes the base's function exactly (its B matrices are zero).
-      const model = input.checkpoint
-        ? await policies.fromState(config, await stateOf(input.checkpoint))
-        : await policies.fresh(config, config.seed);
-      try {
-        const problems = heldOut(heldOutSpec(config), 'test', config.eval.problems);
-        let offset = 0;
-        const r = await heldOutAccuracy(model, problems, {
-          ...heldOutOptions(config),
-          // Sampled rows first, then the greedy pass: one running count for the heartbeat.
-          onProgress: (phase, done) => {
-            if (phase === 'greedy') offset = problems.length * config.eval.samples;
-            return heartbeat({ step: offset + done, total: problems.length * (config.eval.samples + 1) });
-          },
-        });
-        return { label: input.label, checkpoint: input.checkpoint, ...r };
-      } finally {
-        model.dispose();
-      }
-    },
+    ...evaluationActivities(store, backend, policies, stateOf, access),
   };
 }
 export type CampaignActivities = ReturnType<typeof campaignActivities>;

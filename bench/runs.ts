@@ -7,13 +7,16 @@
  * sft: calibrates steps/s on a throwaway trainer, sizes the cosine schedule to fill the training
  * budget, then reports validation loss and greedy exact match; evaluation time is excluded from
  * the budget. rl: RL steps from a saved SFT state until the budget is spent, each step's metrics,
- * and held-out greedy accuracy on the test split every `--eval-every` steps.
+ * and the validation sweep every `--eval-every` steps. These runs tune presets, so they read the
+ * validation split only: test accuracy is the campaign's to report.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { anchorRefreshDue, datasetSpec, heldOutOptions, heldOutSpec } from '../rules/campaign';
+import { anchorRefreshDue, datasetSpec, decodeSettings, heldOutSpec, promptSource, sweepSettings } from '../rules/campaign';
 import { resolveConfig } from '../config/presets';
-import { heldOutAccuracy } from '../evaluation/accuracy';
+import { greedyAccuracy } from '../evaluation/accuracy';
+import { chooseSetting, temperatureSweep } from '../evaluation/sweep';
+import type { Policy } from '../model/policy';
 import { initBackend } from '../model/backend';
 import { decodeState, encodeState } from '../model/state';
 import { buildExample } from '../model/tokenizer';
@@ -31,7 +34,7 @@ const { values, positionals } = parseArgs({
     minutes: { type: 'string', default: '15' },
     evals: { type: 'string', default: '6' },
     'eval-every': { type: 'string', default: '10' },
-    test: { type: 'string', default: '500' },
+    val: { type: 'string', default: '500' },
     save: { type: 'string' },
     from: { type: 'string' },
   },
@@ -42,8 +45,20 @@ const backend = await initBackend();
 const config = resolveConfig({ preset: values.preset, overrides: values.set ? JSON.parse(values.set) : undefined });
 const budget = Number(values.minutes) * 60;
 const spec = datasetSpec(config);
-const test = heldOut(heldOutSpec(config), 'test', Number(values.test));
-const evalOpts = heldOutOptions(config);
+const sweepVal = heldOut(heldOutSpec(config), 'val', Number(values.val));
+/** The validation sweep, read at its best setting, and greedy beside it. */
+async function validation(model: Policy) {
+  const settings = await temperatureSweep(model, sweepVal, sweepSettings(config, 'val'));
+  const best = settings.find((s) => s.temperature === chooseSetting(settings))!;
+  return {
+    valProblems: sweepVal.length,
+    valTemperature: best.temperature,
+    valAccuracy: r4(best.metrics.passAt1),
+    valGreedy: r4(settings[0].metrics.passAt1),
+    valGarbage: r4(best.metrics.garbageRate),
+    meanLength: r4(best.metrics.meanLength),
+  };
+}
 const emit = (o: object) => console.log(JSON.stringify({ mode, backend: backend.name, ...o }));
 const now = () => performance.now() / 1000;
 const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -52,7 +67,7 @@ if (mode === 'sft') {
   const train = (await synthesizeSft(spec)).examples.map(buildExample);
   const val = heldOut(heldOutSpec(config), 'val', config.data.valProblems);
   const valExamples = validationTraces(spec, val).map(({ problem, trace }) => buildExample({ prompt: problem.prompt, ...trace }));
-  const greedy = (m: Transformer) => heldOutAccuracy(m, val, { ...evalOpts, samples: 1 });
+  const greedy = (m: Transformer) => greedyAccuracy(m, val, decodeSettings(config));
   // Calibrate: 5 warm-up steps (kernels, allocator), then time 20.
   const probe = SftTrainer.create(config.model, config.sft, train, config.seed);
   for (let i = 0; i < 5; i++) probe.trainStep();
@@ -80,29 +95,18 @@ if (mode === 'sft') {
         trainMinutes: r4(trainS / 60),
         trainLoss: r4(lossSum / (s % every || every)),
         valLoss: r4(sft.validationLoss(valExamples)),
-        valAccuracy: r4(acc.accuracy),
+        valAccuracy: r4(acc.passAt1),
         valGarbage: r4(acc.garbageRate),
       });
       lossSum = 0;
     }
   }
-  const final = await heldOutAccuracy(sft.model, test, evalOpts);
-  emit({
-    event: 'final',
-    steps,
-    trainMinutes: r4(trainS / 60),
-    testProblems: test.length,
-    testAccuracy: r4(final.accuracy),
-    testStderr: r4(final.stderr),
-    testGreedy: r4(final.greedyAccuracy),
-    testGarbage: r4(final.garbageRate),
-    meanLength: r4(final.meanLength),
-  });
+  emit({ event: 'final', steps, trainMinutes: r4(trainS / 60), ...(await validation(sft.model)) });
   if (values.save) writeFileSync(values.save, encodeState(sft.state()));
 } else {
   if (!values.from) throw new Error('rl needs --from SFT_STATE');
   const state = decodeState(new Uint8Array(readFileSync(values.from)));
-  const source = { task: config.task.name, seed: config.seed, difficulty: config.task.difficulty, splits: config.task.splits };
+  const source = promptSource(config);
   const trainer = RlTrainer.create(
     new Transformer(state.config, state.weights),
     new Transformer(state.config, state.weights),
@@ -112,18 +116,7 @@ if (mode === 'sft') {
   );
   const evalEvery = Number(values['eval-every']);
   const evaluate = async (step: number, trainS: number) => {
-    const e = await heldOutAccuracy(trainer.policy, test, evalOpts);
-    emit({
-      event: 'eval',
-      step,
-      trainMinutes: r4(trainS / 60),
-      testProblems: test.length,
-      testAccuracy: r4(e.accuracy),
-      testStderr: r4(e.stderr),
-      testGreedy: r4(e.greedyAccuracy),
-      testGarbage: r4(e.garbageRate),
-      meanLength: r4(e.meanLength),
-    });
+    emit({ event: 'eval', step, trainMinutes: r4(trainS / 60), ...(await validation(trainer.policy)) });
   };
   const { promptsPerStep: B, samplesPerPrompt: K, temperature, lr, stepsPerEpoch } = config.rl;
   emit({ event: 'plan', B, K, temperature, lr, stepsPerEpoch, anchor: config.rl.anchor });

@@ -78,10 +78,20 @@ export const CampaignConfigSchema = z
         problems: int(1).default(500),
         /** Fixed apart from the training seed, so campaigns with different seeds are compared on the same problems. */
         seed: int().default(2025),
-        /** n: samples per problem for held-out pass@1 (T1's headline number); greedy accuracy is reported beside it. */
-        samples: int(1).default(4),
-        /** Sampling temperature of held-out pass@1. */
-        temperature: z.number().positive().default(1),
+        /** n: samples per problem at each temperature: pass@1 is their mean, pass@k (k <= n, unbiased) and maj@k come from them. */
+        samples: int(1).default(16),
+        /**
+         * The temperature sweep; greedy decoding is always evaluated too. A checkpoint is read at its
+         * best setting, chosen on the validation split, so sharpening (a lower best temperature) is not
+         * mistaken for a gain.
+         */
+        temperatures: z
+          .array(z.number().positive())
+          .min(1)
+          .refine((t) => new Set(t).size === t.length, 'temperatures must be distinct')
+          .default([0.3, 0.6, 1]),
+        /** Where the setting is chosen: problems of the validation split, the same sweep. */
+        validation: z.object({ problems: int(1).default(100), samples: int(1).default(16) }).prefault({}),
         maxNewTokens: int(1).default(252),
         /** Prompts decoded together. */
         batchSize: int(1).default(64),

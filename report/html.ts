@@ -5,6 +5,7 @@
 import { contentDigest, type Manifest } from '../storage/manifest';
 import type { CampaignResult } from '../workflows/campaign-types';
 import { lineChart, type Series } from './svg';
+import { comparisonText, SWEEP_HEADER, sweepSize, sweepTableRows } from './evaluation';
 
 export interface ReportInput {
   campaignId: string;
@@ -115,20 +116,8 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <p>Status <b>${esc(input.workflowStatus)}</b> · preset ${esc(result.preset ?? 'custom')} · task ${esc(result.config.task.name)} · seed ${esc(result.config.seed)} · backend ${esc(backend || 'unknown')} ·
 <a href="${esc(input.uiUrl)}">Temporal UI</a> · generated ${esc(input.generatedAt)}</p>
 <h2>Results (held-out test)</h2>
-<p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; greedy decoding beside it.</p>
-${table(
-  ['checkpoint', 'pass@1', '± s.e.', 'greedy', 'problems × samples', 'temperature', 'garbage', 'mean length'],
-  result.evals.map((e) => [
-    e.checkpoint ? `${e.label} (${e.checkpoint.id})` : `${e.label} (pretrained, zero-shot)`,
-    pct(e.accuracy),
-    pct(e.stderr),
-    pct(e.greedyAccuracy),
-    `${e.n} × ${e.samples}`,
-    e.temperature,
-    pct(e.garbageRate),
-    num(e.meanLength, 1),
-  ]),
-)}
+<p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; pass@k (unbiased) and maj@k (answers that are equal vote together) at the largest k. Every checkpoint is decoded greedily and at each temperature; * marks the setting chosen on the validation split, at which it is read. ${esc(sweepSize(result.evals.at(-1)!))}.</p>
+${result.results.gain ? `<p><b>${esc(comparisonText('final', result.results.gain))}</b></p>\n` : ''}${table(SWEEP_HEADER, sweepTableRows(result.evals))}
 ${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>

@@ -5,7 +5,8 @@
  * derives from the campaign config. Change a rule here and every caller follows.
  */
 import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
-import type { HeldOutOptions } from '../evaluation/accuracy';
+import type { DecodeSettings } from '../evaluation/accuracy';
+import type { SweepOptions } from '../evaluation/sweep';
 import type { PromptSource } from '../rl/prompts';
 import type { DatasetSpec } from '../tasks/dataset';
 
@@ -63,17 +64,20 @@ export function heldOutSpec(config: CampaignConfig): DatasetSpec {
   return { ...datasetSpec(config), seed: config.eval.seed };
 }
 
-/** Held-out pass@1 settings: the one definition that evaluation, SFT validation, scaling and bench share. */
-export function heldOutOptions(config: CampaignConfig): HeldOutOptions {
+/** How held-out problems are decoded: the one definition that evaluation, SFT validation, scaling and bench share. */
+export function decodeSettings(config: CampaignConfig): DecodeSettings {
   const e = config.eval;
-  return {
-    samples: e.samples,
-    temperature: e.temperature,
-    maxNewTokens: e.maxNewTokens,
-    batchSize: e.batchSize,
-    seed: e.seed,
-    garbage: config.rl.garbage,
-  };
+  return { maxNewTokens: e.maxNewTokens, batchSize: e.batchSize, seed: e.seed, garbage: config.rl.garbage };
+}
+
+/**
+ * The temperature sweep of a held-out split and how many of its problems: validation, where a
+ * checkpoint's setting is chosen, or test, where it is reported.
+ */
+export function sweepSettings(config: CampaignConfig, split: 'val' | 'test'): SweepOptions & { problems: number } {
+  const e = config.eval;
+  const size = split === 'test' ? { problems: e.problems, samples: e.samples } : e.validation;
+  return { ...decodeSettings(config), temperatures: e.temperatures, ...size };
 }
 
 /** The RL prompt pool; `kept`: the stream positions the difficulty filter kept (rl.filter). */

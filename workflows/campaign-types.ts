@@ -1,6 +1,5 @@
 /** What crosses between the campaign workflow, its activities and its clients: small values only. */
 import type { CampaignConfig } from '../config/campaign';
-import type { HeldOutResult } from '../evaluation/accuracy';
 import type { CheckpointRef } from '../storage/manifest';
 
 export type Stage =
@@ -14,15 +13,80 @@ export interface PromptFilterSummary {
   meanPassRate: number;
 }
 
-/** Held-out evaluation of one checkpoint: `accuracy` is pass@1 over `samples` draws, `greedyAccuracy` beside it. */
-export interface EvalSummary extends HeldOutResult {
+/** One decoding setting on the test split: temperature null is greedy. */
+export interface SettingSummary {
+  temperature: number | null;
+  passAt1: number;
+  /** Standard error of pass@1 over problems. */
+  stderr: number;
+  /** Unbiased pass@k and maj@k (answer-equivalent votes), by k as a string key. */
+  passAtK: Record<string, number>;
+  majAtK: Record<string, number>;
+  garbageRate: number;
+  meanLength: number;
+}
+
+/** A paired difference (after - before) over the same test problems, with its percentile bootstrap CI. */
+export interface PairedDifference {
+  /** Mean per-problem difference. */
+  diff: number;
+  /** null with fewer than two problems. */
+  lo: number | null;
+  hi: number | null;
+  level: number;
+  /** The settings (temperature, null greedy) of before and after. */
+  settings: [number | null, number | null];
+}
+
+export interface Comparison {
+  /** The label of the evaluation compared against. */
+  against: string;
+  problems: number;
+  /** pass@1, each checkpoint at the setting its validation chose. */
+  passAt1: PairedDifference;
+  /** pass@k at the largest k, each at the temperature its validation chose for pass@k. */
+  passAtK: PairedDifference & { k: number };
+}
+
+/**
+ * Held-out evaluation of one checkpoint. `accuracy` is test pass@1 at `temperature` (null: greedy),
+ * the setting with the best validation pass@1; `sweep` has every setting.
+ */
+export interface EvalSummary {
   label: string;
   /** null: the pretrained base itself (label 'base'), measured zero-shot before SFT. */
   checkpoint: CheckpointRef | null;
+  accuracy: number;
+  stderr: number;
+  temperature: number | null;
+  greedyAccuracy: number;
+  /** Test problems, and samples per problem at the chosen setting. */
+  n: number;
+  samples: number;
+  garbageRate: number;
+  meanLength: number;
+  /** Absent in evaluations recorded before the sweep. */
+  sweep?: {
+    test: SettingSummary[];
+    /** Where the settings were chosen. */
+    validation: { temperature: number | null; passAt1: number; passAtK: number }[];
+    /** Samples per problem at each temperature, on test and on validation. */
+    samples: number;
+    validationProblems: number;
+    validationSamples: number;
+    /** The k of the capability reading, and the temperature validation chose for it. */
+    k: number;
+    kTemperature: number | null;
+  };
+  /** The S3 key of the per-problem records. */
+  records?: string;
+  /** The records were there already (this evaluation computed nothing). */
+  cached?: boolean;
+  versus?: Comparison;
 }
 
 /** The headline numbers of an evaluation. */
-export type Accuracy = Pick<EvalSummary, 'accuracy' | 'stderr' | 'greedyAccuracy'>;
+export type Accuracy = Pick<EvalSummary, 'accuracy' | 'stderr' | 'greedyAccuracy' | 'temperature'>;
 
 export interface SftSummary {
   checkpoint: CheckpointRef;
@@ -115,7 +179,8 @@ export interface CampaignResult {
   /** The effective config at the end (hyper-parameter changes applied). */
   config: CampaignConfig;
   /** Held-out pass@1 (fractions), its standard error, and greedy accuracy. */
-  results: { sft: Accuracy; final: Accuracy };
+  /** Held-out headline numbers; `gain`: final minus SFT, paired over the test problems (absent for campaigns recorded before it). */
+  results: { sft: Accuracy; final: Accuracy; gain?: Comparison };
   checkpoints: { sft: CheckpointRef; final: CheckpointRef };
   /** What another campaign needs to start RL from this one's SFT model (CampaignInput.fromSft). */
   sftStage: SftStage;

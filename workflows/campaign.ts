@@ -305,8 +305,10 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     }
 
     setStage('evaluate');
+    const sftEval = state.evals.find((e) => e.label === 'sft')!;
+    // Compared with SFT on the same test problems, each at its own best setting: the campaign's headline.
     const final = await gpu.evaluate.executeWithOptions({ summary: 'evaluate final checkpoint' }, [
-      { campaignId: id, config, checkpoint: state.policy!, label: 'final' },
+      { campaignId: id, config, checkpoint: state.policy!, label: 'final', versus: sftEval },
     ]);
     recordBest(final);
     state.evals.push(final);
@@ -336,13 +338,12 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
       );
     }
     setStage('done');
-    const sftEval = state.evals.find((e) => e.label === 'sft')!;
     return {
       id,
       status: 'completed',
       preset: input.preset,
       config,
-      results: { sft: headline(sftEval), final: headline(final) },
+      results: { sft: headline(sftEval), final: headline(final), ...(final.versus && { gain: final.versus }) },
       sftStage: { dataset: state.dataset!, sft: state.sft, evaluation: sftEval },
       checkpoints: { sft: state.sft.checkpoint, final: state.policy! },
       evals: state.evals,
@@ -362,4 +363,9 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
   }
 }
 
-const headline = ({ accuracy, stderr, greedyAccuracy }: EvalSummary): Accuracy => ({ accuracy, stderr, greedyAccuracy });
+const headline = ({ accuracy, stderr, greedyAccuracy, temperature }: EvalSummary): Accuracy => ({
+  accuracy,
+  stderr,
+  greedyAccuracy,
+  temperature,
+});

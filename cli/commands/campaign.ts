@@ -10,6 +10,7 @@ import { pinTaskFile } from '../../tasks/task-file';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
+import { comparisonText, SWEEP_HEADER, sweepSize, sweepTableRows } from '../../report/evaluation';
 import {
   campaignHandle,
   campaignStatus,
@@ -120,13 +121,13 @@ async function handleFor(client: Client, id: string): Promise<CampaignHandle> {
 }
 
 export function resultTable(r: CampaignResult): string {
-  const lines = ['checkpoint            pass@1 ± se       greedy   n x samples @ T'];
-  for (const e of r.evals) {
-    const passAt1 = `${(100 * e.accuracy).toFixed(1)}% ± ${(100 * e.stderr).toFixed(1)}`;
-    lines.push(
-      `${e.label.padEnd(20)}  ${passAt1.padStart(13)}  ${(100 * e.greedyAccuracy).toFixed(1).padStart(7)}%  ${e.n} x ${e.samples} @ ${e.temperature}`,
-    );
-  }
+  const rows = [SWEEP_HEADER, ...sweepTableRows(r.evals)];
+  const widths = SWEEP_HEADER.map((_, j) => Math.max(...rows.map((row) => row[j].length)));
+  const lines = [
+    `held-out evaluation (${sweepSize(r.evals.at(-1)!)}; * = the setting validation chose)`,
+    ...rows.map((row) => row.map((c, j) => (j < 2 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ')),
+  ];
+  if (r.results.gain) lines.push('', comparisonText('final', r.results.gain));
   lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length  difficulty');
   for (const e of r.epochs)
     lines.push(

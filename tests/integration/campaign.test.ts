@@ -3,6 +3,8 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignHandle, campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../client/campaigns';
+import { createActivities } from '../../activities';
+import { loadGrants } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
@@ -35,6 +37,30 @@ describe('campaign workflow (real Temporal + S3)', () => {
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2]);
     expect(result.anchorRefreshes.map((r) => r.epoch)).toEqual([1]);
     expect(result.checkpoints.final.id).toBe(`${id}/rl-e0002`);
+
+    // Every checkpoint is swept (greedy, then each temperature) on validation and test, and read at the
+    // setting validation chose; the final one is compared with SFT, paired over the same test problems.
+    const [sftEval, finalEval] = result.evals;
+    for (const e of result.evals) {
+      expect(e.sweep!.test.map((s) => s.temperature)).toEqual([null, 0.5, 1]);
+      const best = e.sweep!.validation.reduce((b, s) => (s.passAt1 > b.passAt1 ? s : b));
+      expect(e.temperature).toBe(best.temperature);
+      expect(e.accuracy).toBe(e.sweep!.test.find((s) => s.temperature === best.temperature)!.passAt1);
+    }
+    const gain = result.results.gain!;
+    expect(gain).toMatchObject({ against: 'sft', problems: 16 });
+    expect(gain.passAt1.diff).toBeCloseTo(finalEval.accuracy - sftEval.accuracy, 12);
+    expect(gain.passAt1.settings).toEqual([sftEval.temperature, finalEval.temperature]);
+    // The records sit in S3 under the model's content hash: evaluating the same checkpoint again computes nothing.
+    const activities0 = createActivities({ store, backend: env.workers().backend, grants: loadGrants({}, {}) });
+    const again = await activities0.evaluate({
+      campaignId: id,
+      config: result.config,
+      checkpoint: finalEval.checkpoint,
+      label: 'final',
+      versus: sftEval,
+    });
+    expect(again).toEqual({ ...finalEval, cached: true });
 
     // Every referenced checkpoint is committed and verifies; lineage runs final -> SFT -> dataset.
     const lineage = await store.lineage(result.checkpoints.final.id);

@@ -11,12 +11,15 @@ describe('campaign config', () => {
     expect(resolveConfig({ preset: 'smoke' }).sft.steps).toBeLessThan(50);
   });
 
-  it('quick: countdown (search that checking makes cheap), pass@1 over >= 4 samples, every T1 ingredient on', () => {
+  it('quick: countdown (search that checking makes cheap), a temperature sweep with n >= 16, every T1 ingredient on', () => {
     const q = resolveConfig({ preset: 'quick' });
     expect(q.task.name).toBe('countdown');
-    expect(q.eval.samples).toBeGreaterThanOrEqual(4);
+    // pass@k up to 16 from n = 16, greedy and three temperatures chosen between on validation (the RL temperature among them)
+    expect(q.eval.samples).toBeGreaterThanOrEqual(16);
     expect(q.eval.problems).toBeGreaterThanOrEqual(500);
-    expect(q.eval.temperature).toBe(q.rl.temperature);
+    expect(q.eval.temperatures.length).toBeGreaterThanOrEqual(3);
+    expect(q.eval.temperatures).toContain(q.rl.temperature);
+    expect(q.eval.validation.samples).toBeGreaterThanOrEqual(16);
     expect(q.rl.samplesPerPrompt).toBeGreaterThanOrEqual(16);
     expect(q.rl.betaKl).toBeGreaterThan(0);
     expect(q.rl.alphaEnt).toBeGreaterThan(0);

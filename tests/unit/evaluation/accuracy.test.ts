@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { heldOutAccuracy, standardError } from '../../../evaluation/accuracy';
+import { greedyAccuracy, standardError } from '../../../evaluation/accuracy';
 import { evaluate } from '../../../evaluation/evaluate';
+import { chooseSetting, sweepRows, temperatureSweep } from '../../../evaluation/sweep';
+import type { Metrics } from '../../../evaluation/metrics';
 import type { Transformer } from '../../../model/transformer';
 import { useWasm } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
@@ -16,32 +18,41 @@ describe('standardError', () => {
   });
 });
 
-describe('heldOutAccuracy', () => {
+describe('temperatureSweep', () => {
   let model: Transformer;
   beforeAll(() => void (model = endingModel()));
   afterAll(() => model.dispose());
   const problems = countdownProblems(6);
-  const opts = { samples: 4, temperature: 1.3, maxNewTokens: 40, batchSize: 8, seed: 3, garbage: GARBAGE };
+  const decode = { maxNewTokens: 40, batchSize: 8, seed: 3, garbage: GARBAGE };
 
-  it('pass@1 over n samples at the evaluation temperature, greedy beside it, on the same streams as evaluate', async () => {
-    const phases = new Set<string>();
-    const r = await heldOutAccuracy(model, problems, { ...opts, onProgress: (phase) => void phases.add(phase) });
-    const sampled = await evaluate(model, problems, opts);
-    const greedy = await evaluate(model, problems, { ...opts, samples: 1, greedy: true });
-    expect(r).toMatchObject({
-      n: 6,
-      samples: 4,
-      temperature: 1.3,
-      accuracy: sampled.metrics.passAt1,
-      greedyAccuracy: greedy.metrics.passAt1,
-    });
-    expect(r.meanLength).toBeCloseTo(sampled.metrics.meanLength, 12);
-    expect(r.greedyMeanLength).toBeCloseTo(greedy.metrics.meanLength, 12);
+  it('greedy first, then each temperature on the same streams as evaluate, with per-problem correct counts and progress over all rows', async () => {
+    const seen: [number, number][] = [];
+    const opts = { ...decode, temperatures: [0.5, 1.3], samples: 4 };
+    const r = await temperatureSweep(model, problems, { ...opts, onProgress: (d, t) => void seen.push([d, t]) });
+    expect(r.map((s) => s.temperature)).toEqual([null, 0.5, 1.3]);
+    const greedy = await evaluate(model, problems, { ...decode, samples: 1, greedy: true, ks: [1] });
+    expect(r[0].metrics).toEqual(greedy.metrics);
+    expect((await greedyAccuracy(model, problems, decode)).passAt1).toBe(greedy.metrics.passAt1);
+    const hot = await evaluate(model, problems, { ...decode, samples: 4, temperature: 1.3 });
+    expect(r[2].metrics).toEqual(hot.metrics);
+    expect(r[2].correct).toEqual(hot.problems.map((p) => p.samples.filter((s) => s.correct).length));
+    expect(r[2].metrics.passAtK).toHaveProperty('4');
     // sampling at T = 1.3 and greedy decoding write different responses
-    expect(r.meanLength).not.toBeCloseTo(r.greedyMeanLength, 6);
-    const perProblem = sampled.problems.map((p) => p.samples.filter((s) => s.correct).length / 4);
-    expect(r.stderr).toBe(standardError(perProblem));
-    expect([...phases]).toEqual(['sampling', 'greedy']);
-    expect(await heldOutAccuracy(model, problems, opts)).toEqual(r);
+    expect(r[2].metrics.meanLength).not.toBeCloseTo(r[0].metrics.meanLength, 6);
+    const total = sweepRows(problems.length, opts);
+    expect(total).toBe(6 * (1 + 2 * 4));
+    expect(seen.at(-1)).toEqual([total, total]);
+    expect(seen.every(([d], i) => i === 0 || d > seen[i - 1][0])).toBe(true);
+    expect(await temperatureSweep(model, problems, opts)).toEqual(r);
+  });
+});
+
+describe('chooseSetting', () => {
+  const at = (temperature: number | null, passAt1: number) => ({ temperature, metrics: { passAt1 } as Metrics });
+  it('takes the highest pass@1; a tie goes to the earlier setting (greedy, then the configured order)', () => {
+    expect(chooseSetting([at(null, 0.2), at(0.3, 0.25), at(1, 0.1)])).toBe(0.3);
+    expect(chooseSetting([at(null, 0.25), at(0.3, 0.25), at(1, 0.1)])).toBeNull();
+    expect(chooseSetting([at(1, 0.4), at(0.3, 0.4)])).toBe(1);
+    expect(() => chooseSetting([])).toThrow(/no settings/);
   });
 });

@@ -4,12 +4,12 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignConfigSchema } from '../../../config/campaign';
 import { loadGrants, USER_ACCESS } from '../../../config/grants';
-import { heldOutAccuracy } from '../../../evaluation/accuracy';
+import { greedyAccuracy } from '../../../evaluation/accuracy';
 import { initBackend } from '../../../model/backend';
 import { modelConfig } from '../../../model/config';
 import { VOCAB_SIZE } from '../../../model/tokenizer';
 import { Transformer } from '../../../model/transformer';
-import { datasetSpec, heldOutOptions } from '../../../rules/campaign';
+import { datasetSpec, decodeSettings } from '../../../rules/campaign';
 import { Prng } from '../../../util/prng';
 import { heldOut, synthesizeSft, validationTraces } from '../../../tasks/dataset';
 import {
@@ -243,8 +243,8 @@ describe('jsonl campaign config', () => {
       try {
         const problems = heldOut(datasetSpec(pinned), 'test', 3);
         expect(problems.some((p) => p.prompt.includes('\u03c0'))).toBe(true);
-        const r = await heldOutAccuracy(model, problems, { ...heldOutOptions(pinned), maxNewTokens: 8, samples: 2 });
-        expect(r.n).toBe(3);
+        const r = await greedyAccuracy(model, problems, { ...decodeSettings(pinned), maxNewTokens: 8 });
+        expect(r.problems).toBe(3);
         expect(jsonlVerifier.verify(problems[0] as Problem<JsonlData>, '\u03c0')).toBe(true);
       } finally {
         model.dispose();

@@ -45,8 +45,6 @@ const evalOf = (label: string, checkpoint: CheckpointRef | null): EvalSummary =>
   temperature: 1,
   garbageRate: 0,
   meanLength: 10,
-  greedyGarbageRate: 0,
-  greedyMeanLength: 10,
 });
 
 /** Stub activities that record every call; `sftGate` holds SFT (heartbeating) until it resolves or the activity is cancelled. */
