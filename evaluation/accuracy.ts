@@ -37,12 +37,3 @@ export async function greedyAccuracy(
   });
   return greedy.metrics;
 }
-
-/** Standard error of the mean (sample standard deviation / sqrt(n)); 0 for fewer than two values. */
-export function standardError(xs: readonly number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const m = xs.reduce((a, b) => a + b, 0) / n;
-  const v = xs.reduce((s, x) => s + (x - m) ** 2, 0) / (n - 1);
-  return Math.sqrt(v / n);
-}

@@ -56,17 +56,17 @@ export function passAtK(n: number, c: number, k: number): number {
 }
 
 /**
- * Majority vote over the first k samples. Answers vote under the task's parsed form (so `3 + 4`
- * and `3+4` agree); unparseable or missing answers abstain. Ties go to the answer that appeared
- * first. Returns the index of the winner's first sample, or null when nobody voted.
+ * Majority vote over the first k samples. Answers vote under the task's voteKey, else its parsed
+ * form (so `3 + 4`, `3+4` and `4+3` agree); unparseable or missing answers abstain. Ties go to the
+ * answer that appeared first. Returns the index of the winner's first sample, or null when nobody voted.
  */
 export function majorityVote(task: TaskName, samples: readonly Pick<SampleRecord, 'answer'>[], k: number): number | null {
-  const parse = getVerifier(task).parseAnswer;
+  const verifier = getVerifier(task);
   const votes = new Map<string, { first: number; count: number }>();
   samples.slice(0, k).forEach((s, i) => {
-    const parsed = s.answer === null ? null : parse(s.answer);
+    const parsed = s.answer === null ? null : verifier.parseAnswer(s.answer);
     if (parsed === null) return;
-    const key = JSON.stringify(parsed);
+    const key = verifier.voteKey ? verifier.voteKey(parsed) : JSON.stringify(parsed);
     const v = votes.get(key);
     if (v) v.count++;
     else votes.set(key, { first: i, count: 1 });

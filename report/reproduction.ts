@@ -1,9 +1,10 @@
 /**
  * The reproduction report (markdown and HTML) from the reproduce workflow's runs: SFT vs RL
  * pass@1, the inference-scaling table, the ablations and response length across RL, each as a
- * mean over seeds with its standard error, and a plain verdict on each claim.
+ * mean over seeds with its standard error, and a verdict on each claim by the one rule in
+ * evaluation/stats, printed with the sample sizes under every table it applies to.
  */
-import { standardError } from '../evaluation/accuracy';
+import { formatN, mean, tInterval, verdict, VERDICT_RULE, type TInterval } from '../evaluation/stats';
 import { ARMS } from '../reproduce/plan';
 import type { ReproduceRun } from '../workflows/reproduce';
 
@@ -19,18 +20,15 @@ export interface ReproductionMeta {
   totalSeconds: number;
 }
 
-interface Stat {
-  mean: number;
-  se: number;
-  n: number;
-}
-
-const stat = (xs: readonly number[]): Stat => ({ mean: xs.reduce((a, b) => a + b, 0) / xs.length, se: standardError(xs), n: xs.length });
-const pts = (s: Stat) => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
-const signed = (s: Stat) => `${s.mean >= 0 ? '+' : ''}${(100 * s.mean).toFixed(1)} ± ${(100 * s.se).toFixed(1)}`;
-/** A difference is called real when it exceeds twice its standard error over seeds. */
-const verdict = (s: Stat, wantPositive = true) =>
-  s.n < 2 ? 'one seed: no verdict' : (wantPositive ? s.mean : -s.mean) > 2 * s.se ? 'reproduced' : 'not reproduced';
+/** Over seeds: the t-interval has df = seeds − 1. */
+const stat = (xs: readonly number[]): TInterval => tInterval(xs);
+// One seed has no standard error: print the mean alone rather than a spread of zero.
+const spread = (s: TInterval) => (s.se === null ? '' : ` ± ${(100 * s.se).toFixed(1)}`);
+const pts = (s: TInterval) => `${(100 * s.mean).toFixed(1)}${spread(s)}`;
+const signed = (s: TInterval) => `${pp(s.mean)}${spread(s)}`;
+/** The verdict on an effect claimed to lie on `side` of zero, with the interval it rests on. */
+const judged = (s: TInterval, side: 'positive' | 'negative') =>
+  `${verdict(s, side)}; ${s.lo === null || s.hi === null ? 'one seed, no interval' : `95 % interval ${pp(s.lo)} to ${pp(s.hi)}`}`;
 
 type Table = { head: string[]; rows: string[][] };
 
@@ -43,15 +41,18 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
   const base = runs.filter((r) => r.arm === 'base');
   const seeds = base.map((r) => r.seed);
   const bySeed = (arm: string) => new Map(runs.filter((r) => r.arm === arm).map((r) => [r.seed, r]));
-  const sections: { title: string; text: string; table: Table }[] = [];
+  // Each table's note: its sample sizes and, under verdicts, the rule that gave them.
+  const sections: { title: string; text: string; table: Table; note: string }[] = [];
+  const ruled = (n: string) => `${n}. Verdict rule: ${VERDICT_RULE}`;
+  const heldOut = base[0].result.evals[0];
 
   // 1. SFT vs RL
   const gain = stat(base.map((r) => r.result.results.final.accuracy - r.result.results.sft.accuracy));
   sections.push({
     title: 'SFT vs RL: held-out pass@1',
     text:
-      `pass@1 averaged over ${base[0].result.evals[0].samples} samples per problem at temperature ${base[0].result.evals[0].temperature} on ${base[0].result.evals[0].n} held-out problems, in percent; ` +
-      `greedy accuracy beside it. RL minus SFT over ${seeds.length} seeds: **${signed(gain)} points** — ${verdict(gain)}.`,
+      `pass@1 averaged over ${heldOut.samples} samples per problem at ${heldOut.temperature === null ? 'greedy decoding' : `temperature ${heldOut.temperature}`} on ${heldOut.n} held-out problems, in percent; ` +
+      `greedy accuracy beside it. RL minus SFT over ${seeds.length} seeds: **${signed(gain)} points** — ${judged(gain, 'positive')}.`,
     table: {
       head: ['seed', 'SFT pass@1', 'RL pass@1', 'RL − SFT', 'SFT greedy', 'RL greedy', 'RL epochs', 'campaign'],
       rows: [
@@ -80,6 +81,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
         ],
       ],
     },
+    note: ruled(`${formatN({ seeds: base.length, problems: heldOut.n, samples: heldOut.samples })} (greedy: 1 sample)`),
   });
 
   // 2. Inference scaling
@@ -97,6 +99,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       return (s.find((p) => p.untruncated)?.accuracy ?? NaN) - (s.find((p) => !p.untruncated && p.budget === budgets[0])?.accuracy ?? NaN);
     };
     const rises = labels.map((l) => ({ label: l, rise: stat(base.map((r) => riseOf(r, l))) }));
+    const sweep = base[0].result.config.eval.scaling;
     const rlLabels = labels.filter((l) => l !== 'sft');
     const steeper = rlLabels.length > 0 && rises.every((x, i) => i === 0 || x.rise.mean > rises[i - 1].rise.mean);
     const lastRl = rlLabels[rlLabels.length - 1];
@@ -104,15 +107,16 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
     sections.push({
       title: 'Inference scaling: pass@1 by reasoning budget',
       text:
-        `Each checkpoint samples ${base[0].result.config.eval.scaling.samples} responses per problem on ${base[0].result.config.eval.scaling.problems} held-out problems; ` +
+        `Each checkpoint samples ${sweep.samples} responses per problem on ${sweep.problems} held-out problems; ` +
         `a response still reasoning at the budget is cut and made to answer. Rise from the smallest budget to untruncated: ` +
         rises.map((x) => `${x.label} ${signed(x.rise)}`).join(', ') +
         `. The paper's claim (SFT flat, RL rising with budget, more steeply with more RL): ${steeper ? 'the rise grows with RL training' : 'the rise does not grow monotonically with RL training'}; ` +
-        `${lastRl} vs SFT: ${signed(steeperThanSft)} points more rise (${verdict(steeperThanSft)}).`,
+        `${lastRl} vs SFT: ${signed(steeperThanSft)} points more rise (${judged(steeperThanSft, 'positive')}).`,
       table: {
         head: ['checkpoint', ...budgets.map((b) => (b === Infinity ? 'untruncated' : `${b} tok`)), 'rise'],
         rows: rises.map(({ label, rise: r }) => [label, ...budgets.map((b) => pts(at(label, b))), signed(r)]),
       },
+      note: ruled(formatN({ seeds: base.length, problems: sweep.problems, samples: sweep.samples })),
     });
   }
 
@@ -128,22 +132,27 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
         claim,
         pts(stat(rs.map((r) => r.result.results.final.accuracy))),
         signed(stat(rs.map((r) => r.result.results.final.accuracy - r.result.results.sft.accuracy))),
-        name === 'base' ? '' : `${signed(vsBase)} (${verdict(vsBase, !strengthens)})`,
+        name === 'base' ? '' : `${signed(vsBase)} (${judged(vsBase, strengthens ? 'negative' : 'positive')})`,
         pts(stat(rs.map((r) => r.result.results.final.greedyAccuracy))),
-        stat(rs.map((r) => last(r).kl)).mean.toFixed(2),
-        stat(rs.map((r) => last(r).entropy)).mean.toFixed(3),
+        mean(rs.map((r) => last(r).kl)).toFixed(2),
+        mean(rs.map((r) => last(r).entropy)).toFixed(3),
         pts(stat(rs.map((r) => last(r).garbageRate))),
-        stat(rs.map((r) => last(r).responseLength)).mean.toFixed(1),
+        mean(rs.map((r) => last(r).responseLength)).toFixed(1),
       ];
     };
     const stronger = ARMS.filter((a) => a.strengthens)
       .map((a) => a.name)
       .join(', ');
+    // An arm whose campaigns did not all complete averages over fewer seeds than the base.
+    const fewer = arms
+      .map((a) => ({ name: a.name, seeds: runs.filter((r) => r.arm === a.name).length }))
+      .filter((a) => a.seeds < base.length)
+      .map((a) => `${a.name}: ${a.seeds} of ${base.length} seeds`);
     sections.push({
       title: 'Ablations at equal sampling compute',
       text:
         "Every arm starts RL from the same SFT model as its seed's base campaign and samples B × K responses per step for the same number of steps. " +
-        `"base − arm" is how much the T1 ingredient adds: reproduced when it is positive beyond 2 standard errors over seeds, or negative for an arm with more of the ingredient than the base (${stronger}). KL, entropy, garbage and length are the last RL epoch's training means.` +
+        `"base − arm" is how much the T1 ingredient adds: the claim is that it is positive, or negative for an arm with more of the ingredient than the base (${stronger}). KL, entropy, garbage and length are the last RL epoch's training means.` +
         (arms.length < ARMS.length
           ? ` Not in this run: ${ARMS.filter((a) => !arms.includes(a))
               .map((a) => `${a.name} (${a.claim})`)
@@ -163,6 +172,10 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
           ),
         ],
       },
+      note: ruled(
+        `${formatN({ seeds: base.length, problems: heldOut.n, samples: heldOut.samples })} per arm (greedy: 1 sample)` +
+          (fewer.length ? `; fewer where campaigns did not complete (${fewer.join(', ')})` : ''),
+      ),
     });
   }
 
@@ -177,7 +190,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       head: ['epoch', 'length', 'reward', 'sampled accuracy', 'KL', 'KL term', 'reward spread', 'entropy', 'entropy/pg grad'],
       rows: Array.from({ length: epochs }, (_, e) => {
         const es = base.map((r) => r.result.epochs[e]);
-        const m = (f: (x: (typeof es)[0]) => number, d: number) => stat(es.map(f)).mean.toFixed(d);
+        const m = (f: (x: (typeof es)[0]) => number, d: number) => mean(es.map(f)).toFixed(d);
         return [
           String(e + 1),
           m((x) => x.responseLength, 1),
@@ -191,6 +204,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
         ];
       }),
     },
+    note: `${formatN({ seeds: base.length })}, each seed's value the mean over that epoch's training samples`,
   });
 
   sections.push({
@@ -200,6 +214,7 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
       head: ['campaign', 'seed', 'arm', 'minutes'],
       rows: runs.map((r) => [r.campaignId, String(r.seed), r.arm, ((meta.seconds[r.campaignId] ?? NaN) / 60).toFixed(1)]),
     },
+    note: `${formatN({ seeds: base.length })}; ${runs.length} campaigns`,
   });
 
   const header = [
@@ -215,14 +230,14 @@ export function buildReproductionReport(runs: readonly ReproduceRun[], meta: Rep
     '',
     ...header.map((h) => `${h}  `),
     '',
-    ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), '']),
+    ...sections.flatMap((s) => [`## ${s.title}`, '', s.text, '', mdTable(s.table), '', s.note, '']),
   ].join('\n');
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>t1 reproduction</title>
 <style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}</style>
 </head><body><h1>T1 reproduction at small scale</h1>
 ${header.map((h) => `<p>${inline(h)}</p>`).join('\n')}
-${sections.map((s) => `<h2>${esc(s.title)}</h2>\n<p>${inline(s.text)}</p>\n${htmlTable(s.table)}`).join('\n')}
+${sections.map((s) => `<h2>${esc(s.title)}</h2>\n<p>${inline(s.text)}</p>\n${htmlTable(s.table)}\n<p>${inline(s.note)}</p>`).join('\n')}
 </body></html>
 `;
   return { markdown, html };

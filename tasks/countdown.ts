@@ -96,6 +96,18 @@ export function createCountdown(config: z.input<typeof CountdownConfig> = {}): T
       return value !== null && value.d === 1n && value.n === BigInt(target);
     },
 
+    // The exact value and the numbers used, not the value alone: `7` or `3+3+1` may equal `3+4` but
+    // break the rules, and pooling them would let sample order decide whether the vote is right.
+    // Equal keys (`3+4` and `4+3`; `2*(3+4)` and `4*2+3*2` differ in numbers) verify alike on every problem.
+    voteKey({ expr, claimed }) {
+      const value = evalRational(expr);
+      const used = leaves(expr).sort((a, b) => a - b);
+      if (value === null) return `÷0 ${used}`; // never verifies
+      const key = `${value.n}/${value.d} ${used}`;
+      // A claim other than the value never verifies: keep it apart from the consistent answers.
+      return claimed === null || (value.d === 1n && value.n === BigInt(claimed)) ? key : `${key} =${claimed}`;
+    },
+
     attempts(problem, rng, failures) {
       const { numbers, target } = problem.data;
       const failed: FailedAttempt[] = [];

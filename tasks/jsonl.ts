@@ -202,6 +202,12 @@ export const jsonlVerifier: Verifier<JsonlData, string> = {
   name: 'jsonl',
   parseAnswer: (answerText) => (normaliseAnswer(answerText).text ? answerText.trim() : null),
   verify: (problem, answerText) => answersMatch(answerText, problem.data.answer),
+  // Everything answersMatch reads, so equal keys match the same references: `0.5`, `1/2` and
+  // `\frac12` vote together; `50` and `50\%`, or `x = 2` and `y = 2`, do not.
+  voteKey: (answerText) => {
+    const { number, text, unit, variable } = normaliseAnswer(answerText);
+    return JSON.stringify([number ? `${number.n}/${number.d}` : text, unit, variable]);
+  },
 };
 
 /**

@@ -66,6 +66,12 @@ export interface Verifier<D = unknown, A = unknown> {
   /** Syntax only: null when the text is not an answer of this task's form. */
   parseAnswer(answerText: string): A | null;
   verify(problem: Problem<D>, answerText: string): boolean;
+  /**
+   * What maj@k votes under: parsed answers with equal keys are one answer. Equal keys must mean the
+   * same verify outcome on every problem, so no vote pools a right answer with a wrong one.
+   * Absent: the parsed answer's JSON.
+   */
+  voteKey?(answer: A): string;
 }
 
 /** A generated task: problems on demand at any difficulty, and a search the programmatic teacher replays. */

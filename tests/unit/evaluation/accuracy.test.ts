@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { greedyAccuracy, standardError } from '../../../evaluation/accuracy';
+import { greedyAccuracy } from '../../../evaluation/accuracy';
 import { evaluate } from '../../../evaluation/evaluate';
 import { chooseSetting, sweepRows, temperatureSweep } from '../../../evaluation/sweep';
 import type { Metrics } from '../../../evaluation/metrics';
@@ -8,15 +8,6 @@ import { useWasm } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
 
 useWasm();
-
-describe('standardError', () => {
-  it('is the sample standard deviation over sqrt(n)', () => {
-    // mean 0.5, sum of squares 1, variance 1/3, se = sqrt(1/12)
-    expect(standardError([0, 0, 1, 1])).toBeCloseTo(Math.sqrt(1 / 12), 12);
-    expect(standardError([0.25, 0.25, 0.25])).toBe(0);
-    expect(standardError([1])).toBe(0);
-  });
-});
 
 describe('temperatureSweep', () => {
   let model: Transformer;
