@@ -92,7 +92,9 @@ export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
     // One holder per step and attempt: a stale attempt releasing its hold leaves the current attempt's.
     const holder = `${o.campaignId}.${randomBytes(6).toString('hex')}`;
     const weights = await publishWeights(o.store, { config: o.policy.config, weights: o.policy.getWeights() }, holder);
-    const input: RolloutStepInput = { weights, backend: o.backend, batch, shards: o.shards };
+    // A refill batch (rl.dynamicSampling) may hold fewer prompts than a step: only the shards it reaches.
+    const shards = o.shards.filter((s) => s.first < batch.prompts.length);
+    const input: RolloutStepInput = { weights, backend: o.backend, batch, shards };
     const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
     // A retried trainer attaches to the step's running workflow; one that closed (its objects may be
     // gone) runs again, to the same bits.

@@ -102,10 +102,21 @@ export const CampaignConfigSchema = z
         scaling: z
           .object({
             enabled: z.boolean().default(true),
+            /**
+             * Reasoning budgets as fractions of each checkpoint's median untruncated reasoning length:
+             * every checkpoint is cut where it reasons, so the slope over the fractions up to 1 (where
+             * truncation bites) compares checkpoints whose responses differ in length.
+             */
+            fractions: z
+              .array(z.number().positive())
+              .min(1)
+              .refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'fractions must increase')
+              .default([0.25, 0.5, 0.75, 1, 1.5]),
+            /** Fixed budgets in tokens instead of fractions (campaigns recorded before fractions have them). */
             budgets: z
               .array(int(1))
               .refine((b) => b.every((x, i) => i === 0 || x > b[i - 1]), 'budgets must increase')
-              .default([16, 32, 64]),
+              .optional(),
             problems: int(1).default(100),
             samples: int(1).default(2),
             temperature: z.number().positive().default(1),
@@ -201,7 +212,16 @@ export const TUNABLE = [
   'rl.alphaEnt',
   'rl.garbagePenalty',
   'rl.warmupSteps',
-  'rl.normalisation',
+  'rl.lossAgg',
+  'rl.advantage',
+  'rl.kl.placement',
+  'rl.kl.estimator',
+  'rl.ppo.clipHigh',
+  'rl.ppo.dualClip',
+  'rl.dynamicSampling.enabled',
+  'rl.dynamicSampling.maxTries',
+  'rl.overlong.bufferTokens',
+  'rl.overlong.penalty',
   'rl.updateSelection',
   'rl.dropZeroVariance',
   'rl.gradClip',

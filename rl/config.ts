@@ -19,9 +19,19 @@ export const GarbageConfigSchema = z.object({
 export const PpoConfigSchema = z.object({
   /** Clipped-ratio passes over minibatches instead of one plain policy-gradient step. */
   enabled: z.boolean().default(false),
-  /** Ratio clip epsilon: pi / pi_old is kept in [1 - clip, 1 + clip]. */
+  /** Ratio clip epsilon (eps_low): pi / pi_old is kept in [1 - clip, 1 + clipHigh]. */
   clip: z.number().positive().default(0.2),
-  /** Passes over the selected samples. */
+  /**
+   * eps_high, the upper clip; default `clip` (symmetric). DAPO's clip-higher (e.g. 0.28 against 0.2)
+   * lets unlikely tokens with A > 0 grow further in one batch, which holds entropy up.
+   */
+  clipHigh: z.number().positive().optional(),
+  /**
+   * Dual clip c > 1 (verl's clip_ratio_c): for A < 0 the objective is max(min(rho A, clip(rho) A), c A),
+   * so a token whose ratio has run far above 1 with A < 0 stops pushing with unbounded weight. Absent: off.
+   */
+  dualClip: z.number().gt(1).optional(),
+  /** Updates per batch: passes over the selected samples, each in minibatches. */
   epochs: z.number().int().positive().default(2),
   /** Sequences per optimizer step. */
   minibatch: z.number().int().positive().default(64),
@@ -68,6 +78,41 @@ export const RolloutConfigSchema = z.object({
   processes: z.number().int().min(1).max(64).default(1),
 });
 
+export const KlConfigSchema = z.object({
+  /**
+   * reward: beta * (d_i - group mean d) comes off the shaped reward (T1), d_i the sequence sum of the
+   * per-token estimator under the sampler's log-probs (detached); loss: beta * (the per-token estimator
+   * aggregated like the policy-gradient term) is added to the loss, its gradient through pi (GRPO style).
+   */
+  placement: z.enum(['reward', 'loss']).default('reward'),
+  /**
+   * Per-token estimator of KL(pi || anchor) from x = log pi - log pi_anchor (Schulman's k1, k2, k3):
+   * k1 = x; k2 = x^2 / 2; k3 = exp(-x) + x - 1 (unbiased, always >= 0, low variance).
+   */
+  estimator: z.enum(['k1', 'k2', 'k3']).default('k1'),
+});
+
+export const DynamicSamplingConfigSchema = z.object({
+  /**
+   * DAPO dynamic sampling: groups whose K task rewards are all equal (no signal) are dropped and the
+   * step samples further prompts from the pool, continuing the cursor, until B informative groups
+   * (or maxTries extra rounds); the update trains on the informative groups only.
+   */
+  enabled: z.boolean().default(false),
+  /** Extra sampling rounds at most; each asks for as many prompts as informative groups are missing. */
+  maxTries: z.number().int().min(0).default(3),
+});
+
+export const OverlongConfigSchema = z.object({
+  /**
+   * DAPO's soft overlong punishment: Lc, the last tokens before maxNewTokens over which the task reward
+   * falls linearly by up to `penalty` (rl/reward overlongPenalty); 0 turns it off.
+   */
+  bufferTokens: z.number().int().min(0).default(0),
+  /** Size of the punishment at the length limit (and beyond it). */
+  penalty: z.number().min(0).default(1),
+});
+
 /** The fields without the cross-field check, for callers that extend them (zod refuses to extend a refined object). */
 export const RlConfigObject = z.object({
   /** RL epochs in a campaign. */
@@ -94,7 +139,16 @@ export const RlConfigObject = z.object({
   updateSelection: z.enum(['balanced', 'random']).default('balanced'),
   /** Skip groups whose K task rewards r + p are all equal: every advantage is then KL noise only. */
   dropZeroVariance: z.boolean().default(true),
+  /**
+   * Advantage estimator over the shaped rewards R of each group of K. rloo: R_i - mean_{j != i} R_j
+   * (T1); grpo: (R_i - group mean) / (group std + 1e-6); dr_grpo: R_i - group mean (Dr. GRPO: no std
+   * scaling); reinforce_pp: R_i - group mean, whitened over the batch's response tokens (verl's
+   * REINFORCE++-baseline). See rl/advantage.
+   */
+  advantage: z.enum(['rloo', 'grpo', 'dr_grpo', 'reinforce_pp']).default('rloo'),
+  /** KL coefficient beta, applied where rl.kl.placement puts the KL term. */
   betaKl: z.number().min(0).default(2e-4),
+  kl: KlConfigSchema.prefault({}),
   /** Entropy bonus weight (auxiliary loss, mean over response tokens). */
   alphaEnt: z.number().min(0).default(1e-3),
   /** Learning rate of the RL updates after warmup. */
@@ -109,13 +163,20 @@ export const RlConfigObject = z.object({
   /** Global gradient-norm clip; 0 disables. */
   gradClip: z.number().min(0).default(1),
   /**
-   * Normalisation of the policy-gradient term. sequence: -mean_i [A_i * sum_t log pi] (the
-   * paper's formula); token: -sum_i [A_i * sum_t log pi] / (response tokens of all samples).
+   * How the per-token policy-gradient terms (and a loss-placed KL) become the loss, in verl's names:
+   * seq-mean-token-sum: -mean_i sum_t (the paper's formula); token-mean: sum over all tokens / all
+   * response tokens; seq-mean-token-mean: mean over sequences of each one's token mean (GRPO);
+   * seq-mean-token-sum-norm: sum over all tokens / (maxNewTokens x sequences), a constant (Dr. GRPO).
+   * Selection weights w_i weigh each sequence in every mode (rl/loss). Replaces `normalisation`
+   * (sequence = seq-mean-token-sum, token = token-mean), which older configs still parse as.
    */
-  normalisation: z.enum(['sequence', 'token']).default('sequence'),
+  lossAgg: z.enum(['token-mean', 'seq-mean-token-sum', 'seq-mean-token-mean', 'seq-mean-token-sum-norm']).default('seq-mean-token-sum'),
   garbage: GarbageConfigSchema.prefault({}),
   /** p = -garbagePenalty for a garbage response (T1: 1); 0 turns the penalty off (ablation). */
   garbagePenalty: z.number().min(0).default(1),
+  /** Soft penalty on responses that run into the length limit (DAPO), added to the task reward. */
+  overlong: OverlongConfigSchema.prefault({}),
+  dynamicSampling: DynamicSamplingConfigSchema.prefault({}),
   ppo: PpoConfigSchema.prefault({}),
   anchor: AnchorConfigSchema.prefault({}),
   filter: FilterConfigSchema.prefault({}),
@@ -126,16 +187,38 @@ export const RlConfigObject = z.object({
   rollout: RolloutConfigSchema.prefault({}),
 });
 
-export const RlConfigSchema = RlConfigObject.refine((c) => c.updateSamples === undefined || c.updateSamples <= c.samplesPerPrompt, {
-  message: 'updateSamples (M) must not exceed samplesPerPrompt (K)',
-  path: ['updateSamples'],
-})
+const LEGACY_NORMALISATION = { sequence: 'seq-mean-token-sum', token: 'token-mean' } as const;
+
+/** What a config may hold: the fields, or older configs' `normalisation` in place of lossAgg. */
+type RlConfigInput = z.input<typeof RlConfigObject> & {
+  /** Superseded by lossAgg; read only when lossAgg is absent (stored campaign histories hold it). */
+  normalisation?: keyof typeof LEGACY_NORMALISATION;
+};
+
+/** Older configs' `normalisation` becomes lossAgg (unless lossAgg is set); the key itself is dropped. */
+function legacyKeys(raw: RlConfigInput): unknown {
+  if (typeof raw !== 'object' || raw === null || !('normalisation' in raw)) return raw;
+  const { normalisation, ...rest } = raw;
+  if (rest.lossAgg !== undefined || normalisation === undefined) return rest;
+  return { ...rest, lossAgg: (LEGACY_NORMALISATION as Record<string, string>)[normalisation] ?? normalisation };
+}
+
+export const RlConfigSchema = z
+  .preprocess(legacyKeys, RlConfigObject)
+  .refine((c) => c.updateSamples === undefined || c.updateSamples <= c.samplesPerPrompt, {
+    message: 'updateSamples (M) must not exceed samplesPerPrompt (K)',
+    path: ['updateSamples'],
+  })
   .refine((c) => c.rollout.shardPrompts === undefined || shardAligned(c, c.rollout.shardPrompts), {
     error: (i) => {
       const c = i.input as z.infer<typeof RlConfigObject>;
       return `${c.rollout.shardPrompts} prompts x ${c.samplesPerPrompt} samples must be a multiple of sampleBatch (${c.sampleBatch}), or cover the step's ${c.promptsPerStep} prompts; try ${defaultShardPrompts(c)}`;
     },
     path: ['rollout', 'shardPrompts'],
+  })
+  .refine((c) => c.overlong.bufferTokens <= c.maxNewTokens, {
+    message: 'overlong.bufferTokens must not exceed maxNewTokens',
+    path: ['overlong', 'bufferTokens'],
   })
   .refine((c) => c.rollout.processes === 1 || (c.rollout.mode === 'local' && rolloutShards(c).length >= c.rollout.processes), {
     error: (i) => {

@@ -94,15 +94,24 @@ export class RlTrainer<M extends Policy = Policy> {
     return { ...this.position };
   }
 
-  /** One RL step on the next B prompts; in ema mode the anchor follows afterwards. */
+  /**
+   * One RL step on the next B prompts (and, with dynamic sampling, the further prompts its refills
+   * take: the cursor moves past every prompt sampled); in ema mode the anchor follows afterwards.
+   */
   async step(): Promise<RlStepMetrics> {
     const B = this.config.promptsPerStep;
-    const problems = this.pool.take(this.position.prompt, B);
+    let next = this.position.prompt;
+    const take = (n: number) => {
+      const problems = this.pool.take(next, n);
+      next += n;
+      return problems;
+    };
     const metrics = await rlStep({
       policy: this.policy,
       anchor: this.anchor,
       optimizer: this.optimizer,
-      problems,
+      problems: take(B),
+      moreProblems: take,
       config: this.config,
       lr: rlLearningRate(this.config, this.steps),
       rng: this.rng,
@@ -111,9 +120,9 @@ export class RlTrainer<M extends Policy = Policy> {
     });
     anchorAfterStep(this.anchor, this.policy, this.config.anchor);
     this.steps += 1;
-    const { epoch, stepInEpoch, prompt } = this.position;
+    const { epoch, stepInEpoch } = this.position;
     const ends = stepInEpoch + 1 >= this.config.stepsPerEpoch;
-    this.position = { epoch: ends ? epoch + 1 : epoch, stepInEpoch: ends ? 0 : stepInEpoch + 1, prompt: prompt + B };
+    this.position = { epoch: ends ? epoch + 1 : epoch, stepInEpoch: ends ? 0 : stepInEpoch + 1, prompt: next };
     return metrics;
   }
 

@@ -1,13 +1,16 @@
 /**
- * The RL loss (T1 section 3, step 7) and its gradient, accumulated over micro-batches:
+ * The RL loss (T1 section 3, step 7, with the choices of rl.lossAgg, rl.ppo and rl.kl) and its
+ * gradient, accumulated over micro-batches:
  *
- *   loss = -(1/Z) sum_i w_i sum_t g_it  -  alphaEnt * (1/N_tok) sum_{i,t} H(pi(.|y_i,<t))
+ *   loss = -(1/Z) sum_i c_i sum_t g_it  +  betaKl (1/Z) sum_i c_i sum_t k_it  -  alphaEnt (1/N_tok) sum_{i,t} H(pi(.|y_i,<t))
  *
- * g_it = A_i log pi(y_it) for plain policy gradient; with a PPO clip eps it is
- * min(rho A_i, clip(rho, 1-eps, 1+eps) A_i), rho = pi / pi_old per token (same gradient at
- * rho = 1). w_i is the sample's selection weight (rl/select). Z is sum_i w_i ('sequence'
- * normalisation, the paper's per-sequence mean) or sum_i w_i |y_i| ('token'). pi is the tempered
- * policy softmax(logits / T) that sampled the responses.
+ * g_it = A_i log pi(y_it) for plain policy gradient; with PPO it is the clipped objective
+ * (clippedObjective: eps_low / eps_high, optional dual clip) of rho = pi / pi_old per token (same
+ * gradient at rho = 1). k_it is the per-token KL estimator against the anchor (klEstimate), present
+ * when rl.kl.placement is 'loss'. c_i = w_i, the sample's selection weight (rl/select), except in
+ * seq-mean-token-mean where c_i = w_i / |y_i|; Z is lossNormaliser's: sum_i w_i, or sum_i w_i |y_i|
+ * (token-mean), or maxNewTokens sum_i w_i (seq-mean-token-sum-norm). pi is the tempered policy
+ * softmax(logits / T) that sampled the responses.
  * Each micro-batch's loss carries the whole batch's Z and N_tok, so the summed micro-batch
  * gradients are exactly the gradient of the batch loss.
  */
@@ -30,15 +33,31 @@ export interface UpdateSample extends Sequence {
   weight?: number;
   /** log pi_old of each response token (PPO only). */
   oldLogProbs?: number[];
+  /** log pi_anchor of each response token (KL in the loss only). */
+  refLogProbs?: number[];
+}
+
+/** Per-token KL estimators (rl.kl.estimator). */
+export type KlEstimator = RlConfig['kl']['estimator'];
+
+/** The PPO clip: rho is kept in [1 - low, 1 + high]; `dual` (c > 1) bounds the objective of A < 0 tokens by c A. */
+export interface Clip {
+  low: number;
+  high: number;
+  dual?: number;
 }
 
 export interface LossOptions {
-  normalisation: RlConfig['normalisation'];
+  lossAgg: RlConfig['lossAgg'];
+  /** maxNewTokens: the constant of seq-mean-token-sum-norm (needed there only). */
+  maxTokens?: number;
   /** The sampling temperature: pi is softmax(logits / temperature), the policy that sampled. */
   temperature: number;
   alphaEnt: number;
-  /** PPO ratio clip epsilon; undefined for plain policy gradient. */
-  clip?: number;
+  /** PPO ratio clip; undefined for plain policy gradient. */
+  clip?: Clip;
+  /** KL to the anchor in the loss: betaKl and the estimator; every sample then needs refLogProbs. */
+  kl?: { beta: number; estimator: KlEstimator };
   microBatch: number;
 }
 
@@ -52,10 +71,65 @@ export interface Gradients {
   positions: number;
   /**
    * Gradient norms of the two loss terms on the first micro-batch, the shortest sequences (same scaling
-   * as the loss): how much the entropy bonus weighs against the policy gradient.
+   * as the loss): how much the entropy bonus weighs against the policy gradient (with a KL in the loss, its term counts in pgNorm).
    */
   pgNorm: number;
   entropyNorm: number;
+  /** The KL term's share of `loss` (betaKl times the aggregated estimator); NaN without a KL in the loss. */
+  klLoss: number;
+}
+
+/**
+ * The per-token PPO objective of ratio rho and advantage A: min(rho A, clip(rho, 1 - low, 1 + high) A)
+ * (DAPO's clip-higher when high > low); with a dual clip c, max(that, c A) where A < 0, as verl's
+ * compute_policy_loss_vanilla (clip_ratio_c). Elementwise; `adv` broadcasts against `ratio`.
+ */
+export function clippedObjective(ratio: tf.Tensor, adv: tf.Tensor, clip: Clip): tf.Tensor {
+  return tf.tidy(() => {
+    const obj = tf.minimum(ratio.mul(adv), ratio.clipByValue(1 - clip.low, 1 + clip.high).mul(adv));
+    if (clip.dual === undefined) return obj;
+    return tf.where(adv.less(0).broadcastTo(obj.shape), tf.maximum(obj, adv.mul(clip.dual)), obj);
+  });
+}
+
+/**
+ * Schulman's per-token KL(pi || anchor) estimators of lp = log pi, ref = log pi_anchor at a sampled
+ * token (http://joschu.net/blog/kl-approx.html): k1 = lp - ref; k2 = (lp - ref)^2 / 2;
+ * k3 = exp(ref - lp) - (ref - lp) - 1. Unlike verl's low_var_kl, k3 is not clamped.
+ */
+export function klEstimate(lp: tf.Tensor, ref: tf.Tensor, estimator: KlEstimator): tf.Tensor {
+  return tf.tidy(() => {
+    const x = lp.sub(ref);
+    if (estimator === 'k1') return x;
+    if (estimator === 'k2') return x.square().mul(0.5);
+    return x.neg().exp().add(x).sub(1);
+  });
+}
+
+/** klEstimate for one token, in double precision: the reward placement's side (rl/step). */
+export function klEstimateAt(lp: number, ref: number, estimator: KlEstimator): number {
+  const x = lp - ref;
+  if (estimator === 'k1') return x;
+  if (estimator === 'k2') return 0.5 * x * x;
+  return Math.exp(-x) + x - 1;
+}
+
+/**
+ * How rl.lossAgg turns per-token terms into the loss: loss = -(1/Z) sum_i scale_i sum_t g_it, where
+ * scale_i = w_i (1 / |y_i| in seq-mean-token-mean) for response lengths |y_i| and selection weights w_i.
+ */
+export function lossNormaliser(
+  lengths: readonly number[],
+  weights: readonly number[],
+  lossAgg: RlConfig['lossAgg'],
+  maxTokens?: number,
+): { Z: number; scale: number[] } {
+  let Z = lengths.reduce((n, len, i) => n + weights[i] * (lossAgg === 'token-mean' ? len : 1), 0);
+  if (lossAgg === 'seq-mean-token-sum-norm') {
+    if (maxTokens === undefined) throw new Error('lossAgg seq-mean-token-sum-norm needs maxTokens (maxNewTokens)');
+    Z *= maxTokens;
+  }
+  return { Z, scale: weights.map((w, i) => (lossAgg === 'seq-mean-token-mean' ? w / lengths[i] : w)) };
 }
 
 /** Gradient of the RL loss over `samples` with respect to the policy's variables (no update). */
@@ -64,9 +138,11 @@ export function rlGradients(policy: Policy, samples: readonly UpdateSample[], op
   const weight = (s: UpdateSample) => s.weight ?? 1;
   const length = (s: UpdateSample) => s.tokens.length - s.promptLength;
   const tokens = samples.reduce((n, s) => n + length(s), 0);
-  const Z = samples.reduce((n, s) => n + weight(s) * (opts.normalisation === 'sequence' ? 1 : length(s)), 0);
+  const { Z } = lossNormaliser(samples.map(length), samples.map(weight), opts.lossAgg, opts.maxTokens);
+  const perToken = opts.lossAgg === 'seq-mean-token-mean';
   let acc: tf.Tensor[] | null = null;
   let loss = 0;
+  let klLoss = opts.kl ? 0 : NaN;
   let positions = 0;
   let norms = { pg: NaN, entropy: NaN };
   const add = (gs: tf.Tensor[]) => {
@@ -78,23 +154,38 @@ export function rlGradients(policy: Policy, samples: readonly UpdateSample[], op
     const b = responseBatch(chunk, policy.config.contextLength);
     const [B, T] = b.mask.shape;
     positions += B * T;
+    // c_i A_i, and c_i alone for the KL term; in the default modes c_i = w_i, multiplied as it always was.
     const adv = tf.tensor2d(
-      chunk.map((s) => s.advantage * weight(s)),
+      chunk.map((s) => (perToken ? (s.advantage * weight(s)) / length(s) : s.advantage * weight(s))),
       [B, 1],
     );
-    const old = opts.clip === undefined ? null : tf.tensor2d(oldLogProbGrid(chunk, T), [B, T]);
+    const old = opts.clip === undefined ? null : tf.tensor2d(logProbGrid(chunk, T, 'oldLogProbs'), [B, T]);
+    const kl = opts.kl && {
+      ref: tf.tensor2d(logProbGrid(chunk, T, 'refLogProbs'), [B, T]),
+      scale: tf.tensor2d(
+        chunk.map((s) => (perToken ? weight(s) / length(s) : weight(s))),
+        [B, 1],
+      ),
+    };
+    let klValue = 0;
     const terms = () => {
       const { logProbs, entropies } = scoreTokens(policy, b.inputs, b.targets, opts.temperature);
-      let obj: tf.Tensor = logProbs.mul(adv);
-      if (old) {
-        const ratio = logProbs.sub(old).exp();
-        obj = tf.minimum(ratio.mul(adv), ratio.clipByValue(1 - opts.clip!, 1 + opts.clip!).mul(adv));
-      }
-      return {
-        pg: obj
+      const obj: tf.Tensor = old ? clippedObjective(logProbs.sub(old).exp(), adv, opts.clip!) : logProbs.mul(adv);
+      let pg = obj
+        .mul(b.mask)
+        .sum()
+        .mul(-1 / Z) as tf.Scalar;
+      if (kl) {
+        const term = klEstimate(logProbs, kl.ref, opts.kl!.estimator)
+          .mul(kl.scale)
           .mul(b.mask)
           .sum()
-          .mul(-1 / Z) as tf.Scalar,
+          .mul(opts.kl!.beta / Z) as tf.Scalar;
+        klValue = term.dataSync()[0];
+        pg = pg.add(term);
+      }
+      return {
+        pg,
         ent: entropies
           .mul(b.mask)
           .sum()
@@ -120,10 +211,11 @@ export function rlGradients(policy: Policy, samples: readonly UpdateSample[], op
       add(policy.variables.map((v) => grads[v.name]));
       value.dispose();
     }
-    tf.dispose([adv, ...(old ? [old] : [])]);
+    if (kl) klLoss += klValue;
+    tf.dispose([adv, ...(old ? [old] : []), ...(kl ? [kl.ref, kl.scale] : [])]);
     disposeBatch(b);
   }
-  return { grads: acc!, loss, tokens, positions, pgNorm: norms.pg, entropyNorm: norms.entropy };
+  return { grads: acc!, loss, tokens, positions, pgNorm: norms.pg, entropyNorm: norms.entropy, klLoss };
 }
 
 function globalNorm(grads: readonly tf.Tensor[]): number {
@@ -136,13 +228,21 @@ function globalNorm(grads: readonly tf.Tensor[]): number {
   );
 }
 
+/** The anchor's log-probs of a step's responses: per sequence, and per response token. */
+export interface ResponseScores {
+  /** sum_t log pi_T(y_t) over each response, summed by the backend as it always was (the bits of d_i). */
+  sums: number[];
+  /** log pi_T(y_t) of each response token, in order (float32 values). */
+  tokens: number[][];
+}
+
 /**
- * sum_t log pi_T(y_t) over each sequence's response tokens at `temperature`, without gradients: the
- * anchor's side of the KL estimate d_i. Runs the inference forward (model/decode), each
+ * log pi_T(y_t) of each sequence's response tokens at `temperature`, and their sums, without
+ * gradients: the anchor's side of the KL estimate. Runs the inference forward (model/decode), each
  * micro-batch padded to its longest sequence.
  */
-export function responseLogProbs(model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number): number[] {
-  const out = new Array<number>(seqs.length);
+export function responseLogProbs(model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number): ResponseScores {
+  const out: ResponseScores = { sums: new Array<number>(seqs.length), tokens: new Array<number[]>(seqs.length) };
   const decoder = model.scorer();
   try {
     for (const chunk of scoringChunks(seqs, microBatch)) {
@@ -150,8 +250,17 @@ export function responseLogProbs(model: Policy, seqs: readonly Sequence[], micro
         chunk.map((i) => seqs[i]),
         model.config.contextLength,
       );
-      const sums = tf.tidy(() => logProbsOf(decoder.logits(b.inputs), b.targets, temperature).mul(b.mask).sum(1).dataSync());
-      chunk.forEach((i, j) => (out[i] = sums[j]));
+      const T = b.mask.shape[1];
+      const [sums, grid] = tf.tidy(() => {
+        const lp = logProbsOf(decoder.logits(b.inputs), b.targets, temperature).mul(b.mask);
+        return [lp.sum(1).dataSync(), lp.dataSync()];
+      });
+      chunk.forEach((i, j) => {
+        const { tokens, promptLength } = seqs[i];
+        const start = j * T + promptLength - 1;
+        out.sums[i] = sums[j];
+        out.tokens[i] = Array.from(grid.subarray(start, start + tokens.length - promptLength));
+      });
       disposeBatch(b);
     }
   } finally {
@@ -171,7 +280,7 @@ export function scoringChunks(seqs: readonly Sequence[], microBatch: number): nu
 }
 
 /** Who scores the anchor's log-probs of a step's responses; responseLogProbs in this process, or sampler processes. */
-export type Scoring = (model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number) => Promise<number[]>;
+export type Scoring = (model: Policy, seqs: readonly Sequence[], microBatch: number, temperature: number) => Promise<ResponseScores>;
 
 /**
  * Sequences ordered by length (stable): a micro-batch is padded to its longest sequence, so
@@ -189,13 +298,14 @@ function responseBatch(seqs: readonly Sequence[], contextLength: number): Batch 
   );
 }
 
-/** Old log-probs laid out like collate's targets: response token j sits at position promptLength - 1 + j. */
-function oldLogProbGrid(chunk: readonly UpdateSample[], T: number): Float32Array {
+/** Per-token log-probs laid out like collate's targets: response token j sits at position promptLength - 1 + j. */
+function logProbGrid(chunk: readonly UpdateSample[], T: number, key: 'oldLogProbs' | 'refLogProbs'): Float32Array {
   const grid = new Float32Array(chunk.length * T);
   chunk.forEach((s, b) => {
-    if (!s.oldLogProbs || s.oldLogProbs.length !== s.tokens.length - s.promptLength)
-      throw new Error('PPO needs oldLogProbs for every response token');
-    grid.set(s.oldLogProbs, b * T + s.promptLength - 1);
+    const lps = s[key];
+    if (!lps || lps.length !== s.tokens.length - s.promptLength)
+      throw new Error(`${key === 'oldLogProbs' ? 'PPO' : 'a KL in the loss'} needs ${key} for every response token`);
+    grid.set(lps, b * T + s.promptLength - 1);
   });
   return grid;
 }

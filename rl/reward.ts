@@ -57,3 +57,18 @@ export function judge(
   else if (answer === null || task.parseAnswer(answer) === null) reason = 'unparseable';
   return { correct: complete && answer !== null && task.verify(problem, answer), garbage: reason, answer, steps };
 }
+
+/**
+ * DAPO's soft overlong punishment of a response of `length` tokens (through EOS when it stopped),
+ * with L = maxNewTokens and Lc = bufferTokens: 0 up to L - Lc tokens, then falling linearly to
+ * -penalty at L, -penalty beyond; 0 when Lc = 0 (off). Added to the task reward, on top of the
+ * garbage penalty of a response that the limit cut.
+ */
+export function overlongPenalty(length: number, maxNewTokens: number, cfg: RlConfig['overlong']): number {
+  const { bufferTokens: Lc, penalty } = cfg;
+  if (Lc === 0) return 0;
+  const free = maxNewTokens - Lc;
+  if (length <= free) return 0;
+  if (length <= maxNewTokens) return (penalty * (free - length)) / Lc;
+  return -penalty;
+}

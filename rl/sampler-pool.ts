@@ -16,7 +16,7 @@ import type { ModelConfig } from '../model/config';
 import type { Sample } from '../model/sample';
 import { Transformer, type NamedArrays } from '../model/transformer';
 import { shardBatch } from './config';
-import { scoringChunks, type Scoring, type Sequence } from './loss';
+import { scoringChunks, type ResponseScores, type Scoring, type Sequence } from './loss';
 import type { RolloutBatch, Rollouts } from './rollout';
 
 /** Trainer -> sampler messages. */
@@ -28,7 +28,7 @@ export type ToSampler =
 /** Sampler -> trainer messages. */
 export type FromSampler =
   | { type: 'ready'; backend: string }
-  | { type: 'done'; id: number; result: Sample[] | number[] }
+  | { type: 'done'; id: number; result: Sample[] | ResponseScores }
   | { type: 'failed'; id: number; message: string };
 
 /** A task for a process, before it gets its id. */
@@ -89,11 +89,11 @@ class SamplerProcess {
     });
   }
 
-  score(seqs: Sequence[], temperature: number): Promise<number[]> {
-    return this.request({ type: 'score', seqs, temperature }) as Promise<number[]>;
+  score(seqs: Sequence[], temperature: number): Promise<ResponseScores> {
+    return this.request({ type: 'score', seqs, temperature }) as Promise<ResponseScores>;
   }
 
-  private request(work: Work): Promise<Sample[] | number[]> {
+  private request(work: Work): Promise<Sample[] | ResponseScores> {
     if (this.exit) return Promise.reject(this.exit);
     const id = this.nextId++;
     return new Promise<FromSampler & { type: 'done' }>((resolve, reject) => {
@@ -141,9 +141,13 @@ export class SamplerPool {
     return this.procs;
   }
 
-  /** The samples of a batch's shards with the policy's current weights, in batch order. */
+  /**
+   * The samples of a batch's shards with the policy's current weights, in batch order. A batch of
+   * fewer prompts than the step's (a dynamic-sampling refill) skips the shards past its end.
+   */
   async sample(policy: Transformer, batch: RolloutBatch, shards: { first: number; count: number }[]): Promise<Sample[]> {
-    const parts = await this.spread('policy', policy, shards, (p, shard) => p.sample(shardBatch(batch, shard)));
+    const some = shards.filter((shard) => shard.first < batch.prompts.length);
+    const parts = await this.spread('policy', policy, some, (p, shard) => p.sample(shardBatch(batch, shard)));
     return parts.flat();
   }
 
@@ -151,14 +155,14 @@ export class SamplerPool {
   readonly score: Scoring = async (anchor, seqs, microBatch, temperature) => {
     if (!(anchor instanceof Transformer)) throw new Error('sampler processes score our transformer only');
     const chunks = scoringChunks(seqs, microBatch);
-    const sums = await this.spread('anchor', anchor, chunks, (p, chunk) =>
+    const parts = await this.spread('anchor', anchor, chunks, (p, chunk) =>
       p.score(
         chunk.map((i) => seqs[i]),
         temperature,
       ),
     );
-    const out = new Array<number>(seqs.length);
-    chunks.forEach((chunk, c) => chunk.forEach((i, j) => (out[i] = sums[c][j])));
+    const out: ResponseScores = { sums: new Array<number>(seqs.length), tokens: new Array<number[]>(seqs.length) };
+    chunks.forEach((chunk, c) => chunk.forEach((i, j) => ((out.sums[i] = parts[c].sums[j]), (out.tokens[i] = parts[c].tokens[j]))));
     return out;
   };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rlooAdvantages, shapeRewards, zeroVarianceGroups } from '../../../rl/advantage';
+import { advantages, rlooAdvantages, shapeRewards, zeroVarianceGroups } from '../../../rl/advantage';
 import { rlConfig } from '../../../rl/config';
 import { selectForUpdate } from '../../../rl/select';
 import { Prng } from '../../../util/prng';
@@ -49,6 +49,62 @@ describe('shaped rewards and RLOO advantages', () => {
       ),
     ).toEqual([false, true]);
     expect(zeroVarianceGroups([-1, -1, 1, 1], 2)).toEqual([true, true]);
+  });
+});
+
+describe('advantage estimators (rl.advantage), by hand on 2 prompts x 4 samples', () => {
+  // Task rewards [1, 0, 0, 1] and [1, 1, 1, 0]; KL sums d with group means 1.0 and 2.5; beta 0.1:
+  // R = r - 0.1 (d - mean d) = [1.05, -0.05, 0.15, 0.85] and [1.15, 1.05, 0.95, -0.15].
+  const r2 = [1, 0, 0, 1, 1, 1, 1, 0];
+  const R = shapeRewards(r2, new Array(8).fill(0), d, K, beta);
+  // Response lengths in tokens (reinforce_pp whitens over tokens).
+  const lengths = [2, 4, 4, 2, 1, 3, 3, 1];
+  const expectAll = (got: number[], want: number[]) => got.forEach((x, i) => expect(x).toBeCloseTo(want[i], 9));
+
+  it('the shaped rewards they start from', () => expectAll(R, [1.05, -0.05, 0.15, 0.85, 1.15, 1.05, 0.95, -0.15]));
+
+  it('rloo: (4 R_i - sum R) / 3, sums 2.0 and 3.0; the same bits as rlooAdvantages', () => {
+    expectAll(advantages(R, K, 'rloo', lengths), [2.2 / 3, -2.2 / 3, -1.4 / 3, 1.4 / 3, 1.6 / 3, 0.4, 0.8 / 3, -1.2]);
+    expect(advantages(R, K, 'rloo', lengths)).toEqual(rlooAdvantages(R, K));
+  });
+
+  it('dr_grpo: R - group mean (0.5 and 0.75)', () => {
+    expectAll(advantages(R, K, 'dr_grpo', lengths), [0.55, -0.55, -0.35, 0.35, 0.4, 0.3, 0.2, -0.9]);
+  });
+
+  it('grpo: (R - mean) / (unbiased std + 1e-6), std = sqrt(0.85 / 3) = 0.5322906 and sqrt(1.1 / 3) = 0.6055301', () => {
+    expectAll(
+      advantages(R, K, 'grpo', lengths),
+      [1.0332681391, -1.0332681391, -0.6575342703, 0.6575342703, 0.6605771682, 0.4954328761, 0.3302885841, -1.4862986284],
+    );
+  });
+
+  it('reinforce_pp: R - group mean, whitened over the 20 response tokens: mu = -0.04, var = 3.878 / 19', () => {
+    // sum_i n_i s_i = -1.8 + 1.0; sum_i n_i (s_i + 0.04)^2 = 0.6962 + 1.0404 + 0.3844 + 0.3042 + 0.1936 + 0.3468 + 0.1728 + 0.7396.
+    expectAll(
+      advantages(R, K, 'reinforce_pp', lengths),
+      [1.3059450365, -1.1288677434, -0.6861745107, 0.8632518038, 0.973925112, 0.7525784956, 0.5312318793, -1.9035809007],
+    );
+    // Equal lengths: whitening over samples; the token weights are what move mu here.
+    expect(advantages(R, K, 'reinforce_pp', new Array(8).fill(3))[0]).not.toBeCloseTo(1.3059450365, 3);
+  });
+
+  it('with the KL in the loss the task rewards enter as they are: rloo 2/3 and 1/3, grpo with std 1/sqrt(3) and 1/2', () => {
+    expectAll(advantages(r2, K, 'rloo', lengths), [2 / 3, -2 / 3, -2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3, -1]);
+    expectAll(
+      advantages(r2, K, 'grpo', lengths),
+      [0.8660239038, -0.8660239038, -0.8660239038, 0.8660239038, 0.499999, 0.499999, 0.499999, -1.499997],
+    );
+  });
+
+  it('a flat group gets zero advantages from every estimator but reinforce_pp, which whitens it against the batch', () => {
+    const R0 = [1, 0, 0, 1, 0.5, 0.5, 0.5, 0.5];
+    for (const est of ['rloo', 'grpo', 'dr_grpo'] as const) expect(advantages(R0, K, est, lengths).slice(4)).toEqual([0, 0, 0, 0]);
+    // Group 0's centred rewards weigh -2 over 12 tokens against the flat group's 0: mu = -0.1, so the flat group gets +0.1 / sigma.
+    const flatGroup = advantages(R0, K, 'reinforce_pp', lengths).slice(4);
+    expect(new Set(flatGroup).size).toBe(1);
+    expect(flatGroup[0]).toBeGreaterThan(0.1);
+    expect(() => advantages(R0, K, 'reinforce_pp', [1, 2])).toThrow(RangeError);
   });
 });
 

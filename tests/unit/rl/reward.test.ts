@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ANS, EOS, buildExample, encode } from '../../../model/tokenizer';
 import { rlConfig } from '../../../rl/config';
-import { judge, repeatFraction } from '../../../rl/reward';
+import { judge, overlongPenalty, repeatFraction } from '../../../rl/reward';
 import { getTask } from '../../../tasks/registry';
 import { writeTrace } from '../../../tasks/teacher';
 import { problemId, type Problem } from '../../../tasks/types';
@@ -64,5 +64,20 @@ describe('judge', () => {
         expect(judge(problem, response, g), problem.prompt).toMatchObject({ correct: true, garbage: null, steps: trace.steps });
       }
     }
+  });
+});
+
+describe('overlongPenalty (DAPO soft overlong punishment)', () => {
+  const L = 20;
+  it('0 up to L - Lc tokens, linear to -penalty at L, -penalty beyond', () => {
+    const cfg = { bufferTokens: 5, penalty: 1 };
+    // L - Lc = 15: free through 15; 16 -> (15 - 16) / 5; 18 -> -3 / 5; 20 -> -5 / 5.
+    expect([0, 14, 15, 16, 18, 19, 20, 21, 40].map((n) => overlongPenalty(n, L, cfg))).toEqual([0, 0, 0, -0.2, -0.6, -0.8, -1, -1, -1]);
+  });
+
+  it('scales with penalty; bufferTokens 0 turns it off; a buffer of the whole limit starts at the first token', () => {
+    expect([16, 20, 25].map((n) => overlongPenalty(n, L, { bufferTokens: 5, penalty: 0.5 }))).toEqual([-0.1, -0.5, -0.5]);
+    expect([0, 20, 21].map((n) => overlongPenalty(n, L, { bufferTokens: 0, penalty: 1 }))).toEqual([0, 0, 0]);
+    expect([0, 1, 10, 20].map((n) => overlongPenalty(n, L, { bufferTokens: 20, penalty: 1 }))).toEqual([0, -0.05, -0.5, -1]);
   });
 });

@@ -50,6 +50,15 @@ describe('sampler processes', () => {
     expect(pool.shardsPerProcess.reduce((a, b) => a + b)).toBe(8);
   });
 
+  it('sample a refill batch of fewer prompts than the step (dynamic sampling) over the shards it covers, bit for bit', async () => {
+    const model = new Transformer(config, new Prng(5));
+    const before = pool.shardsPerProcess.reduce((a, b) => a + b);
+    const refill = { ...batch, prompts: prompts.slice(0, 3), first: 8 };
+    expect(await pool.sample(model, refill, shards)).toEqual(await sampleRollouts(model, refill));
+    expect(pool.shardsPerProcess.reduce((a, b) => a + b) - before).toBe(2); // 3 prompts: 2 of the 4 shards of 2
+    model.dispose();
+  });
+
   it("score the anchor's log-probs micro-batch by micro-batch over the processes, bit for bit", async () => {
     const anchor = new Transformer(config, new Prng(9));
     const rng = new Prng(3);
@@ -61,6 +70,7 @@ describe('sampler processes', () => {
     expect(chunks.map((c) => c.length)).toEqual([3, 3, 3, 2]);
     expect(chunks.flat().map((i) => seqs[i].tokens.length)).toEqual(seqs.map((s) => s.tokens.length).sort((a, b) => a - b));
     const own = responseLogProbs(anchor, seqs, 3, 1.3);
+    expect(own.tokens.map((t) => t.length)).toEqual(seqs.map((s) => s.tokens.length - s.promptLength));
     expect(await pool.score(anchor, seqs, 3, 1.3)).toEqual(own);
     // The processes score with the anchor they were last sent, not the policy.
     const other = new Transformer(config, new Prng(10));

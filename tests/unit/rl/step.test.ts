@@ -49,7 +49,7 @@ describe('rlStep', () => {
     const outs = await generate(policy, [...prompts, ...prompts], { maxNewTokens: 24, temperature: 1.2 }, new Prng(5));
     const seqs = outs.map((o, i) => ({ tokens: [...prompts[i % 2], ...o.tokens], promptLength: prompts[i % 2].length }));
     const anchorLp = responseLogProbs(anchor, seqs, 3, 1.2);
-    outs.forEach((o, i) => expect(Math.abs(o.logProbs.reduce((a, b) => a + b, 0) - anchorLp[i])).toBeLessThan(1e-4));
+    outs.forEach((o, i) => expect(Math.abs(o.logProbs.reduce((a, b) => a + b, 0) - anchorLp.sums[i])).toBeLessThan(1e-4));
     const m = await step(0);
     expect(Math.abs(m.kl)).toBeLessThan(1e-4);
     // after the update the policy has moved away from the anchor
@@ -123,6 +123,62 @@ describe('rlStep', () => {
     const p = await run(4, ppo);
     expect(p.ms[0].optimizerSteps).toBe(6); // 2 epochs x ceil(8 / 3)
     expect(await run(4, ppo)).toEqual(p);
+  });
+
+  it('KL estimators: k2 and k3 vanish with policy == anchor as k1 does; in the loss the shaped reward carries no KL', async () => {
+    for (const estimator of ['k2', 'k3'] as const) {
+      const s = setup(1, { kl: { placement: 'reward', estimator }, betaKl: 0.5 });
+      const m = await s.step(0);
+      expect(m.klPenalty).toBeLessThan(1e-4);
+      expect(m.klLoss).toBeNaN();
+      expect((await s.step(1)).klPenalty).toBeGreaterThan(0); // the policy moved
+      s.dispose();
+    }
+    const s = setup(1, { kl: { placement: 'loss', estimator: 'k3' }, betaKl: 0.5 });
+    const m0 = await s.step(0);
+    expect(m0.klPenalty).toBe(0);
+    expect(Math.abs(m0.klLoss)).toBeLessThan(1e-6);
+    const m1 = await s.step(1);
+    expect(m1.klLoss).toBeGreaterThan(0);
+    expect(m1.klPenalty).toBe(0);
+    s.dispose();
+  });
+
+  it('overlong penalty: added to the task reward of responses near the length limit, on top of the garbage penalty', async () => {
+    const run = async (over: Partial<RlConfig>) => {
+      const s = setup(7, over);
+      const m = await s.step(0);
+      s.dispose();
+      return m;
+    };
+    const off = await run({});
+    const on = await run({ overlong: { bufferTokens: 4, penalty: 0.5 } });
+    expect(off.overlongPenalty).toBe(0);
+    expect(on.sampledTokens).toBe(off.sampledTokens); // the same samples
+    expect(on.garbageTruncated).toBeGreaterThan(0.5); // most ran to the limit: -0.5 each
+    expect(on.overlongPenalty).toBeLessThanOrEqual(-0.5 * on.garbageTruncated);
+    expect(on.overlongPenalty).toBeGreaterThanOrEqual(-0.5);
+    expect(on.reward).toBeCloseTo(off.reward + on.overlongPenalty, 12);
+  });
+
+  it('every advantage estimator and loss aggregation runs a step, deterministically', async () => {
+    const cases: Partial<RlConfig>[] = [
+      { advantage: 'grpo', lossAgg: 'seq-mean-token-mean' },
+      { advantage: 'dr_grpo', lossAgg: 'seq-mean-token-sum-norm' },
+      { advantage: 'reinforce_pp', lossAgg: 'token-mean' },
+    ];
+    for (const over of cases) {
+      const run = async () => {
+        const s = setup(4, over);
+        const m = untimed(await s.step(0));
+        const w = s.policy.getWeights();
+        s.dispose();
+        return { m, w };
+      };
+      const a = await run();
+      expect(Number.isFinite(a.m.loss)).toBe(true);
+      expect(await run()).toEqual(a);
+    }
   });
 
   it('leaks no tensors across steps', async () => {
