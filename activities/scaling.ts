@@ -60,6 +60,8 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
         garbage: config.rl.garbage,
         budget,
         streams: SAMPLE_STREAMS,
+        // 2: points carry per-problem counts and the median reasoning length.
+        record: 2,
       };
       const key = `${EVAL_CACHE_PREFIX}/${checkpoint.sha256}/${hashOf(evalConfig)}.json`;
       const hit = await store.getJson<Omit<ScalingPoint, 'label' | 'checkpoint'>>(key);
@@ -91,7 +93,9 @@ export function scalingActivities(store: CheckpointStore, cache: CheckpointCache
           forced: p.forced,
           meanLength: p.metrics.meanLength,
           meanSteps: p.metrics.meanSteps,
-          ...(budget === null ? { steps: report.steps } : {}),
+          ...(budget === null ? { steps: report.steps, medianReasoning: report.medianReasoning } : {}),
+          correct: p.problems.map((r) => r.samples.filter((x) => x.correct).length),
+          samples: s.samples,
           cached: false,
         };
         await store.putJsonOnce(key, point);

@@ -16,6 +16,7 @@ import type { Prng } from '../util/prng';
 import { decodeAll } from './decode';
 import { sampleResponses, sampleStream, scoreResponses, type EvalOptions } from './evaluate';
 import { accuracyBySteps, summarise, type Metrics, type ProblemRecord } from './metrics';
+import { median } from './stats';
 
 export interface ScalingOptions extends EvalOptions {
   /** Reasoning budgets in tokens, strictly increasing. */
@@ -37,6 +38,8 @@ export interface BudgetPoint {
 export interface ScalingReport {
   /** The budgets in order, then the untruncated run. */
   points: BudgetPoint[];
+  /** Median reasoning length (tokens before the answer) of the untruncated samples: what relative budgets scale. */
+  medianReasoning: number;
   /** Accuracy by reasoning steps, over the untruncated samples. */
   steps: { steps: number; samples: number; accuracy: number }[];
 }
@@ -63,7 +66,7 @@ export async function inferenceScaling(model: Transformer, problems: readonly Pr
   }
   const full = scoreResponses(problems, responses, opts.garbage, tokenizerOf(model.config));
   points.push({ budget: opts.maxNewTokens, untruncated: true, forced: 0, metrics: summarise(full, opts.ks), problems: full });
-  return { points, steps: accuracyBySteps(full) };
+  return { points, steps: accuracyBySteps(full), medianReasoning: median(responses.flat().map(reasoningLength)) };
 }
 
 /**

@@ -10,6 +10,14 @@ export function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number {
+  if (!xs.length) throw new Error('median: no values');
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** Sample standard deviation (n − 1 denominator); NaN for fewer than two values, whose spread is unknown, not zero. */
 export function sampleStd(xs: readonly number[]): number {
   const n = xs.length;
@@ -181,6 +189,36 @@ function quantileSorted(sorted: readonly number[], q: number): number {
 }
 
 /**
+ * Percentile bootstrap interval of a statistic of n observations (problems): `statistic` sees a
+ * resample as indices drawn with replacement, and the whole sample as 0..n-1 (the interval's mean).
+ * Seeded, so the same inputs give the same interval; fewer than two observations give no bounds (one
+ * problem resamples to itself every time: a zero-width interval would claim a certainty it lacks).
+ */
+export function bootstrapInterval(
+  n: number,
+  statistic: (indices: Int32Array) => number,
+  { resamples = 10_000, level = 0.95, seed }: { resamples?: number; level?: number; seed: number },
+): Interval {
+  checkLevel(level);
+  if (!(Number.isInteger(resamples) && resamples >= 1))
+    throw new RangeError(`bootstrap: resamples must be a positive integer, got ${resamples}`);
+  const whole = Int32Array.from({ length: n }, (_, i) => i);
+  const out: Interval = { n, level, mean: statistic(whole), lo: null, hi: null };
+  if (n < 2) return out;
+  const rng = new Prng(seed);
+  const values = new Float64Array(resamples);
+  const idx = new Int32Array(n);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) idx[i] = rng.int(n);
+    values[r] = statistic(idx);
+  }
+  const sorted = Array.from(values.sort());
+  out.lo = quantileSorted(sorted, (1 - level) / 2);
+  out.hi = quantileSorted(sorted, (1 + level) / 2);
+  return out;
+}
+
+/**
  * Paired comparison of two scores per problem (e.g. pass rates of model A and model B on the same
  * problems): the mean of d_i = b_i − a_i with a percentile bootstrap interval over problems, from
  * a Prng seeded with `seed` (the same inputs give the same interval).
@@ -196,20 +234,15 @@ export function pairedBootstrap(
   const d = differences(a, b, 'pairedBootstrap');
   const t = tInterval(d, level);
   const n = d.length;
-  const bootstrap: Interval = { n, level, mean: t.mean, lo: null, hi: null };
-  // One problem resamples to itself every time: a zero-width interval would claim a certainty it lacks.
-  if (n >= 2) {
-    const rng = new Prng(seed);
-    const means = new Float64Array(resamples);
-    for (let r = 0; r < resamples; r++) {
+  const bootstrap = bootstrapInterval(
+    n,
+    (idx) => {
       let sum = 0;
-      for (let i = 0; i < n; i++) sum += d[rng.int(n)];
-      means[r] = sum / n;
-    }
-    const sorted = Array.from(means.sort());
-    bootstrap.lo = quantileSorted(sorted, (1 - level) / 2);
-    bootstrap.hi = quantileSorted(sorted, (1 + level) / 2);
-  }
+      for (const i of idx) sum += d[i];
+      return sum / n;
+    },
+    { resamples, level, seed },
+  );
   return { n, meanDiff: t.mean, resamples, seed, bootstrap, t };
 }
 

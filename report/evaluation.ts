@@ -2,6 +2,8 @@
  * The evaluation's words and rows, shared by the terminal table and the HTML report: each
  * checkpoint at every decoding setting, the setting validation chose, and the paired headline.
  */
+import { scalingSlopes, type SlopePoint } from '../evaluation/scaling-slope';
+import type { Interval } from '../evaluation/stats';
 import { settingName } from '../evaluation/sweep';
 import type { Comparison, EvalSummary, PairedDifference } from '../workflows/campaign-types';
 
@@ -55,4 +57,52 @@ export function sweepSize(e: EvalSummary): string {
   if (!e.sweep) return `${e.n} test problems × ${e.samples} samples at T=${e.temperature}`;
   const s = e.sweep;
   return `${e.n} test problems × ${s.samples} samples per temperature; settings chosen on ${s.validationProblems} validation problems × ${s.validationSamples}`;
+}
+
+/** What the scaling table needs of a point (workflows/campaign-types ScalingPoint). */
+type TablePoint = SlopePoint & { accuracy: number };
+
+/**
+ * The inference-scaling table: a row per checkpoint, a column per budget and the untruncated run
+ * last. Relative budgets (points with a median reasoning length) are columns by fraction of each
+ * checkpoint's median, the tokens in the cell; fixed budgets are columns by tokens.
+ */
+export function scalingTable(points: readonly TablePoint[], fractions: readonly number[]): { header: string[]; rows: string[][] } {
+  const labels = [...new Set(points.map((p) => p.label))];
+  const relative = points.some((p) => p.medianReasoning !== undefined);
+  const budgets = [...new Set(points.filter((p) => !p.untruncated).map((p) => p.budget))].sort((a, b) => a - b);
+  const header = [
+    'checkpoint',
+    ...(relative ? fractions.map((f) => `${Math.round(100 * f)}% of median`) : budgets.map((b) => `${b} tokens`)),
+    'untruncated',
+  ];
+  const rows = labels.map((label) => {
+    const mine = points.filter((p) => p.label === label);
+    const full = mine.find((p) => p.untruncated);
+    const cells = relative
+      ? fractions.map((f) => {
+          const p =
+            full?.medianReasoning && mine.find((x) => !x.untruncated && x.budget === Math.max(1, Math.round(f * full.medianReasoning!)));
+          return p ? `${pct(p.accuracy)} (${p.budget})` : '';
+        })
+      : budgets.map((b) => {
+          const p = mine.find((x) => !x.untruncated && x.budget === b);
+          return p ? pct(p.accuracy) : '';
+        });
+    return [label, ...cells, full ? `${pct(full.accuracy)}${full.medianReasoning ? ` (median ${full.medianReasoning})` : ''}` : ''];
+  });
+  return { header, rows };
+}
+
+export const SLOPE_HEADER = ['checkpoint', 'fractions fitted', 'slope (points per median length)', `vs SFT (paired)`];
+
+/** The slope table (evaluation/scaling-slope): where truncation bites, with 95 % bootstrap intervals over problems. */
+export function slopeRows(points: readonly SlopePoint[], seed: number): string[][] {
+  const ci = (i: Interval) => `${pts(i.mean)} (${i.lo === null || i.hi === null ? 'no CI' : `${pts(i.lo)} to ${pts(i.hi)}`})`;
+  return scalingSlopes(points, seed).map((s) => [
+    s.label,
+    s.fractions.map((f) => f.toFixed(2)).join(', '),
+    ci(s.slope),
+    s.vsSft ? ci(s.vsSft) : '',
+  ]);
 }

@@ -5,7 +5,7 @@
 import { contentDigest, type Manifest } from '../storage/manifest';
 import type { CampaignResult } from '../workflows/campaign-types';
 import { lineChart, type Series } from './svg';
-import { comparisonText, SWEEP_HEADER, sweepSize, sweepTableRows } from './evaluation';
+import { comparisonText, scalingTable, SLOPE_HEADER, slopeRows, SWEEP_HEADER, sweepSize, sweepTableRows } from './evaluation';
 
 export interface ReportInput {
   campaignId: string;
@@ -96,13 +96,8 @@ export function buildReport(input: ReportInput): Report {
       });
     }
   }
-  const budgets = [...new Set(result.scaling.map((p) => (p.untruncated ? 'untruncated' : String(p.budget))))];
-  const scalingRows = [...new Set(result.scaling.map((p) => p.label))].map((l) => [
-    l,
-    ...budgets.map((b) =>
-      pct(result.scaling.find((p) => p.label === l && (p.untruncated ? 'untruncated' : String(p.budget)) === b)?.accuracy ?? NaN),
-    ),
-  ]);
+  const scaling = scalingTable(result.scaling, result.config.eval.scaling.fractions);
+  const slopes = slopeRows(result.scaling, result.config.eval.seed);
   const backend = [...new Set(manifests.map((m) => m.backend).filter((b) => b !== 'none'))].join(', ');
   const refreshes = new Map(result.anchorRefreshes.map((r) => [r.epoch, r.anchor.id]));
   const html = `<!doctype html>
@@ -118,7 +113,8 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 <h2>Results (held-out test)</h2>
 <p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; pass@k (unbiased) and maj@k (answers that are equal vote together) at the largest k. Every checkpoint is decoded greedily and at each temperature; * marks the setting chosen on the validation split, at which it is read. ${esc(sweepSize(result.evals.at(-1)!))}.</p>
 ${result.results.gain ? `<p><b>${esc(comparisonText('final', result.results.gain))}</b></p>\n` : ''}${table(SWEEP_HEADER, sweepTableRows(result.evals))}
-${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(['checkpoint', ...budgets.map((b) => (b === 'untruncated' ? b : `${b} tokens`))], scalingRows)}` : ''}
+${result.scaling.length ? `<h2>Inference scaling: accuracy by reasoning budget (the paper's figure, for this run)</h2>\n${table(scaling.header, scaling.rows)}` : ''}
+${slopes.length ? `<p>The claim is a slope, not a level: pass@1 gained per median reasoning length of budget, fitted where truncation bites (budgets up to each checkpoint's median), with 95 % bootstrap intervals over problems; RL against SFT paired on the same problems.</p>\n${table(SLOPE_HEADER, slopes)}` : ''}
 <h2>Training</h2>
 <div class="charts">${Object.values(charts).join('\n')}</div>
 <h2>RL epochs</h2>

@@ -35,14 +35,27 @@ export interface ScalingPoint<C> {
   budget: number | null;
 }
 
-/** Every (checkpoint, budget) point of the sweep: SFT, then the picked RL epochs, each at every budget and untruncated. */
-export function scalingSweep<C>(budgets: readonly number[], sft: C, rlEpochs: readonly C[]): ScalingPoint<C>[] {
+/** The checkpoints the sweep evaluates: SFT, then the picked RL epochs. */
+export function scalingCheckpoints<C>(sft: C, rlEpochs: readonly C[]): { label: string; checkpoint: C }[] {
   const n = rlEpochs.length;
-  const checkpoints = [
+  return [
     { label: 'sft', checkpoint: sft },
     ...scalingEpochs(n).map((e) => ({ label: `rl ${Math.round((100 * e) / n)}%`, checkpoint: rlEpochs[e - 1] })),
   ];
+}
+
+/** Every (checkpoint, budget) point of a sweep at fixed budgets: each checkpoint at every budget and untruncated. */
+export function scalingSweep<C>(budgets: readonly number[], checkpoints: readonly { label: string; checkpoint: C }[]): ScalingPoint<C>[] {
   return checkpoints.flatMap((c) => [...budgets, null].map((budget) => ({ ...c, budget })));
+}
+
+/**
+ * Reasoning budgets as fractions of a checkpoint's median untruncated reasoning length, so that every
+ * checkpoint is cut where it actually reasons (a fixed 8-token point measures a level, not a slope):
+ * each rounded to a whole token, at least 1, duplicates dropped.
+ */
+export function relativeBudgets(medianReasoning: number, fractions: readonly number[]): number[] {
+  return [...new Set(fractions.map((f) => Math.max(1, Math.round(f * medianReasoning))))].sort((a, b) => a - b);
 }
 
 /** The SFT traces a campaign synthesizes (its hash names the dataset checkpoint). */

@@ -119,6 +119,8 @@ export interface RlEpochSummary {
   /** Gradient norm of the entropy bonus over that of the policy-gradient term. */
   entropyGradRatio: number;
   tokensPerS: number;
+  /** Tokens sampled in the epoch, dynamic-sampling refills included (absent in epochs recorded before it). */
+  sampledTokens?: number;
   seconds: number;
   resumedFromStep: number;
   /** EMA mode: the anchor as blended during this epoch. */
@@ -138,6 +140,11 @@ export interface ScalingPoint {
   meanSteps: number;
   /** Untruncated points only: accuracy by number of reasoning steps. */
   steps?: { steps: number; samples: number; accuracy: number }[];
+  /** Untruncated points only: median reasoning length in tokens, which relative budgets scale. */
+  medianReasoning?: number;
+  /** Per test problem, its correct samples (of `samples`): what the slope's bootstrap resamples. Absent in points recorded before it. */
+  correct?: number[];
+  samples?: number;
   cached: boolean;
 }
 

@@ -27,7 +27,7 @@ import type { CampaignActivities } from '../activities/campaign';
 import type { ScalingActivities } from '../activities/scaling';
 import { CampaignConfigSchema, applyHyperparameters, type CampaignConfig } from '../config/campaign';
 import { SA } from '../config/search-attributes';
-import { anchorRefreshDue, scalingSweep } from '../rules/campaign';
+import { anchorRefreshDue, relativeBudgets, scalingCheckpoints, scalingSweep } from '../rules/campaign';
 import type { CheckpointRef } from '../storage/manifest';
 import type { WeightsRef } from '../storage/weights';
 import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
@@ -313,29 +313,39 @@ export async function campaignWorkflow(input: CampaignInput): Promise<CampaignRe
     recordBest(final);
     state.evals.push(final);
     if (config.eval.scaling.enabled && !state.scaling.length) {
-      // The paper's figure: every point of the sweep in parallel on the eval queue.
-      const sweep = scalingSweep(
-        config.eval.scaling.budgets,
+      // The paper's figure: SFT and RL checkpoints, each at every budget and untruncated, in parallel on the eval queue.
+      const checkpoints = scalingCheckpoints(
         state.sft.checkpoint,
         state.epochs.map((e) => e.checkpoint),
       );
       // Each checkpoint's weights are published once; eval workers load those, as rollout workers do.
       const published = new Map<string, Promise<WeightsRef>>();
       if (patched('published-weights'))
-        for (const { checkpoint } of sweep)
+        for (const { checkpoint } of checkpoints)
           if (!published.has(checkpoint.sha256))
             published.set(
               checkpoint.sha256,
               evalQueue.publishWeights.executeWithOptions({ summary: `publish ${checkpoint.id}` }, [{ checkpoint }]),
             );
-      state.scaling = await Promise.all(
-        sweep.map(async ({ label, checkpoint, budget }) => {
-          const weights = await published.get(checkpoint.sha256);
-          return evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
-            { campaignId: id, config, checkpoint, label, budget, ...(weights && { weights }) },
-          ]);
-        }),
-      );
+      const point = async (label: string, checkpoint: CheckpointRef, budget: number | null) => {
+        const weights = await published.get(checkpoint.sha256);
+        return evalQueue.scalingPoint.executeWithOptions({ summary: `scaling ${label} @ ${budget ?? 'untruncated'}` }, [
+          { campaignId: id, config, checkpoint, label, budget, ...(weights && { weights }) },
+        ]);
+      };
+      const fixed = config.eval.scaling.budgets;
+      state.scaling = fixed
+        ? await Promise.all(scalingSweep(fixed, checkpoints).map(({ label, checkpoint, budget }) => point(label, checkpoint, budget)))
+        : // Relative budgets: each checkpoint's untruncated run first, whose median reasoning length sets its budgets.
+          (
+            await Promise.all(
+              checkpoints.map(async ({ label, checkpoint }) => {
+                const full = await point(label, checkpoint, null);
+                const budgets = relativeBudgets(full.medianReasoning!, config.eval.scaling.fractions);
+                return [...(await Promise.all(budgets.map((b) => point(label, checkpoint, b)))), full];
+              }),
+            )
+          ).flat();
     }
     setStage('done');
     return {

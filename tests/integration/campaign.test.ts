@@ -6,6 +6,7 @@ import { campaignHandle, campaignStatus, pauseCampaign, resumeCampaign, setHyper
 import { createActivities } from '../../activities';
 import { loadGrants } from '../../config/grants';
 import { resolveConfig } from '../../config/presets';
+import { relativeBudgets } from '../../rules/campaign';
 import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
@@ -83,21 +84,20 @@ describe('campaign workflow (real Temporal + S3)', () => {
       'rlEpoch',
       'evaluate',
     ]);
-    // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each at budgets 16, 32 and untruncated,
-    // from the three checkpoints' weights published once each.
-    expect(activities.filter((a) => a === 'scalingPoint')).toHaveLength(9);
+    // Inference scaling: SFT and the RL checkpoints (epochs 1 and 2 of 2), each untruncated and at 50% and 100% of
+    // its own median reasoning length, from the three checkpoints' weights published once each.
     expect(activities.filter((a) => a === 'publishWeights')).toHaveLength(3);
-    expect(result.scaling.map((p) => `${p.label}@${p.untruncated ? 'full' : p.budget}`)).toEqual([
-      'sft@16',
-      'sft@32',
-      'sft@full',
-      'rl 50%@16',
-      'rl 50%@32',
-      'rl 50%@full',
-      'rl 100%@16',
-      'rl 100%@32',
-      'rl 100%@full',
-    ]);
+    const labels = ['sft', 'rl 50%', 'rl 100%'];
+    expect([...new Set(result.scaling.map((p) => p.label))]).toEqual(labels);
+    for (const label of labels) {
+      const points = result.scaling.filter((p) => p.label === label);
+      const full = points.at(-1)!;
+      expect(full.untruncated).toBe(true);
+      expect(full.medianReasoning).toBeGreaterThan(0);
+      expect(points.slice(0, -1).map((p) => p.budget)).toEqual(relativeBudgets(full.medianReasoning!, [0.5, 1]));
+      for (const p of points) expect(p.correct).toHaveLength(result.config.eval.scaling.problems);
+    }
+    expect(activities.filter((a) => a === 'scalingPoint')).toHaveLength(result.scaling.length);
     expect(result.scaling.filter((p) => p.untruncated).every((p) => Array.isArray(p.steps))).toBe(true);
 
     const desc = await handle.describe();

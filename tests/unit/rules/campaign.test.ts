@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { CampaignConfigSchema } from '../../../config/campaign';
 import { resolveConfig } from '../../../config/presets';
-import { anchorRefreshDue, datasetSpec, heldOutSpec, scalingEpochs, scalingSweep } from '../../../rules/campaign';
+import {
+  anchorRefreshDue,
+  datasetSpec,
+  heldOutSpec,
+  relativeBudgets,
+  scalingCheckpoints,
+  scalingEpochs,
+  scalingSweep,
+} from '../../../rules/campaign';
 
 const rl = (mode: 'refresh' | 'ema' | 'frozen', refreshEveryEpochs: number, epochs: number) =>
   CampaignConfigSchema.parse({ rl: { epochs, anchor: { mode, refreshEveryEpochs } } }).rl;
@@ -18,7 +26,7 @@ describe('campaign rules', () => {
     expect(scalingEpochs(2)).toEqual([1, 2]);
     expect(scalingEpochs(1)).toEqual([1]);
     expect(scalingEpochs(0)).toEqual([]);
-    const sweep = scalingSweep([16, 64], 'sft', ['e1', 'e2', 'e3', 'e4', 'e5']);
+    const sweep = scalingSweep([16, 64], scalingCheckpoints('sft', ['e1', 'e2', 'e3', 'e4', 'e5']));
     expect(sweep.map((p) => `${p.label}:${p.checkpoint}@${p.budget ?? 'full'}`)).toEqual([
       'sft:sft@16',
       'sft:sft@64',
@@ -33,6 +41,12 @@ describe('campaign rules', () => {
       'rl 100%:e5@64',
       'rl 100%:e5@full',
     ]);
+  });
+
+  it('relative budgets: fractions of the median reasoning length, whole tokens, at least 1, distinct and ascending', () => {
+    expect(relativeBudgets(40, [0.25, 0.5, 0.75, 1, 1.5])).toEqual([10, 20, 30, 40, 60]);
+    expect(relativeBudgets(5, [0.25, 0.5, 0.75, 1, 1.5])).toEqual([1, 3, 4, 5, 8]);
+    expect(relativeBudgets(2, [0.1, 0.25, 0.5, 1])).toEqual([1, 2]);
   });
 
   it('held-out problems depend on the evaluation seed, not the training seed', () => {
