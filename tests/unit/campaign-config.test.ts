@@ -5,7 +5,7 @@ import { SMOLLM2 } from '../../infra/models';
 
 describe('campaign config', () => {
   it('every preset validates; smoke is tiny and full uses the paper K = 64, tau = 1.2', () => {
-    expect(presetNames()).toEqual(['full', 'quick', 'smoke', 'smollm2']);
+    expect(presetNames()).toEqual(['full', 'hard', 'quick', 'smoke', 'smollm2']);
     for (const p of presetNames()) expect(() => resolveConfig({ preset: p })).not.toThrow();
     expect(resolveConfig({ preset: 'full' }).rl).toMatchObject({ samplesPerPrompt: 64, temperature: 1.2 });
     expect(resolveConfig({ preset: 'smoke' }).sft.steps).toBeLessThan(50);
@@ -26,6 +26,15 @@ describe('campaign config', () => {
     expect(q.rl.garbagePenalty).toBe(1);
     expect(q.rl.anchor.mode).toBe('refresh');
     expect(q.rl.warmupSteps).toBeGreaterThan(0);
+  });
+
+  it('hard: the quick campaign on countdown with 4-5 numbers, whose searches need longer reasoning, with room to write it', () => {
+    const q = resolveConfig({ preset: 'quick' });
+    const h = resolveConfig({ preset: 'hard' });
+    expect(h.task).toMatchObject({ name: 'countdown', difficulty: { min: 4, max: 5 } });
+    expect(h.rl.maxNewTokens).toBeGreaterThan(1.5 * q.rl.maxNewTokens);
+    expect(h.eval.maxNewTokens).toBe(h.rl.maxNewTokens);
+    expect(h.eval.scaling.fractions).toEqual(q.eval.scaling.fractions);
   });
 
   it('smollm2: LoRA on the PyPI SmolLM2 pinned by hash, sampled in the training process, no budget sweep', () => {
