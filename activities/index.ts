@@ -9,6 +9,7 @@ import { CheckpointCache } from './cache';
 import { campaignActivities } from './campaign';
 import { promotionActivities } from './promotion';
 import { proofActivities } from './proof';
+import { reproductionActivities } from './reproduce';
 import { rolloutActivities } from './rollout';
 import { scalingActivities } from './scaling';
 
@@ -37,6 +38,7 @@ export function createActivities(deps: ActivityDeps) {
     ...rolloutActivities(deps.store, deps.backend, models),
     ...scalingActivities(deps.store, cache, models, deps.grants),
     ...promotionActivities(deps.store),
+    ...reproductionActivities(deps.store),
   };
 }
 export type Activities = ReturnType<typeof createActivities>;

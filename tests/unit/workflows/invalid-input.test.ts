@@ -10,6 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromotionActivities } from '../../../activities/promotion';
+import type { ReproductionActivities } from '../../../activities/reproduce';
 import type { RolloutActivities, RolloutStepInput } from '../../../activities/rollout';
 import { reproductionHandle, reproductionProgress, startCampaign, startReproduction } from '../../../client/campaigns';
 import type { CampaignConfig } from '../../../config/campaign';
@@ -35,10 +36,10 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => env?.teardown());
 
-/** Promotion and rollout stubs that record their calls; no campaign activity is registered (none may run). */
+/** Promotion, rollout and record stubs that record their calls; no campaign activity is registered (none may run). */
 function stubs() {
   const calls: string[] = [];
-  const activities: PromotionActivities & RolloutActivities = {
+  const activities: PromotionActivities & RolloutActivities & ReproductionActivities = {
     async getPromoted({ schedule }) {
       calls.push(`getPromoted:${schedule}`);
       return null;
@@ -50,6 +51,9 @@ function stubs() {
     async rolloutShard({ batch }) {
       calls.push(`rolloutShard:${batch.first}+${batch.prompts.length}`);
       return { first: batch.first, samples: [], seconds: 0 };
+    },
+    async storeReproductionRecord({ key }) {
+      calls.push(`storeReproductionRecord:${key}`);
     },
   };
   return { calls, activities };
