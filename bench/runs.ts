@@ -2,7 +2,7 @@
  * Time-boxed learning runs for the closing notes, outside Temporal: one JSON line per eval point.
  *
  *   npx tsx bench/runs.ts sft --preset quick --set '{"task":...}' --minutes 15 --save sft.bin
- *   npx tsx bench/runs.ts rl  --preset quick --set '{"rl":...}' --from sft.bin --minutes 15
+ *   npx tsx bench/runs.ts rl  --preset quick --set '{"rl":...}' --from sft.bin --minutes 15 [--steps 60]
  *
  * sft: calibrates steps/s on a throwaway trainer, sizes the cosine schedule to fill the training
  * budget, then reports validation loss and greedy exact match; evaluation time is excluded from
@@ -34,6 +34,8 @@ const { values, positionals } = parseArgs({
     minutes: { type: 'string', default: '15' },
     evals: { type: 'string', default: '6' },
     'eval-every': { type: 'string', default: '10' },
+    /** rl: stop after this many steps (default: when --minutes are spent), so arms compare at equal steps. */
+    steps: { type: 'string' },
     val: { type: 'string', default: '500' },
     save: { type: 'string' },
     from: { type: 'string' },
@@ -56,6 +58,8 @@ async function validation(model: Policy) {
     valAccuracy: r4(best.metrics.passAt1),
     valGreedy: r4(settings[0].metrics.passAt1),
     valGarbage: r4(best.metrics.garbageRate),
+    // Capability beside it: the best pass@n over the temperatures (n = the sweep's samples).
+    valPassAtN: r4(Math.max(...settings.slice(1).map((s) => s.metrics.passAtK[String(s.metrics.samples)]))),
     meanLength: r4(best.metrics.meanLength),
   };
 }
@@ -123,7 +127,8 @@ if (mode === 'sft') {
   await evaluate(0, 0);
   let trainS = 0;
   let step = 0;
-  while (trainS < budget) {
+  const maxSteps = values.steps === undefined ? Infinity : Number(values.steps);
+  while (trainS < budget && step < maxSteps) {
     const t = now();
     const m = await trainer.step();
     step++;
