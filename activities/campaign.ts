@@ -28,7 +28,7 @@ import { hashOf } from '../util/hash';
 import { Prng } from '../util/prng';
 import { ConfigError } from '../util/errors';
 import { ExhaustedError } from '../tasks/types';
-import type { EvalSummary, PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
+import type { PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';
@@ -169,6 +169,7 @@ export function campaignActivities(
         backend,
         totalSteps: config.sft.steps,
         checkpointEvery: config.checkpoints.sftEvery,
+        tensorboard: { run: 'sft', stepBase: 0 },
         async fresh() {
           return SftTrainer.start(await startingPolicy(config, init), config.sft, train, config.seed);
         },
@@ -308,6 +309,8 @@ export function campaignActivities(
         backend,
         totalSteps: rl.stepsPerEpoch,
         checkpointEvery: config.checkpoints.rlEvery,
+        // One curve across epochs: an RL state counts the RL steps before it (an SFT state has no anchor, none).
+        tensorboard: { run: 'rl', stepBase: policyState.arrays?.anchor ? policyState.step : 0 },
         async fresh() {
           // From SFT: a new optimizer and cursor. From an RL epoch: its optimizer, Prng and cursor.
           const t = await rlTrainerOf(config, policyState, source);
@@ -385,6 +388,7 @@ export function campaignActivities(
           rewardSpread: s.rewardSpread,
           entropyGradRatio: s.entropyNorm / s.pgNorm,
           tokensPerS: s.samplingTokensPerS,
+          sampledTokens: metrics.reduce((n, m) => n + m.sampledTokens, 0),
           seconds,
           resumedFromStep,
           ...(anchor ? { anchor } : {}),

@@ -4,11 +4,14 @@
  * and on a retry resumes from that checkpoint instead of starting over. After a pause (the
  * workflow cancels the activity) the next execution finds the newest intra checkpoint of the same
  * run in storage. Training state includes every PRNG and data cursor, so a resumed run computes
- * exactly what an uninterrupted one would.
+ * exactly what an uninterrupted one would. Each step's metrics also go to the campaign's
+ * TensorBoard log (storage/tensorboard.ts), written before each checkpoint so that a run resumed
+ * from it never misses a step there.
  */
 import { CancelledFailure } from '@temporalio/activity';
 import type { CheckpointStore } from '../storage/checkpoints';
-import { refOf, type CheckpointRef, type Manifest } from '../storage/manifest';
+import { refOf, sizeOf, type CheckpointRef, type Manifest } from '../storage/manifest';
+import { ScalarLog } from '../storage/tensorboard';
 import { activityScope } from './scope';
 
 export interface Resumable<S> {
@@ -27,6 +30,8 @@ export interface Resumable<S> {
   serialize(state: S): Promise<Record<string, Uint8Array>>;
   /** One step; returns metrics for the heartbeat. `step` is 0-based. */
   step(state: S, step: number): Promise<Record<string, number>>;
+  /** The run's TensorBoard log: its name in the campaign's logdir, and the log's step before this run's first step. */
+  tensorboard?: { run: string; stepBase: number };
 }
 
 export interface ResumeResult<S> {
@@ -40,6 +45,9 @@ interface Details {
   total: number;
   checkpoint?: string;
   progress?: Record<string, number>;
+  /** Wall-clock seconds of the step just done, and the bytes of a checkpoint it committed (for the worker's metrics). */
+  stepSeconds?: number;
+  checkpointBytes?: number;
 }
 
 export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>> {
@@ -57,20 +65,37 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
   }
   let checkpoint = resumeFrom?.id;
   ctx.heartbeat({ step: start, total: r.totalSteps, checkpoint } satisfies Details);
+  const log = r.tensorboard && (await ScalarLog.open(r.store, r.campaignId, r.tensorboard.run));
+  // The log is for watching: a write that fails is retried with the next one, never fails training.
+  const flush = (force: boolean) =>
+    log && (force || log.due) ? log.flush().catch((e: Error) => ctx.log(`TensorBoard log of ${r.run}: ${e.message}`)) : undefined;
+  const commit = async (step: number) => {
+    await flush(true);
+    return commitIntra(r, state, step);
+  };
   for (let i = start; i < r.totalSteps; i++) {
+    const t0 = performance.now();
     const progress = await r.step(state, i);
+    const stepSeconds = (performance.now() - t0) / 1000;
     const done = i + 1;
+    log?.add(r.tensorboard!.stepBase + done, { ...progress, stepSeconds });
+    let checkpointBytes: number | undefined;
     if (done % r.checkpointEvery === 0 && done < r.totalSteps) {
-      checkpoint = (await commitIntra(r, state, done)).id;
-    }
-    ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);
+      const m = await commit(done);
+      [checkpoint, checkpointBytes] = [m.id, sizeOf(m)];
+    } else await flush(false);
+    ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress, stepSeconds, checkpointBytes } satisfies Details);
     if (ctx.signal.aborted) {
       // Paused or cancelled: keep the work done so far, then stop at this step boundary.
-      if (done < r.totalSteps && checkpoint !== intraId(r, done)) checkpoint = (await commitIntra(r, state, done)).id;
-      ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress } satisfies Details);
+      if (done < r.totalSteps && checkpoint !== intraId(r, done)) {
+        const m = await commit(done);
+        [checkpoint, checkpointBytes] = [m.id, sizeOf(m)];
+      } else await flush(true);
+      ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress, checkpointBytes } satisfies Details);
       throw new CancelledFailure(`stopped at step ${done}/${r.totalSteps}; resumes from ${checkpoint}`);
     }
   }
+  await flush(true);
   return { state, resumedFromStep: start };
 }
 

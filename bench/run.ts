@@ -10,6 +10,7 @@ async function benches(): Promise<Bench[]> {
     import('./rollout'),
     import('./campaign'),
     import('./pretrained'),
+    import('./cli'),
   ]);
   return mods.flatMap((m) =>
     Object.values(m).filter((b): b is Bench => typeof b === 'object' && b !== null && 'metrics' in b && 'run' in b),

@@ -1,55 +1,14 @@
-/** The `t1` command. */
-import { dispatch, type Command } from './args';
-import { campaignCommands } from './commands/campaign';
-import { checkpointCommands } from './commands/checkpoints';
-import { evalCommands } from './commands/eval';
-import { exportCommands } from './commands/export';
-import { externalCommands } from './commands/external';
-import { reportCommands } from './commands/report';
-import { reproduceCommands } from './commands/reproduce';
-import { scheduleCommands } from './commands/schedule';
-import { stackCommands } from './commands/stack';
-import { startCommands } from './commands/start';
-import { synthesizeCommands } from './commands/synthesize';
-import { workerCommands } from './commands/worker';
+/**
+ * The `t1` command. bin/t1.js calls `main` from the compiled CLI with the manifest made at build
+ * time (each command's module loads only when it runs), or from these sources through tsx without
+ * one (every command module loads first).
+ */
+import { dispatch } from './args';
+import { lazyCommand, loadCommands, type CommandEntry } from './registry';
 
-const benchCommand: Command = {
-  path: ['bench'],
-  summary: 'Run benchmarks; prints one JSON object per metric (--profile: time per op kind of one SFT step and one decode step)',
-  usage: 'bench [--only NAME,NAME | --profile]',
-  options: { only: { type: 'string' }, profile: { type: 'boolean' } },
-  async run(v) {
-    const { runBenches } = await import('../bench/run');
-    return runBenches([...(v.only ? ['--only', v.only] : []), ...(v.profile ? ['--profile'] : [])]);
-  },
-};
+export { commandManifest } from './registry';
 
-// `t1 eval` evaluates one of our checkpoints or a pretrained MODEL on a task; with --endpoint any OpenAI-compatible
-// endpoint, and with --benchmark a pretrained MODEL, on a JSONL benchmark.
-const checkpointEval = evalCommands[0];
-const endpointEval = externalCommands.find((c) => c.path[0] === 'eval-endpoint')!;
-const evalCommand: Command = {
-  path: ['eval'],
-  summary: `${checkpointEval.summary}; with --endpoint: an OpenAI-compatible endpoint on a JSONL math benchmark`,
-  usage: `${checkpointEval.usage}\n   or: t1 ${endpointEval.usage.replaceAll('eval-endpoint', 'eval')}`,
-  options: { ...checkpointEval.options, ...endpointEval.options },
-  run: (v, pos) => (v.endpoint !== undefined || v.benchmark !== undefined ? endpointEval.run(v, pos) : checkpointEval.run(v, pos)),
-};
-
-const commands: Command[] = [
-  ...startCommands,
-  ...campaignCommands,
-  evalCommand,
-  ...scheduleCommands,
-  ...reportCommands,
-  ...reproduceCommands,
-  ...synthesizeCommands,
-  ...externalCommands,
-  ...exportCommands,
-  ...stackCommands,
-  ...checkpointCommands,
-  ...workerCommands,
-  benchCommand,
-];
-
-process.exitCode = await dispatch(commands, process.argv.slice(2));
+export async function main(argv: string[], manifest?: CommandEntry[]): Promise<number> {
+  const commands = manifest ? manifest.map(lazyCommand) : (await loadCommands()).map((c) => c.command);
+  return dispatch(commands, argv);
+}

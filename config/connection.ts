@@ -23,6 +23,34 @@ export const StackSchema = z.object({
   temporalUiPort: port.default(8233),
   /** SeaweedFS takes s3Port..s3Port+3 and each of those +10000 for gRPC. */
   s3Port: port.max(55532).default(8333),
+  /** Where the dev server's web UI sends payloads to decode (`t1 codec-server`); may carry its token in the path. */
+  uiCodecEndpoint: httpUrl.optional(),
+});
+
+/** An AES-256 key for payload encryption (infra/codec.ts), base64 so that it travels as JSON to compute processes. */
+export interface PayloadKey {
+  id: string;
+  key: string;
+}
+
+/**
+ * `ID:BASE64KEY` entries separated by commas or whitespace; the first encrypts, all decrypt. Messages
+ * name entries by position and id, never by content (a malformed entry may be a key).
+ */
+const payloadKeys = z.string().transform((s, ctx): PayloadKey[] => {
+  const keys: PayloadKey[] = [];
+  const entries = s.split(/[\s,]+/).filter(Boolean);
+  if (!entries.length) ctx.addIssue({ code: 'custom', message: 'expected ID:BASE64KEY entries, e.g. k2:<32 bytes in base64>,k1:<…>' });
+  entries.forEach((entry, i) => {
+    const m = /^([A-Za-z0-9._-]{1,64}):([A-Za-z0-9+/_-]+={0,2})$/.exec(entry);
+    const bytes = m ? Buffer.from(m[2]!, 'base64') : undefined;
+    if (!m || !bytes) return ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: expected ID:BASE64KEY (id of A-Z a-z 0-9 . _ -)` });
+    if (bytes.length !== 32)
+      return ctx.addIssue({ code: 'custom', message: `key "${m[1]}": expected 32 bytes in base64 (AES-256), got ${bytes.length}` });
+    if (keys.some((k) => k.id === m[1])) return ctx.addIssue({ code: 'custom', message: `key id "${m[1]}" appears twice` });
+    keys.push({ id: m[1]!, key: bytes.toString('base64') });
+  });
+  return keys;
 });
 
 export const TemporalSchema = z.object({
@@ -42,6 +70,8 @@ export const TemporalSchema = z.object({
     })
     .refine((t) => !t.certFile === !t.keyFile, { message: 'certFile and keyFile must be given together' })
     .default({ enabled: false }),
+  /** Payload encryption keys, newest first; absent: payloads are stored as plaintext. */
+  payloadKeys: payloadKeys.optional(),
 });
 
 function required(hint: string) {
@@ -70,6 +100,7 @@ const ENV: Record<string, string> = {
   'stack.temporalPort': 'T1_TEMPORAL_PORT',
   'stack.temporalUiPort': 'T1_TEMPORAL_UI_PORT',
   'stack.s3Port': 'T1_S3_PORT',
+  'stack.uiCodecEndpoint': 'T1_UI_CODEC_ENDPOINT',
   'temporal.address': 'T1_TEMPORAL_ADDRESS',
   'temporal.namespace': 'T1_TEMPORAL_NAMESPACE',
   'temporal.uiUrl': 'T1_TEMPORAL_UI_URL',
@@ -78,6 +109,8 @@ const ENV: Record<string, string> = {
   'temporal.tls.caFile': 'T1_TEMPORAL_TLS_CA',
   'temporal.tls.certFile': 'T1_TEMPORAL_TLS_CERT',
   'temporal.tls.keyFile': 'T1_TEMPORAL_TLS_KEY',
+  'temporal.payloadKeys': 'T1_PAYLOAD_KEYS',
+  'temporal.payloadKeysFile': 'T1_PAYLOAD_KEYS_FILE',
   's3.endpoint': 'T1_S3_ENDPOINT',
   's3.bucket': 'T1_S3_BUCKET',
   's3.region': 'T1_S3_REGION',
@@ -85,7 +118,7 @@ const ENV: Record<string, string> = {
   's3.secretAccessKey': 'T1_S3_SECRET_ACCESS_KEY',
   's3.forcePathStyle': 'T1_S3_FORCE_PATH_STYLE',
 };
-const SECRET_FIELDS = new Set(['s3.secretAccessKey', 's3.accessKeyId']);
+const SECRET_FIELDS = new Set(['s3.secretAccessKey', 's3.accessKeyId', 'temporal.payloadKeys', 'stack.uiCodecEndpoint']);
 
 /** A setting as messages name it: its field and the variable that feeds it, e.g. `s3.bucket [T1_S3_BUCKET]`. */
 export function settingName(field: keyof typeof ENV): string {
@@ -114,15 +147,23 @@ export function loadStack(overrides: Overrides = {}, env: NodeJS.ProcessEnv = pr
   return parseGroup(StackSchema, 'stack', { ...pick(raw, 'stack.'), stateDir, cacheDir });
 }
 
+/** Temporal's settings alone: `t1 codec-server` needs no S3. */
+export function loadTemporal(overrides: Overrides = {}, env: NodeJS.ProcessEnv = process.env): TemporalConfig {
+  const stack = loadStack(overrides, env);
+  const { payloadKeysFile, ...temporalRaw } = pick(rawValues(overrides, env), 'temporal.');
+  return parseGroup(TemporalSchema, 'temporal', {
+    address: `127.0.0.1:${stack.temporalPort}`,
+    uiUrl: `http://127.0.0.1:${stack.temporalUiPort}`,
+    ...nest(temporalRaw),
+    ...(payloadKeysFile === undefined ? {} : { payloadKeys: readKeysFile(String(payloadKeysFile), temporalRaw.payloadKeys) }),
+  });
+}
+
 export function loadConnection(overrides: Overrides = {}, env: NodeJS.ProcessEnv = process.env): ConnectionConfig {
   const raw = rawValues(overrides, env);
   const stack = loadStack(overrides, env);
   const local = localCredentials(stack.stateDir);
-  const temporal = parseGroup(TemporalSchema, 'temporal', {
-    address: `127.0.0.1:${stack.temporalPort}`,
-    uiUrl: `http://127.0.0.1:${stack.temporalUiPort}`,
-    ...nest(pick(raw, 'temporal.')),
-  });
+  const temporal = loadTemporal(overrides, env);
   const s3 = parseGroup(S3Schema, 's3', {
     endpoint: `http://127.0.0.1:${stack.s3Port}`,
     bucket: 't1-checkpoints',
@@ -141,6 +182,17 @@ function localCredentials(stateDir: string): { accessKeyId: string; secretAccess
   const p = localCredentialsPath(stateDir);
   if (!existsSync(p)) return undefined;
   return JSON.parse(readFileSync(p, 'utf8'));
+}
+
+/** A key file (a mounted Secret, say) holds what T1_PAYLOAD_KEYS would: one of the two, not both. */
+function readKeysFile(path: string, inline: unknown): string {
+  const name = settingName('temporal.payloadKeysFile');
+  if (inline !== undefined) fail(`Invalid configuration:\n  ${name}: set it or ${settingName('temporal.payloadKeys')}, not both`);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e: any) {
+    return fail(`Invalid configuration:\n  ${name}: cannot read ${JSON.stringify(path)} (${e.code ?? e.message})`);
+  }
 }
 
 function pick(raw: Record<string, unknown>, prefix: string): Record<string, unknown> {
@@ -177,7 +229,14 @@ function fail(message: string): never {
   throw new ConfigError(message);
 }
 
-/** A copy safe to print: credentials replaced. */
+/** A copy safe to print: credentials, keys (their ids kept) and the UI's codec endpoint replaced. */
 export function redacted(c: ConnectionConfig): unknown {
-  return { ...c, s3: { ...c.s3, accessKeyId: '***', secretAccessKey: '***' } };
+  return {
+    stack: { ...c.stack, ...(c.stack.uiCodecEndpoint ? { uiCodecEndpoint: '***' } : {}) },
+    temporal: {
+      ...c.temporal,
+      ...(c.temporal.payloadKeys ? { payloadKeys: c.temporal.payloadKeys.map((k) => ({ id: k.id, key: '***' })) } : {}),
+    },
+    s3: { ...c.s3, accessKeyId: '***', secretAccessKey: '***' },
+  };
 }

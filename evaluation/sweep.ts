@@ -72,8 +72,3 @@ export function chooseSetting(settings: readonly Pick<SettingResult, 'temperatur
   });
   return settings[best].temperature;
 }
-
-/** How a setting reads in tables: `greedy` or `T=0.6`. */
-export function settingName(temperature: number | null): string {
-  return temperature === null ? 'greedy' : `T=${temperature}`;
-}

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs before `npm start` / `npm test` / `npm run bench` on any clone: installs the locked npm
-// dependencies when they are missing or stale, then the native TensorFlow backend where it can be
-// built here (plain Node, no dependencies, so it works on a fresh clone).
+// dependencies when they are missing or stale, rebuilds the compiled CLI when stale, then the
+// native TensorFlow backend where it can be built here (plain Node, no dependencies, so it works
+// on a fresh clone).
 import { execSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,9 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== want) {
   execSync('npm ci --no-audit --no-fund --loglevel=error', { cwd: root, stdio: 'inherit' });
   writeFileSync(stamp, want);
 }
+
+// The compiled CLI (infra/build-cli.mjs; `npm ci` builds it too): rebuilt when a source changed since.
+spawnSync(process.execPath, [join(root, 'infra', 'build-cli.mjs'), '--if-stale'], { cwd: root, stdio: 'inherit' });
 
 // tfjs-node on the tensorflow-cpu wheel's library (infra/native-tf.md): about 5x wasm. A no-op
 // when in place; on failure t1 falls back to wasm and says so. T1_NATIVE_TF=off skips it.

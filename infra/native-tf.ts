@@ -200,6 +200,8 @@ interface Probe {
 
 const PROBE_MARK = '@@t1-native-tf-probe@@';
 const PROBE_SCRIPT = `
+// As util/node-compat.ts: tfjs-node 4.22 needs util.isNullOrUndefined, which Node 23+ lacks.
+Object.assign(require('util'), { isNullOrUndefined: (v) => v === null || v === undefined, isArray: Array.isArray });
 const dir = process.env.T1_PROBE_DIR;
 const tf = require(require.resolve('${PKG}', { paths: [dir] }));
 const backend = tf.getBackend();

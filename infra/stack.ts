@@ -149,6 +149,12 @@ function localEnv(cfg: StackConfig): Record<string, string> {
   return { T1_TEMPORAL_PORT: String(cfg.temporalPort), T1_TEMPORAL_UI_PORT: String(cfg.temporalUiPort), T1_S3_PORT: String(cfg.s3Port) };
 }
 
+/**
+ * Task-queue priority (`campaign start --priority`) is strict only within a partition: one
+ * partition per queue (the dev server's default is 4, for throughput this one process does not need).
+ */
+const TEMPORAL_DYNAMIC_CONFIG = ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'];
+
 function start(cfg: StackConfig, s: Service, bins: Binaries): void {
   const out = openSync(logPath(cfg, s), 'a');
   let bin: string;
@@ -170,6 +176,8 @@ function start(cfg: StackConfig, s: Service, bins: Binaries): void {
       'warn',
       '--ui-disable-news-fetch',
       ...SEARCH_ATTRIBUTE_FLAGS.flatMap((f) => ['--search-attribute', f]),
+      ...TEMPORAL_DYNAMIC_CONFIG.flatMap((kv) => ['--dynamic-config-value', kv]),
+      ...(cfg.uiCodecEndpoint ? ['--ui-codec-endpoint', cfg.uiCodecEndpoint] : []), // the UI decodes through `t1 codec-server`
     ];
   } else {
     bin = bins.weed;

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { shimUtilForTfjsNode } from '../util/node-compat';
 import { installNativeMatMul } from './native-matmul';
 import { installWasmMatMul } from './wasm-matmul';
 
@@ -28,6 +29,7 @@ async function load(name: BackendName): Promise<void> {
       // A non-literal specifier keeps TypeScript and bundlers from resolving the optional package.
       const pkg: string = `@tensorflow/${name}`;
       process.env.TF_CPP_MIN_LOG_LEVEL ??= '2'; // TensorFlow's own info lines would flood every log
+      shimUtilForTfjsNode();
       await import(pkg);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('backend "tensorflow" did not initialise');
       installNativeMatMul();

@@ -4,8 +4,12 @@
  */
 import { scalingSlopes, type SlopePoint } from '../evaluation/scaling-slope';
 import type { Interval } from '../evaluation/stats';
-import { settingName } from '../evaluation/sweep';
 import type { Comparison, EvalSummary, PairedDifference } from '../workflows/campaign-types';
+
+/** How a decoding setting reads in tables: `greedy` or `T=0.6`. */
+export function settingName(temperature: number | null): string {
+  return temperature === null ? 'greedy' : `T=${temperature}`;
+}
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const pts = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}`;

@@ -13,6 +13,8 @@ export interface ReportInput {
   result: CampaignResult;
   manifests: Manifest[];
   uiUrl: string;
+  /** The campaign's TensorBoard logdir (storage/tensorboard.ts), when it has logs. */
+  tensorboard?: string;
   generatedAt: string;
 }
 
@@ -109,7 +111,7 @@ td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wra
 </style></head><body>
 <h1>Campaign ${esc(input.campaignId)}</h1>
 <p>Status <b>${esc(input.workflowStatus)}</b> · preset ${esc(result.preset ?? 'custom')} · task ${esc(result.config.task.name)} · seed ${esc(result.config.seed)} · backend ${esc(backend || 'unknown')} ·
-<a href="${esc(input.uiUrl)}">Temporal UI</a> · generated ${esc(input.generatedAt)}</p>
+<a href="${esc(input.uiUrl)}">Temporal UI</a>${input.tensorboard ? ` · TensorBoard logs <code>${esc(input.tensorboard)}</code>` : ''} · generated ${esc(input.generatedAt)}</p>
 <h2>Results (held-out test)</h2>
 <p>pass@1: the share of correct samples averaged over problems (T1's number), with its standard error over problems; pass@k (unbiased) and maj@k (answers that are equal vote together) at the largest k. Every checkpoint is decoded greedily and at each temperature; * marks the setting chosen on the validation split, at which it is read. ${esc(sweepSize(result.evals.at(-1)!))}.</p>
 ${result.results.gain ? `<p><b>${esc(comparisonText('final', result.results.gain))}</b></p>\n` : ''}${table(SWEEP_HEADER, sweepTableRows(result.evals))}

@@ -18,6 +18,8 @@
  *   eval-cache/<sha256>/<config hash>.json    evaluation results (age-limited by gc)
  *   teacher-cache/<teacher hash>/<problem id>/<try>.json
  *                                             endpoint teacher answers (a repeated synthesis asks nothing twice)
+ *   tb/<campaign>/<run>/events.out.tfevents.*  TensorBoard logs of the training curves, in write-once parts
+ *                                             (storage/tensorboard.ts)
  */
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';

@@ -21,6 +21,7 @@ import { computeEnv, type Grants } from '../config/grants';
 import { failureType, isRetryable } from '../rules/failures';
 import { UserError } from '../util/errors';
 import { Liveness } from './liveness';
+import type { ActivityCall } from './metrics';
 
 /** Parent -> child messages. */
 export type ToChild =
@@ -74,7 +75,14 @@ export function toFailure(e: ChildError): Error {
 }
 
 class ComputeProcess {
-  private pending: { id: number; ctx: Context; watch: Liveness | null; resolve(v: unknown): void; reject(e: Error): void } | null = null;
+  private pending: {
+    id: number;
+    ctx: Context;
+    watch: Liveness | null;
+    onHeartbeat?: (details: unknown) => void;
+    resolve(v: unknown): void;
+    reject(e: Error): void;
+  } | null = null;
   private exit: Error | null = null;
   private nextId = 0;
 
@@ -113,7 +121,8 @@ class ComputeProcess {
     return this.exit === null;
   }
 
-  run(name: string, input: unknown, ctx: Context): Promise<unknown> {
+  /** Runs one call; `onHeartbeat` sees the details of each heartbeat the child sends (not the worker's repeats of them). */
+  run(name: string, input: unknown, ctx: Context, onHeartbeat?: (details: unknown) => void): Promise<unknown> {
     if (this.exit) return Promise.reject(this.exit);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -134,7 +143,7 @@ class ComputeProcess {
             },
           })
         : null;
-      this.pending = { id, ctx, watch, resolve, reject };
+      this.pending = { id, ctx, watch, onHeartbeat, resolve, reject };
       const cancel = () => this.alive && this.child.send({ type: 'cancel', id } satisfies ToChild);
       if (ctx.cancellationSignal.aborted) cancel();
       else ctx.cancellationSignal.addEventListener('abort', cancel, { once: true });
@@ -146,7 +155,10 @@ class ComputeProcess {
     const p = this.pending;
     if (m.type === 'alive') return p?.watch?.alive();
     if (!p || !('id' in m) || m.id !== p.id) return;
-    if (m.type === 'heartbeat') return p.watch ? p.watch.reported(m.details) : p.ctx.heartbeat(m.details);
+    if (m.type === 'heartbeat') {
+      p.onHeartbeat?.(m.details);
+      return p.watch ? p.watch.reported(m.details) : p.ctx.heartbeat(m.details);
+    }
     this.settle();
     if (m.type === 'done') p.resolve(m.result);
     else p.reject(toFailure(m.error));
@@ -176,6 +188,8 @@ export class ComputePool {
     private readonly grants: Grants,
     /** The child's entry point (tests start stand-ins that speak the same protocol). */
     private readonly script = CHILD,
+    /** Sees every heartbeat a child sends, with the call it belongs to (workers/metrics.ts). */
+    private readonly onHeartbeat?: (call: ActivityCall, details: unknown) => void,
   ) {}
 
   /**
@@ -199,7 +213,9 @@ export class ComputePool {
     const ctx = Context.current();
     const proc = this.idle.pop() ?? (await this.spawn()).proc;
     try {
-      return await proc.run(name, input, ctx);
+      const observe = this.onHeartbeat;
+      const call = { activity: name, input, taskQueue: ctx.info.taskQueue };
+      return await proc.run(name, input, ctx, observe && ((details) => observe(call, details)));
     } finally {
       if (proc.alive && !this.closed) this.idle.push(proc);
       else this.all.delete(proc);

@@ -61,9 +61,13 @@ export function readiness(workers: readonly WatchedWorker[] | undefined, stage: 
  * The health port asked for: the `--health-port` flag, else T1_HEALTH_PORT; undefined (no endpoint)
  * when neither is set. A value that is not a port 1-65535 is a ConfigError naming where it came from.
  */
-export function healthPort(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const [source, raw] = flag !== undefined ? ['--health-port', flag] : ['T1_HEALTH_PORT', env.T1_HEALTH_PORT];
-  if (raw === undefined || (source === 'T1_HEALTH_PORT' && raw.trim() === '')) return undefined;
+export const healthPort = (flag: string | undefined, env: NodeJS.ProcessEnv = process.env) =>
+  portSetting('--health-port', flag, 'T1_HEALTH_PORT', env);
+
+/** A port from a flag, else from an environment variable (an empty one counts as unset); undefined when neither is set. */
+export function portSetting(flagName: string, flag: string | undefined, envName: string, env: NodeJS.ProcessEnv): number | undefined {
+  const [source, raw] = flag !== undefined ? [flagName, flag] : [envName, env[envName]];
+  if (raw === undefined || (source === envName && raw.trim() === '')) return undefined;
   const port = /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
   if (!(port >= 1 && port <= 65535)) throw new ConfigError(`${source}: expected a port number from 1 to 65535, got "${raw}"`);
   return port;

@@ -2,19 +2,50 @@
  * One worker entry point; roles pick task queues. A GPU-queue worker runs one activity at a time,
  * so one GPU never trains two things at once. In local mode one process serves both queues.
  */
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { ConnectionConfig } from '../config/connection';
 import type { Grants } from '../config/grants';
+import { dataConverter } from '../infra/codec';
 import { connectWorker } from '../infra/temporal';
 import { QUEUES, type Role } from '../workflows/queues';
 import { ComputePool } from './compute';
+import { MetricsServer, processMetrics } from './metrics';
 import { checkS3 } from './preflight';
 
 export type WorkerRole = Role | 'all';
 
 let bundle: Promise<WorkflowBundle> | undefined;
 let runtimeInstalled = false;
+
+/**
+ * Installs the Temporal runtime of this process (once; a later call changes nothing). With
+ * `prometheus` (host:port) its core serves the SDK's metrics there. The runtime is per process and
+ * fixed at install: call this before anything connects to Temporal.
+ */
+export function installRuntime(prometheus?: string): void {
+  if (runtimeInstalled) return;
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    ...(prometheus && { telemetryOptions: { metrics: { prometheus: { bindAddress: prometheus } } } }),
+  });
+  runtimeInstalled = true;
+}
+
+/**
+ * The worker's metrics endpoint on `port` (workers/metrics.ts): t1's training metrics and the SDK's,
+ * whose exporter listens on a free loopback port that only this process reads. Before `startWorkers`.
+ */
+export async function serveMetrics(port: number): Promise<MetricsServer> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const sdkPort = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  installRuntime(`127.0.0.1:${sdkPort}`);
+  return MetricsServer.start(port, { registry: processMetrics.registry, sdk: `http://127.0.0.1:${sdkPort}/metrics` });
+}
 
 /** Workflow code is bundled once per process and shared by every worker in it. */
 export function workflowBundle(): Promise<WorkflowBundle> {
@@ -45,14 +76,11 @@ export async function startWorkers(
   grants: Grants,
   onStage: (stage: string) => void = () => {},
 ): Promise<RunningWorkers> {
-  if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
-  }
+  installRuntime();
   onStage('checking S3');
   await checkS3(conn.s3); // before anything polls: a worker that cannot store checkpoints must not take tasks
   // Activities run in compute processes (workers/compute): this process only talks to Temporal.
-  const pool = new ComputePool(conn, grants);
+  const pool = new ComputePool(conn, grants, undefined, processMetrics.observe);
   onStage('starting a compute process (loading the backend)');
   const { backend, activities } = await pool.start();
   onStage('connecting to Temporal');
@@ -66,6 +94,7 @@ export async function startWorkers(
         connection,
         namespace: conn.temporal.namespace,
         taskQueue: QUEUES[r],
+        dataConverter: dataConverter(conn.temporal), // payload encryption (T1_PAYLOAD_KEYS)
         activities,
         // Workflows are light; every worker polls its queue for them too.
         workflowBundle: workflowBundleCode,

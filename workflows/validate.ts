@@ -10,7 +10,7 @@ import type { z } from 'zod';
 /** Issues named in a failure's message; the rest are counted. All of them are in its details. */
 const MAX_ISSUES = 10;
 
-/** `path: message` per issue on one line, as the CLI reports them (cli/args.ts formatError). */
+/** `path: message` per issue on one line, as the CLI reports them (cli/format-error.ts). */
 export function issuesLine(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string {
   const named = issues.slice(0, MAX_ISSUES).map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message.replace(/\s+/g, ' ')}`);
   const more = issues.length > MAX_ISSUES ? [`(${issues.length - MAX_ISSUES} more)`] : [];

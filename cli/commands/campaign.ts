@@ -1,16 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { loadConnection, type ConnectionConfig } from '../../config/connection';
 import { HyperparameterError, parseAssignments, type CampaignConfig } from '../../config/campaign';
-import { CAMPAIGN_RE } from '../../storage/manifest';
-import { makeS3Client } from '../../storage/s3';
-import { USER_ACCESS } from '../../config/grants';
-import { pinTaskFile } from '../../tasks/task-file';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
 import type { CampaignResult } from '../../workflows/campaign-types';
-import { comparisonText, SWEEP_HEADER, sweepSize, sweepTableRows } from '../../report/evaluation';
+import { comparisonText, scalingTable, SLOPE_HEADER, slopeRows, SWEEP_HEADER, sweepSize, sweepTableRows } from '../../report/evaluation';
 import {
   campaignHandle,
   campaignStatus,
@@ -18,10 +13,10 @@ import {
   pauseCampaign,
   resumeCampaign,
   setHyperparameters,
-  startCampaign,
   type CampaignHandle,
 } from '../../client/campaigns';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
+import { campaignLabel, defaultCampaignId, START_OPTIONS, startArgs, startOnce } from '../campaign-start';
 import { progressOf, renderStatus, type StatusView } from '../progress';
 import { UserError } from '../../util/errors';
 
@@ -38,13 +33,6 @@ export async function withClient<T>(v: Record<string, any>, fn: (c: Client, conn
   } finally {
     await client.connection.close();
   }
-}
-
-export function newCampaignId(): string {
-  return `c-${new Date()
-    .toISOString()
-    .replace(/[-:TZ]/g, '')
-    .slice(0, 14)}-${randomBytes(2).toString('hex')}`;
 }
 
 export function uiUrl(conn: ConnectionConfig, id: string): string {
@@ -120,12 +108,16 @@ async function handleFor(client: Client, id: string): Promise<CampaignHandle> {
   return h;
 }
 
+/** Rows as text columns: the first `left` columns left-aligned, the rest right-aligned. */
+function aligned(rows: string[][], left = 1): string[] {
+  const widths = rows[0].map((_, j) => Math.max(...rows.map((row) => (row[j] ?? '').length)));
+  return rows.map((row) => row.map((c, j) => (j < left ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  '));
+}
+
 export function resultTable(r: CampaignResult): string {
-  const rows = [SWEEP_HEADER, ...sweepTableRows(r.evals)];
-  const widths = SWEEP_HEADER.map((_, j) => Math.max(...rows.map((row) => row[j].length)));
   const lines = [
     `held-out evaluation (${sweepSize(r.evals.at(-1)!)}; * = the setting validation chose)`,
-    ...rows.map((row) => row.map((c, j) => (j < 2 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ')),
+    ...aligned([SWEEP_HEADER, ...sweepTableRows(r.evals)], 2),
   ];
   if (r.results.gain) lines.push('', comparisonText('final', r.results.gain));
   lines.push('', 'epoch  reward  accuracy  kl        entropy  garbage  length  difficulty');
@@ -134,16 +126,11 @@ export function resultTable(r: CampaignResult): string {
       `${String(e.epoch).padStart(5)}  ${e.reward.toFixed(3)}   ${(100 * e.accuracy).toFixed(1).padStart(6)}%  ${e.kl.toExponential(2).padEnd(8)}  ${e.entropy.toFixed(3)}    ${(100 * e.garbageRate).toFixed(1).padStart(5)}%  ${e.responseLength.toFixed(1).padEnd(6)}  ${Number.isFinite(e.difficulty) ? e.difficulty.toFixed(2) : '–'}`,
     );
   if (r.scaling.length) {
-    const budgets = [...new Set(r.scaling.map((p) => (p.untruncated ? 'full' : String(p.budget))))];
-    lines.push(
-      '',
-      `inference scaling (accuracy by reasoning budget)`,
-      `${'checkpoint'.padEnd(12)}${budgets.map((b) => b.padStart(8)).join('')}`,
-    );
-    for (const label of new Set(r.scaling.map((p) => p.label))) {
-      const row = budgets.map((b) => r.scaling.find((p) => p.label === label && (p.untruncated ? 'full' : String(p.budget)) === b));
-      lines.push(`${label.padEnd(12)}${row.map((p) => (p ? `${(100 * p.accuracy).toFixed(1)}%` : '-').padStart(8)).join('')}`);
-    }
+    const { header, rows } = scalingTable(r.scaling, r.config.eval.scaling.fractions);
+    lines.push('', 'inference scaling (pass@1 by reasoning budget)', ...aligned([header, ...rows]));
+    const slopes = slopeRows(r.scaling, r.config.eval.seed);
+    if (slopes.length)
+      lines.push('', 'slope where truncation bites (95% bootstrap CI over problems)', ...aligned([SLOPE_HEADER, ...slopes]));
   }
   return lines.join('\n');
 }
@@ -155,6 +142,12 @@ export function resultTable(r: CampaignResult): string {
  */
 export async function withTaskFile(config: CampaignConfig, conn: ConnectionConfig): Promise<CampaignConfig> {
   if (config.task.name !== 'jsonl') return config;
+  // Imported here: the S3 SDK is heavy for the commands that never read a task file (status, list).
+  const [{ makeS3Client }, { pinTaskFile }, { USER_ACCESS }] = await Promise.all([
+    import('../../storage/s3'),
+    import('../../tasks/task-file'),
+    import('../../config/grants'),
+  ]);
   const s3 = makeS3Client(conn.s3);
   try {
     return await pinTaskFile(config, USER_ACCESS, s3);
@@ -166,45 +159,33 @@ export async function withTaskFile(config: CampaignConfig, conn: ConnectionConfi
 export const campaignCommands: Command[] = [
   {
     path: ['campaign', 'start'],
-    summary: 'Start a campaign workflow (workers run it: `t1 worker`)',
-    usage: 'campaign start [--preset P | --config FILE] [--id ID] [--seed N] [--wait] [--json]',
+    summary:
+      'Start a campaign workflow (workers run it: `t1 worker`); retried with the same id (or the same command the same day), it starts nothing new',
+    usage: 'campaign start [--preset P | --config FILE] [--id ID] [--seed N] [--priority 1-5] [--wait] [--json]',
     options: {
       preset: { type: 'string' },
       config: { type: 'string' },
-      id: { type: 'string' },
-      seed: { type: 'string' },
+      ...START_OPTIONS,
       wait: { type: 'boolean' },
       json: { type: 'boolean' },
       ...connectionOptions,
     },
     run: (v) => {
-      // Checked before anything is contacted or started (the id names every checkpoint of the campaign).
-      if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
-      if (v.id !== undefined && !CAMPAIGN_RE.test(v.id))
-        throw new UsageError(
-          `--id: expected 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit, got ${JSON.stringify(v.id)}`,
-        );
+      const args = startArgs(v);
+      const preset: string | undefined = v.preset ?? (v.config ? undefined : 'quick');
       return withClient(v, async (client, conn) => {
         const config = await withTaskFile(
-          resolveConfig({
-            preset: v.preset ?? (v.config ? undefined : 'quick'),
-            file: v.config,
-            overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined,
-          }),
+          resolveConfig({ preset, file: v.config, overrides: args.seed !== undefined ? { seed: args.seed } : undefined }),
           conn,
         );
-        const id = v.id ?? newCampaignId();
-        const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset ?? (v.config ? undefined : 'quick') });
+        const id = args.id ?? defaultCampaignId(campaignLabel(preset, v.config), config);
+        const { handle, runId, outcome, message } = await startOnce(client, { campaignId: id, config, preset }, args.priority);
         if (!v.wait) {
-          console.log(
-            v.json
-              ? JSON.stringify({ id, runId: handle.firstExecutionRunId, uiUrl: uiUrl(conn, id) })
-              : `started ${id}\n${uiUrl(conn, id)}`,
-          );
+          console.log(v.json ? JSON.stringify({ id, runId, outcome, uiUrl: uiUrl(conn, id) }) : `${message}\n${uiUrl(conn, id)}`);
           return;
         }
-        if (!v.json) console.error(`started ${id}  ${uiUrl(conn, id)}`);
-        await follow(handle, { quiet: v.json });
+        if (!v.json) console.error(`${message}  ${uiUrl(conn, id)}`);
+        if (outcome !== 'completed') await follow(handle, { quiet: v.json });
         const result = await handle.result();
         console.log(v.json ? JSON.stringify(result) : `${resultTable(result)}\n\nTemporal UI: ${uiUrl(conn, id)}`);
       });

@@ -7,6 +7,7 @@ import { connectClient } from '../../infra/temporal';
 import { buildReport } from '../../report/html';
 import { svgToPng } from '../../report/png';
 import { CheckpointStore } from '../../storage/checkpoints';
+import { loggedThrough, tensorboardUrl } from '../../storage/tensorboard';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { CampaignError, uiUrl } from './campaign';
 
@@ -34,6 +35,8 @@ export async function writeCampaignReport(conn: ConnectionConfig, client: Client
       result,
       manifests,
       uiUrl: uiUrl(conn, id),
+      // Campaigns trained before the logs existed have none: no pointer to an empty logdir.
+      ...((await loggedThrough(store, id, 'sft')) > 0 && { tensorboard: tensorboardUrl(conn.s3.bucket, id) }),
       generatedAt: new Date().toISOString(),
     });
     const out = resolve(outDir ?? join('reports', id));

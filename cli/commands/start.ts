@@ -3,21 +3,21 @@ import { loadGrants } from '../../config/grants';
 import { presetNames, resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
-import { startCampaign } from '../../client/campaigns';
 import { startWorkers } from '../../workers/worker';
-import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
-import { follow, newCampaignId, resultTable, uiUrl } from './campaign';
+import { connectionOptions, overridesFrom, type Command } from '../args';
+import { defaultCampaignId, START_OPTIONS, startArgs, startOnce } from '../campaign-start';
+import { follow, resultTable, uiUrl } from './campaign';
 import { writeCampaignReport } from './report';
 
 export const startCommands: Command[] = [
   {
     path: ['start'],
     summary: 'The main job: bring the local stack up, run a worker in this process and run a campaign (quick preset) end to end',
-    usage: `start [--preset ${presetNames().join('|')}] [--seed N] [--json]`,
-    options: { preset: { type: 'string', default: 'quick' }, seed: { type: 'string' }, json: { type: 'boolean' }, ...connectionOptions },
+    usage: `start [--preset ${presetNames().join('|')}] [--seed N] [--id ID] [--priority 1-5] [--json]`,
+    options: { preset: { type: 'string', default: 'quick' }, ...START_OPTIONS, json: { type: 'boolean' }, ...connectionOptions },
     async run(v) {
-      if (v.seed !== undefined && !/^\d+$/.test(v.seed)) throw new UsageError(`--seed: expected a non-negative integer, got "${v.seed}"`);
-      const config = resolveConfig({ preset: v.preset, overrides: v.seed !== undefined ? { seed: Number(v.seed) } : undefined });
+      const args = startArgs(v);
+      const config = resolveConfig({ preset: v.preset, overrides: args.seed !== undefined ? { seed: args.seed } : undefined });
       const overrides = overridesFrom(v);
       const log = (l: string) => console.error(l);
       const st = await stackUp(loadStack(overrides), (l) => log(`[stack] ${l}`));
@@ -27,13 +27,15 @@ export const startCommands: Command[] = [
       const workers = await startWorkers(conn, 'all', loadGrants());
       const client = await connectClient(conn.temporal);
       try {
-        const id = newCampaignId();
+        // Run again the same day (after Ctrl-C, say), it joins the campaign this command started rather than begin another.
+        const id = args.id ?? defaultCampaignId(v.preset, config);
+        const { handle, outcome, message } = await startOnce(client, { campaignId: id, config, preset: v.preset }, args.priority);
+        log(`[start] ${message}`);
         log(
           `[start] campaign ${id}, preset ${v.preset}, backend ${workers.backend}: synthesize -> SFT -> ${config.rl.epochs} RL epochs -> evaluation`,
         );
         log(`[start] Temporal UI: ${uiUrl(conn, id)}`);
-        const handle = await startCampaign(client, { campaignId: id, config, preset: v.preset });
-        await follow(handle, { quiet: v.json });
+        if (outcome !== 'completed') await follow(handle, { quiet: v.json });
         const result = await handle.result();
         const report = await writeCampaignReport(conn, client, id);
         if (v.json) console.log(JSON.stringify({ ...result, uiUrl: uiUrl(conn, id), report, backend: workers.backend }));

@@ -1,7 +1,8 @@
 import { loadConnection } from '../../config/connection';
 import { describeGrants, GRANT_SETTINGS, loadGrants, type GrantFlags } from '../../config/grants';
 import { HealthServer, healthPort } from '../../workers/health';
-import { startWorkers } from '../../workers/worker';
+import { metricsPort } from '../../workers/metrics';
+import { serveMetrics, startWorkers } from '../../workers/worker';
 import { QUEUES, type Role } from '../../workflows/queues';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
@@ -17,27 +18,40 @@ export const workerCommands: Command[] = [
       'worker [--role gpu|eval|cpu|rollout|all, or a comma-separated list of roles]\n' +
       '       [--allow-secret NAME|PREFIX*] [--allow-teacher-host HOST[:PORT]] [--allow-task-dir DIR] [--allow-task-bucket BUCKET]\n' +
       '       [--allow-model-dir DIR] [--allow-model-bucket BUCKET]\n' +
-      '       [--health-port N]\n\n' +
+      '       [--health-port N] [--metrics-port N]\n\n' +
       'Grants (each flag repeatable or comma-separated, added to T1_ALLOW_SECRETS, T1_ALLOW_TEACHER_HOSTS, T1_ALLOW_TASK_DIRS,\n' +
       'T1_ALLOW_TASK_BUCKETS, T1_ALLOW_MODEL_DIRS, T1_ALLOW_MODEL_BUCKETS): what a campaign config may make this worker read or\n' +
       'send. Nothing else is: a config naming another key variable (T1_OPENAI_API_KEY is always granted), teacher host, local\n' +
       'task file or base model, or bucket (the checkpoint bucket is always granted; builtin:// and hf:// bases are) fails its\n' +
       'campaign at once, naming the field.\n\n' +
       '--health-port N (or T1_HEALTH_PORT): serve GET /healthz (200 while no worker has failed or stopped) and GET /readyz\n' +
-      '(200 once every worker polls) on port N, for Kubernetes probes; off by default.',
-    options: { role: { type: 'string', default: 'all' }, 'health-port': { type: 'string' }, ...grantOptions, ...connectionOptions },
+      '(200 once every worker polls) on port N, for Kubernetes probes; off by default.\n\n' +
+      "--metrics-port N (or T1_METRICS_PORT): serve Prometheus metrics at GET /metrics on port N: the Temporal SDK's\n" +
+      '(temporal_*) and the training metrics of the activities this worker runs (t1_*: step seconds, tokens/s, loss,\n' +
+      'reward, KL, entropy, checkpoint bytes); off by default.',
+    options: {
+      role: { type: 'string', default: 'all' },
+      'health-port': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      ...grantOptions,
+      ...connectionOptions,
+    },
     async run(v) {
       const roles = v.role === 'all' ? 'all' : (v.role.split(',') as Role[]);
       const bad = roles === 'all' ? [] : roles.filter((r) => !(r in QUEUES));
       if (bad.length || !roles.length)
         throw new UsageError(`--role: expected all or roles among ${Object.keys(QUEUES).join(', ')}, got "${v.role}"`);
       const port = healthPort(v['health-port']);
+      const metrics = metricsPort(v['metrics-port']);
       const grants = loadGrants(v as GrantFlags);
       const conn = loadConnection(overridesFrom(v));
       // Up before start-up begins: a GPU worker may take minutes to poll, and is alive meanwhile;
       // a start still unfinished after an hour (twice the longest kernel compilation) is stuck.
       const health = port === undefined ? undefined : await HealthServer.start(port, { startupLimitMs: 60 * 60_000 });
       if (health) console.error(`[worker] health: GET /healthz, /readyz on port ${health.port}`);
+      // Before start-up too: the SDK's exporter must be set when its runtime is installed.
+      const metricsServer = metrics === undefined ? undefined : await serveMetrics(metrics);
+      if (metricsServer) console.error(`[worker] metrics: GET /metrics on port ${metricsServer.port}`);
       try {
         const running = await startWorkers(conn, roles, grants, (stage) => health?.setStage(stage));
         health?.watch(running.workers);
@@ -49,6 +63,7 @@ export const workerCommands: Command[] = [
         await running.done;
       } finally {
         await health?.close();
+        await metricsServer?.close();
       }
     },
   },

@@ -46,8 +46,11 @@ describe('the t1 command (against the real stack)', () => {
       },
       checkpoints: { final: { id: expect.any(String), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } },
     });
-    // Held-out pass@1 is over eval.samples (4) samples per problem; greedy is reported beside it.
-    expect(result.evals.map((e: any) => e.samples)).toEqual([4, 4]);
+    // Every checkpoint is swept: greedy and the smoke preset's two temperatures, 2 samples each.
+    expect(result.evals.map((e: any) => e.sweep.test.map((s: any) => s.temperature))).toEqual([
+      [null, 0.5, 1],
+      [null, 0.5, 1],
+    ]);
     for (const k of ['accuracy', 'greedyAccuracy'] as const) expect(result.results.final[k]).toBeGreaterThanOrEqual(0);
     // Every smoke RL prompt has 3 numbers: the epoch records the prompts' mean difficulty.
     expect(result.epochs.map((e: any) => e.difficulty)).toEqual(result.epochs.map(() => 3));
@@ -220,7 +223,7 @@ describe('the t1 command (against the real stack)', () => {
 
   it('user mistakes get one clear message naming the problem, no stack trace', async () => {
     const cases: [string[], RegExp][] = [
-      [['campaign', 'start', '--preset', 'nope'], /unknown preset "nope"; presets: full, quick, smoke/],
+      [['campaign', 'start', '--preset', 'nope'], /unknown preset "nope"; presets: full, hard, quick, smoke/],
       [['campaign', 'start', '--seed', 'x'], /--seed: expected a non-negative integer/],
       [['campaign', 'status', 'no-such-campaign'], /no campaign "no-such-campaign"/],
       [['checkpoints', 'verify', 'bad id'], /expected a checkpoint id <campaign>\/<name>/],

@@ -21,6 +21,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { loadStack } from '../../../config/connection';
 import { healthPort } from '../../../workers/health';
+import { metricsPort } from '../../../workers/metrics';
 import { QUEUES } from '../../../workflows/queues';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -234,7 +235,21 @@ describe.each(VARIANTS)('%s', (dir) => {
     }
   });
 
-  it('lets workers reach DNS and named servers only, and be reached on the health port only', () => {
+  it('serves metrics for Prometheus on a declared port, which the pod annotations name', () => {
+    for (const d of deployments) {
+      const c = worker(d);
+      const port = metricsPort(undefined, { T1_METRICS_PORT: envOf(c).T1_METRICS_PORT });
+      expect(port, d.metadata.name).toBeDefined();
+      expect(c.ports).toContainEqual({ name: 'metrics', containerPort: port, protocol: 'TCP' });
+      expect(d.spec.template.metadata.annotations, d.metadata.name).toMatchObject({
+        'prometheus.io/scrape': 'true',
+        'prometheus.io/port': String(port),
+        'prometheus.io/path': '/metrics',
+      });
+    }
+  });
+
+  it('lets workers reach DNS and named servers only, and be reached on the health and metrics ports only', () => {
     const policies = ofKind(docs, 'NetworkPolicy');
     for (const d of deployments) {
       const c = worker(d);
@@ -245,10 +260,13 @@ describe.each(VARIANTS)('%s', (dir) => {
           `${d.metadata.name}: ${type} isolated`,
         ).toBe(true);
       }
-      const port = healthPort(undefined, { T1_HEALTH_PORT: envOf(c).T1_HEALTH_PORT });
+      const open = [
+        healthPort(undefined, { T1_HEALTH_PORT: envOf(c).T1_HEALTH_PORT }),
+        metricsPort(undefined, { T1_METRICS_PORT: envOf(c).T1_METRICS_PORT }),
+      ];
       for (const rule of mine.flatMap((p) => p.spec.ingress ?? [])) {
         expect(rule.ports?.length, `${d.metadata.name}: an ingress rule for every port`).toBeGreaterThan(0);
-        for (const p of rule.ports) expect(portOf(c, p.port), d.metadata.name).toBe(port);
+        for (const p of rule.ports) expect(open, d.metadata.name).toContain(portOf(c, p.port));
       }
       for (const rule of mine.flatMap((p) => p.spec.egress ?? [])) {
         const where = `${d.metadata.name} egress ${JSON.stringify(rule)}`;
