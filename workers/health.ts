@@ -104,14 +104,7 @@ export class HealthServer {
     server.headersTimeout = 5_000;
     server.requestTimeout = 5_000;
     server.keepAliveTimeout = 1_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host: o.host }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.unref(); // never what keeps the process alive
+    await listen(server, port, o.host);
     return health;
   }
 
@@ -155,4 +148,16 @@ export class HealthServer {
     });
     res.end(text);
   }
+}
+
+/** Starts `server` on port and host (a bind error rejects); it never keeps the process alive. */
+export async function listen(server: Server, port: number, host: string | undefined): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.unref();
 }

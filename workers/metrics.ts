@@ -15,7 +15,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { portSetting } from './health';
+import { listen, portSetting } from './health';
 
 /** Step metrics (keys of a heartbeat's `progress`) and their gauges; other keys are not exported. */
 export const PROGRESS_GAUGES: Record<string, { name: string; help: string }> = {
@@ -184,14 +184,7 @@ export class MetricsServer {
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void metrics.answer(req, res));
     server.headersTimeout = 5_000;
     server.requestTimeout = 10_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host: o.host }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.unref(); // never what keeps the process alive
+    await listen(server, port, o.host);
     return metrics;
   }
 
