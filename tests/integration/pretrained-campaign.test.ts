@@ -79,7 +79,8 @@ describe('a LoRA campaign on a pretrained base (real Temporal + S3, worker proce
     // The base zero-shot, then the SFT and final checkpoints, on the same held-out problems.
     expect(reference.evals.map((e) => e.label)).toEqual(['base', 'sft', 'final']);
     expect(reference.evals[0].checkpoint).toBeNull();
-    expect(reference.evals.every((e) => e.n === 8 && e.samples === 2)).toBe(true);
+    // 8 test problems, 2 samples at each temperature (greedy, when validation chooses it, has one).
+    expect(reference.evals.every((e) => e.n === 8 && e.sweep!.samples === 2)).toBe(true);
     expect(reference.epochs.map((e) => e.steps)).toEqual([3, 3]);
 
     // Checkpoints: adapters with their optimizer state (and an RL epoch's anchor adapters), the base named by its hash.
