@@ -28,7 +28,7 @@ import { hashOf } from '../util/hash';
 import { Prng } from '../util/prng';
 import { ConfigError } from '../util/errors';
 import { ExhaustedError } from '../tasks/types';
-import type { PromptFilterSummary, RlEpochSummary, SftSummary } from '../workflows/campaign-types';
+import type { PromptFilterSummary, RlEpochSummary, SftSummary } from '../contracts/campaign';
 import { type CheckpointCache } from './cache';
 import { pruneIntra, runResumable } from './resumable';
 import { workerRollouts } from './rollout';

@@ -23,7 +23,7 @@ import { heldOut } from '../tasks/dataset';
 import { loadTaskData } from '../tasks/task-file';
 import { ConfigError } from '../util/errors';
 import { hashOf } from '../util/hash';
-import type { Comparison, EvalSummary, PairedDifference, SettingSummary } from '../workflows/campaign-types';
+import type { Comparison, EvalSummary, PairedDifference, SettingSummary } from '../contracts/campaign';
 import type { Policies } from './policies';
 import { activityScope } from './scope';
 

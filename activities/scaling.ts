@@ -14,7 +14,7 @@ import { heldOutSpec } from '../rules/campaign';
 import { heldOut } from '../tasks/dataset';
 import { loadTaskData } from '../tasks/task-file';
 import { hashOf } from '../util/hash';
-import type { ScalingPoint } from '../workflows/campaign-types';
+import type { ScalingPoint } from '../contracts/campaign';
 import { publishWeights, type ModelCache, type WeightsRef } from '../storage/weights';
 import type { CheckpointCache } from './cache';
 import { activityScope } from './scope';

@@ -30,7 +30,7 @@ import { connectClient } from '../infra/temporal';
 import { CheckpointStore } from '../storage/checkpoints';
 import { makeS3Client } from '../storage/s3';
 import { Prng } from '../util/prng';
-import type { CampaignResult } from '../workflows/campaign-types';
+import type { CampaignResult } from '../contracts/campaign';
 import { Chaos } from './chaos';
 import { gcCheck, type GcCheck } from './gc-check';
 import { WorkerPool } from './pool';

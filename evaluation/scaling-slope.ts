@@ -8,7 +8,7 @@
  */
 import { bootstrapInterval, type Interval } from './stats';
 
-/** What a slope needs of a scaling point (workflows/campaign-types ScalingPoint). */
+/** What a slope needs of a scaling point (contracts/campaign ScalingPoint). */
 export interface SlopePoint {
   label: string;
   budget: number;

@@ -4,7 +4,7 @@
  */
 import { scalingSlopes, type SlopePoint } from '../evaluation/scaling-slope';
 import type { Interval } from '../evaluation/stats';
-import type { Comparison, EvalSummary, PairedDifference } from '../workflows/campaign-types';
+import type { Comparison, EvalSummary, PairedDifference } from '../contracts/campaign';
 
 /** How a decoding setting reads in tables: `greedy` or `T=0.6`. */
 export function settingName(temperature: number | null): string {
@@ -63,7 +63,7 @@ export function sweepSize(e: EvalSummary): string {
   return `${e.n} test problems × ${s.samples} samples per temperature; settings chosen on ${s.validationProblems} validation problems × ${s.validationSamples}`;
 }
 
-/** What the scaling table needs of a point (workflows/campaign-types ScalingPoint). */
+/** What the scaling table needs of a point (contracts/campaign ScalingPoint). */
 type TablePoint = SlopePoint & { accuracy: number };
 
 /**

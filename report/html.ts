@@ -3,7 +3,7 @@
  * from the campaign's result and its checkpoint manifests.
  */
 import { contentDigest, type Manifest } from '../storage/manifest';
-import type { CampaignResult } from '../workflows/campaign-types';
+import type { CampaignResult } from '../contracts/campaign';
 import { lineChart, type Series } from './svg';
 import { comparisonText, scalingTable, SLOPE_HEADER, slopeRows, SWEEP_HEADER, sweepSize, sweepTableRows } from './evaluation';
 

@@ -11,7 +11,7 @@ import { scalingSlopes } from '../evaluation/scaling-slope';
 import { formatN, mean, tInterval, verdict, VERDICT_RULE, type TInterval } from '../evaluation/stats';
 import { ARMS, type Arm, type ReproduceOptions } from '../reproduce/plan';
 import type { Host } from '../reproduce/records';
-import type { EvalSummary, PairedDifference, SettingSummary } from '../workflows/campaign-types';
+import type { EvalSummary, PairedDifference, SettingSummary } from '../contracts/campaign';
 import type { ReproduceRun } from '../workflows/reproduce';
 
 export interface ReproductionMeta {

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import type { Prng } from '../util/prng';
 import { leaves, parseExpr, show, type Expr } from './expr';
-import { greedyAttempt, solveCountdown } from './countdownSearch';
+import { greedyAttempt, solveCountdown } from './countdown-search';
 import { evalRational } from './rational';
 import { checkDifficulty, DIFFICULTY, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
 

@@ -30,7 +30,7 @@ import { SA } from '../config/search-attributes';
 import { anchorRefreshDue, relativeBudgets, scalingCheckpoints, scalingSweep } from '../rules/campaign';
 import type { CheckpointRef } from '../storage/manifest';
 import type { WeightsRef } from '../storage/weights';
-import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from './campaign-types';
+import type { Accuracy, CampaignResult, CampaignState, EvalSummary, SftStage } from '../contracts/campaign';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
 import { parseOrFail } from './validate';

@@ -12,7 +12,7 @@ import { CampaignConfigSchema } from '../config/campaign';
 import { matchBaseSampling, type PlannedCampaign, type ReproductionPlan } from '../reproduce/plan';
 import { planKey, runKey, type Host, type PlanRecord } from '../reproduce/records';
 import { campaignWorkflow, type CampaignInput } from './campaign';
-import type { CampaignResult } from './campaign-types';
+import type { CampaignResult } from '../contracts/campaign';
 import { QUEUES } from './queues';
 import { ACTIVITY_RETRY } from './retry';
 import { parseOrFail } from './validate';

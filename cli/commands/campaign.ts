@@ -4,7 +4,7 @@ import { loadConnection, type ConnectionConfig } from '../../config/connection';
 import { HyperparameterError, parseAssignments, type CampaignConfig } from '../../config/campaign';
 import { resolveConfig } from '../../config/presets';
 import { connectClient } from '../../infra/temporal';
-import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignResult } from '../../contracts/campaign';
 import { comparisonText, scalingTable, SLOPE_HEADER, slopeRows, SWEEP_HEADER, sweepSize, sweepTableRows } from '../../report/evaluation';
 import {
   campaignHandle,

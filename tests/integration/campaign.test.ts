@@ -24,6 +24,12 @@ function start(id: string, overrides: Record<string, unknown> = {}, epochsPerRun
 }
 const status = (id: string) => campaignStatus(campaignHandle(env.client(), id));
 
+/**
+ * The smoke campaign's final checkpoint (sha256 of its content) with the default seed on the native
+ * CPU backend, recorded before the house-order refactor: a refactor must not change what training computes.
+ */
+const SMOKE_FINAL_SHA256 = '70d428113f94016d4e05d56a28f14c753754886182380c0073ffef77fea38eac';
+
 describe('campaign workflow (real Temporal + S3)', () => {
   it('the smoke campaign completes, records its stages, and its history replays deterministically', async () => {
     const id = uniqueCampaign('smoke');
@@ -38,6 +44,7 @@ describe('campaign workflow (real Temporal + S3)', () => {
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2]);
     expect(result.anchorRefreshes.map((r) => r.epoch)).toEqual([1]);
     expect(result.checkpoints.final.id).toBe(`${id}/rl-e0002`);
+    expect(result.checkpoints.final.sha256).toBe(SMOKE_FINAL_SHA256);
 
     // Every checkpoint is swept (greedy, then each temperature) on validation and test, and read at the
     // setting validation chose; the final one is compared with SFT, paired over the same test problems.

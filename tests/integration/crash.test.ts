@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { campaignStatus, startCampaign, type CampaignHandle } from '../../client/campaigns';
-import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignResult } from '../../contracts/campaign';
 import { killHard, spawnWorker, testStack, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
 const { client, store } = useClientAndStore();

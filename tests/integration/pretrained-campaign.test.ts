@@ -24,7 +24,7 @@ import type { LlamaConfig } from '../../model/llama-config';
 import type { PolicyOrigin } from '../../model/policy';
 import { decodeAnyState, type TrainingState } from '../../model/state';
 import { sizeOf } from '../../storage/manifest';
-import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignResult } from '../../contracts/campaign';
 import { killHard, spawnWorker, t1, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
 const { client, store } = useClientAndStore();

@@ -12,7 +12,7 @@ import { startCampaign } from '../../client/campaigns';
 import type { RolloutStepInput } from '../../activities/rollout';
 import { ROLLOUTS_PREFIX } from '../../storage/checkpoints';
 import { weightsKey } from '../../storage/weights';
-import type { CampaignResult } from '../../workflows/campaign-types';
+import type { CampaignResult } from '../../contracts/campaign';
 import { killHard, spawnWorker, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
 const { client, store } = useClientAndStore();

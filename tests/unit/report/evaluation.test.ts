@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { comparisonText, SWEEP_HEADER, sweepSize, sweepTableRows } from '../../../report/evaluation';
-import type { EvalSummary, SettingSummary } from '../../../workflows/campaign-types';
+import type { EvalSummary, SettingSummary } from '../../../contracts/campaign';
 
 const setting = (temperature: number | null, passAt1: number): SettingSummary => ({
   temperature,

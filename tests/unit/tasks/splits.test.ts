@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Prng } from '../../../util/prng';
 import { createArithmetic } from '../../../tasks/arithmetic';
 import { createCountdown } from '../../../tasks/countdown';
-import { solveCountdown } from '../../../tasks/countdownSearch';
+import { solveCountdown } from '../../../tasks/countdown-search';
 import { show } from '../../../tasks/expr';
 import { getTask } from '../../../tasks/registry';
 import { SplitConfig } from '../../../config/task';

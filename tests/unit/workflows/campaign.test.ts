@@ -19,7 +19,7 @@ import { provision } from '../../../infra/provision';
 import type { CheckpointRef } from '../../../storage/manifest';
 import { workflowBundle } from '../../../workers/worker';
 import type { CampaignInput } from '../../../workflows/campaign';
-import type { EvalSummary, RlEpochSummary } from '../../../workflows/campaign-types';
+import type { EvalSummary, RlEpochSummary } from '../../../contracts/campaign';
 import { QUEUES } from '../../../workflows/queues';
 
 type Activities = CampaignActivities & ScalingActivities;
