@@ -40,10 +40,23 @@ export class CheckpointCache {
     return decodeAnyState(await this.stateBytes(ref));
   }
 
-  private async stateBytes(ref: CheckpointRef): Promise<Buffer> {
-    const objects = await this.get(ref);
-    const bytes = objects.state ?? objects.anchor;
-    if (!bytes) throw new Error(`checkpoint ${ref.id} holds no training state`);
-    return bytes;
+  private async stateBytes(ref: CheckpointRef): Promise<Uint8Array> {
+    return stateBytes(ref.id, await this.get(ref));
   }
+}
+
+/** The objects that hold a checkpoint's model, in order: a training state (SFT, RL), or an anchor's weights. */
+export const STATE_OBJECTS = ['state', 'anchor'] as const;
+
+/** The first of STATE_OBJECTS that a checkpoint holds (by its object names), or undefined. */
+export function stateObjectOf(names: Iterable<string>): (typeof STATE_OBJECTS)[number] | undefined {
+  const held = new Set(names);
+  return STATE_OBJECTS.find((n) => held.has(n));
+}
+
+/** The bytes of the training state among a checkpoint's objects: what every reader of a checkpoint's model decodes. */
+export function stateBytes(id: string, objects: Record<string, Uint8Array>): Uint8Array {
+  const name = stateObjectOf(Object.keys(objects));
+  if (!name) throw new Error(`checkpoint ${id} holds no training state`);
+  return objects[name];
 }

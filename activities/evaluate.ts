@@ -7,25 +7,21 @@
  * (`versus`), it also measures the paired difference on the same test problems.
  */
 import type { CampaignConfig } from '../config/campaign';
-import type { WorkerAccess } from '../config/grants';
 import { SAMPLE_STREAMS } from '../evaluation/evaluate';
 import { passAtK } from '../evaluation/metrics';
 import { pairedBootstrap, standardError } from '../evaluation/stats';
 import { chooseSetting, sweepRows, temperatureSweep, type SettingResult } from '../evaluation/sweep';
 import type { Policy } from '../model/policy';
-import type { TrainingState } from '../model/state';
-import type { ModelConfig } from '../model/config';
-import type { LlamaConfig } from '../model/llama-config';
 import { heldOutSpec, sweepSettings } from '../rules/campaign';
-import { EVAL_CACHE_PREFIX, type CheckpointStore } from '../storage/checkpoints';
+import { sweepCacheKey } from '../rules/checkpoints';
+import { EVAL_CACHE_PREFIX } from '../storage/checkpoints';
 import type { CheckpointRef } from '../storage/manifest';
 import { heldOut } from '../tasks/dataset';
-import { loadTaskData } from '../tasks/task-file';
+import type { JsonlDataset } from '../tasks/jsonl';
 import { ConfigError } from '../util/errors';
 import { hashOf } from '../util/hash';
-import type { Comparison, EvalSummary, PairedDifference, SettingSummary } from '../contracts/campaign';
-import type { Policies } from './policies';
-import { activityScope } from './scope';
+import type { Comparison, EvalSummary, EvaluateInput, PairedDifference, SettingSummary } from '../contracts/campaign';
+import { heartbeat, type StageContext } from './context';
 
 /** What the S3 object holds: the summary and, per test setting, each problem's correct samples. */
 interface StoredEvaluation {
@@ -34,48 +30,40 @@ interface StoredEvaluation {
   settings: { temperature: number | null; samples: number; correct: number[] }[];
 }
 
-export interface EvaluateInput {
-  campaignId: string;
-  config: CampaignConfig;
-  /** null: the config's pretrained base as it is. */
-  checkpoint: CheckpointRef | null;
-  label: string;
-  /** An earlier evaluation of the same test problems to compare against (e.g. SFT, for the final checkpoint). */
-  versus?: EvalSummary;
-}
-
 /** Bootstrap resamples of the paired comparison, and its seed: fixed, so a comparison is a function of the records. */
 const RESAMPLES = 10_000;
 const COMPARISON_SEED = 31;
 
-export function evaluationActivities(
-  store: CheckpointStore,
-  backend: string,
-  policies: Policies,
-  stateOf: (ref: CheckpointRef) => Promise<TrainingState<ModelConfig | LlamaConfig>>,
-  access: WorkerAccess,
-) {
-  async function sweepOf(model: Policy, config: CampaignConfig, split: 'val' | 'test', done: { rows: number }, total: number) {
+export function evaluationActivities(ctx: StageContext) {
+  const { store, backend, policies } = ctx;
+  async function sweepOf(
+    model: Policy,
+    config: CampaignConfig,
+    file: JsonlDataset | undefined,
+    split: 'val' | 'test',
+    done: { rows: number },
+    total: number,
+  ) {
     const s = sweepSettings(config, split);
-    const problems = heldOut(heldOutSpec(config), split, s.problems);
+    const problems = heldOut({ ...heldOutSpec(config), file }, split, s.problems);
     const base = done.rows;
     const settings = await temperatureSweep(model, problems, {
       ...s,
-      onProgress: (d) => activityScope().heartbeat({ step: base + d, total }),
+      onProgress: (d) => heartbeat({ step: base + d, total }),
     });
     done.rows += sweepRows(problems.length, s);
     return { problems, settings };
   }
 
   async function measure(config: CampaignConfig, checkpoint: CheckpointRef | null): Promise<StoredEvaluation> {
-    await loadTaskData(config.task, store.client, access);
+    const file = await ctx.loadTask(config);
     // A fresh LoRA policy computes the base's function exactly (its B matrices are zero).
-    const model = checkpoint ? await policies.fromState(config, await stateOf(checkpoint)) : await policies.fresh(config, config.seed);
+    const model = checkpoint ? await policies.fromState(config, await ctx.stateOf(checkpoint)) : await policies.fresh(config, config.seed);
     try {
       const total = sweepRows(config.eval.validation.problems, config.eval) + sweepRows(config.eval.problems, config.eval);
       const done = { rows: 0 };
-      const val = await sweepOf(model, config, 'val', done, total);
-      const test = await sweepOf(model, config, 'test', done, total);
+      const val = await sweepOf(model, config, file, 'val', done, total);
+      const test = await sweepOf(model, config, file, 'test', done, total);
       return {
         summary: summarise(config, val.settings, test.settings),
         problems: test.problems.map((p) => p.id),
@@ -92,7 +80,7 @@ export function evaluationActivities(
       const { config, checkpoint } = input;
       const model = checkpoint?.sha256 ?? config.model.base?.sha256;
       if (!model) throw new ConfigError('evaluate: no checkpoint and no model.base to evaluate');
-      const key = `${EVAL_CACHE_PREFIX}/${model}/${hashOf(evaluationKey(config, backend))}.json`;
+      const key = `${EVAL_CACHE_PREFIX}/${sweepCacheKey(hashOf, config, { model, backend, streams: SAMPLE_STREAMS })}`;
       const hit = await store.getJson<StoredEvaluation>(key);
       const stored = hit ?? (await measure(config, checkpoint));
       if (!hit) await store.putJsonOnce(key, stored);
@@ -102,12 +90,6 @@ export function evaluationActivities(
       return summary;
     },
   };
-}
-
-/** What fixes an evaluation's results besides the model: the key of its cached records. */
-export function evaluationKey(config: CampaignConfig, backend: string) {
-  const { scaling: _, batchSize: __, ...e } = config.eval;
-  return { kind: 'sweep', task: config.task, eval: e, garbage: config.rl.garbage, streams: SAMPLE_STREAMS, backend };
 }
 
 function stored(s: SettingResult): StoredEvaluation['settings'][number] {

@@ -8,7 +8,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { CampaignConfig } from '../config/campaign';
-import { grantedModelSource, type WorkerAccess } from '../config/grants';
+import { grantedModelSource, type WorkerAccess } from '../util/grants';
 import { ChatFormat } from '../formats/chat-format';
 import { loadPretrained } from '../formats/pretrained';
 import { ModelSourceError, resolveModel } from '../formats/source';

@@ -6,43 +6,21 @@
  * the first), so two overlapping scheduled runs cannot make the worse model win. A write refused
  * (412) means another run moved the pointer in between: re-read and re-decide.
  */
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { CheckpointStore } from '../storage/checkpoints';
-import type { CheckpointRef } from '../storage/manifest';
-
-export interface Promotion {
-  schedule: string;
-  checkpoint: CheckpointRef;
-  accuracy: number;
-  campaignId: string;
-  promotedAt: string;
-}
-
-export interface PromoteInput extends Omit<Promotion, 'promotedAt'> {
-  /**
-   * The checkpoint id of the promotion the caller compared against (null: none), when it says so:
-   * while the pointer still names it, the caller's decision stands (its gate may be negative).
-   */
-  expected?: string | null;
-  /** The caller's gate over a promotion it did not compare against (default 0: strictly better). */
-  minImprovement?: number;
-}
+import type { PromoteInput, Promotion, PromotionActivities } from '../contracts/promotion';
+import { promotionDue } from '../rules/promotion';
 
 const key = (schedule: string) => `promoted/${schedule}.json`;
 
 /** Tries a conditional write makes before giving up (each refusal means another run promoted in between). */
 const MAX_TRIES = 20;
 
-export function promotionActivities(store: CheckpointStore) {
+export function promotionActivities(store: CheckpointStore): PromotionActivities {
   /** The pointer and its ETag, or null when none was written. */
   async function read(schedule: string): Promise<{ promotion: Promotion; etag: string } | null> {
-    try {
-      const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key(schedule) }));
-      return { promotion: JSON.parse(await r.Body!.transformToString()) as Promotion, etag: r.ETag! };
-    } catch (e: any) {
-      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return null;
-      throw e;
-    }
+    const r = await store.getJsonTagged<Promotion>(key(schedule));
+    return r ? { promotion: r.value, etag: r.etag } : null;
   }
 
   return {
@@ -63,7 +41,7 @@ export function promotionActivities(store: CheckpointStore) {
         const current = await read(p.schedule);
         if (current?.promotion.checkpoint.id === p.checkpoint.id) return current.promotion; // a retry of this promotion
         const asDecided = expected !== undefined && (current?.promotion.checkpoint.id ?? null) === expected;
-        if (current && !asDecided && !(p.accuracy > current.promotion.accuracy + minImprovement)) {
+        if (current && !asDecided && !promotionDue(p.accuracy, current.promotion, minImprovement)) {
           // Another run promoted a model at least as good since the caller decided: it stays.
           if (!wasKept) await store.unmarkKeep(p.checkpoint.id);
           return current.promotion;
@@ -89,4 +67,3 @@ export function promotionActivities(store: CheckpointStore) {
     },
   };
 }
-export type PromotionActivities = ReturnType<typeof promotionActivities>;

@@ -5,8 +5,9 @@
 import { createHash } from 'node:crypto';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, type CheckpointRef } from '../storage/manifest';
+import type { ProofActivities } from '../contracts/proof';
 
-export function proofActivities(store: CheckpointStore, backend: string) {
+export function proofActivities(store: CheckpointStore, backend: string): ProofActivities {
   return {
     async proofWrite(input: { campaign: string; seed: number }): Promise<CheckpointRef> {
       // Deterministic bytes from the seed, so a retried activity commits identical content (a no-op).
@@ -31,4 +32,3 @@ export function proofActivities(store: CheckpointStore, backend: string) {
     },
   };
 }
-export type ProofActivities = ReturnType<typeof proofActivities>;

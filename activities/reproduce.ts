@@ -3,6 +3,7 @@
  * of the same record is a no-op; a different record under the key (a reproduction id used twice)
  * fails the reproduction rather than leave a report that mixes two runs.
  */
+import type { ReproductionActivities } from '../contracts/reproduce';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { UserError } from '../util/errors';
 
@@ -10,7 +11,7 @@ export class ReproductionRecordConflictError extends UserError {
   override name = 'ReproductionRecordConflictError';
 }
 
-export function reproductionActivities(store: CheckpointStore) {
+export function reproductionActivities(store: CheckpointStore): ReproductionActivities {
   return {
     async storeReproductionRecord(input: { key: string; value: unknown }): Promise<void> {
       await store.putJsonOnce(input.key, input.value);
@@ -22,4 +23,3 @@ export function reproductionActivities(store: CheckpointStore) {
     },
   };
 }
-export type ReproductionActivities = ReturnType<typeof reproductionActivities>;

@@ -9,6 +9,7 @@
  * from it never misses a step there.
  */
 import { CancelledFailure } from '@temporalio/activity';
+import { intraId, intraPrefix } from '../rules/checkpoints';
 import type { CheckpointStore } from '../storage/checkpoints';
 import { refOf, sizeOf, type CheckpointRef, type Manifest } from '../storage/manifest';
 import { ScalarLog } from '../storage/tensorboard';
@@ -87,7 +88,7 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
     ctx.heartbeat({ step: done, total: r.totalSteps, checkpoint, progress, stepSeconds, checkpointBytes } satisfies Details);
     if (ctx.signal.aborted) {
       // Paused or cancelled: keep the work done so far, then stop at this step boundary.
-      if (done < r.totalSteps && checkpoint !== intraId(r, done)) {
+      if (done < r.totalSteps && checkpoint !== intraId(r.campaignId, r.run, done)) {
         const m = await commit(done);
         [checkpoint, checkpointBytes] = [m.id, sizeOf(m)];
       } else await flush(true);
@@ -99,14 +100,10 @@ export async function runResumable<S>(r: Resumable<S>): Promise<ResumeResult<S>>
   return { state, resumedFromStep: start };
 }
 
-/** Intra checkpoints of a run share the id prefix `<campaign>/<run>-s`; zero-padded steps sort by name. */
-const intraPrefix = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>) => `${r.campaignId}/${r.run}-s`;
-const intraId = (r: Pick<Resumable<unknown>, 'campaignId' | 'run'>, step: number) => `${intraPrefix(r)}${String(step).padStart(6, '0')}`;
-
 async function commitIntra<S>(r: Resumable<S>, state: S, step: number): Promise<Manifest> {
   const { manifest } = await r.store.commit(
     {
-      id: intraId(r, step),
+      id: intraId(r.campaignId, r.run, step),
       kind: 'partial',
       step,
       parent: r.parent?.id ?? null,
@@ -129,7 +126,7 @@ async function findResumePoint<S>(r: Resumable<S>, details: Details | undefined)
     const m = await r.store.manifest(details.checkpoint);
     if (m) return refOf(m);
   }
-  for (const id of (await r.store.ids(intraPrefix(r))).reverse()) {
+  for (const id of (await r.store.ids(intraPrefix(r.campaignId, r.run))).reverse()) {
     const m = await r.store.manifest(id);
     if (m && m.kind === 'partial' && m.configHash === r.configHash && m.parent === (r.parent?.id ?? null) && m.step < r.totalSteps)
       return refOf(m);
@@ -142,5 +139,5 @@ async function findResumePoint<S>(r: Resumable<S>, details: Details | undefined)
  * run (a retry after the commit resumes from them instead of starting over) and those marked keep.
  */
 export function pruneIntra(store: CheckpointStore, campaignId: string, run: string, keep: number): Promise<string[]> {
-  return store.retain({ prefix: intraPrefix({ campaignId, run }), keepLast: keep });
+  return store.retain({ prefix: intraPrefix(campaignId, run), keepLast: keep });
 }

@@ -9,40 +9,20 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Sample } from '../model/sample';
 import type { Transformer } from '../model/transformer';
-import { sampleRollouts, type RolloutBatch, type Rollouts } from '../rl/rollout';
+import { sampleRollouts, type Rollouts } from '../rl/rollout';
 import { ROLLOUTS_PREFIX, type CheckpointStore } from '../storage/checkpoints';
-import { publishWeights, releaseWeights, type ModelCache, type WeightsRef } from '../storage/weights';
+import type { ModelCache } from '../model/cache';
+import { publishWeights, releaseWeights } from '../storage/weights';
 import { ConfigError } from '../util/errors';
 import { hashOf } from '../util/hash';
-import { QUEUES } from '../workflows/queues';
-import { rolloutWorkflow } from '../workflows/rollout';
+import { startRolloutStep } from '../client/rollouts';
+import type { RolloutActivities, RolloutStepInput, ShardInput, ShardResult } from '../contracts/rollout';
 import { activityScope } from './scope';
-
-export interface ShardInput {
-  weights: WeightsRef;
-  /** The trainer's tfjs backend: another backend would sample other bits. */
-  backend: string;
-  batch: RolloutBatch;
-}
-
-export interface RolloutStepInput extends ShardInput {
-  /** Prompt ranges of `batch`, one shard activity each. */
-  shards: { first: number; count: number }[];
-}
-
-/** A shard's samples inline, or the key of the object holding them. */
-export interface ShardResult {
-  first: number;
-  samples?: Sample[];
-  key?: string;
-  /** Seconds the worker spent sampling (model load and upload excluded). */
-  seconds: number;
-}
 
 /** Shards whose samples take more JSON than this go to S3 (history events stay small). */
 const INLINE_LIMIT = 32 * 1024;
 
-export function rolloutActivities(store: CheckpointStore, backend: string, models: ModelCache) {
+export function rolloutActivities(store: CheckpointStore, backend: string, models: ModelCache): RolloutActivities {
   return {
     async rolloutShard(input: ShardInput): Promise<ShardResult> {
       if (input.backend !== backend)
@@ -67,7 +47,6 @@ export function rolloutActivities(store: CheckpointStore, backend: string, model
     },
   };
 }
-export type RolloutActivities = ReturnType<typeof rolloutActivities>;
 
 export interface WorkerRolloutsOptions {
   client: () => Promise<Client>;
@@ -98,15 +77,7 @@ export function workerRollouts(o: WorkerRolloutsOptions): Rollouts {
     const workflowId = `${o.campaignId}-rollouts-${hashOf(input).slice(0, 16)}`;
     // A retried trainer attaches to the step's running workflow; one that closed (its objects may be
     // gone) runs again, to the same bits.
-    const handle = await (
-      await o.client()
-    ).workflow.start(rolloutWorkflow, {
-      workflowId,
-      taskQueue: QUEUES.rollout,
-      args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    });
+    const handle = await startRolloutStep(await o.client(), workflowId, input);
     // The trainer's activity heartbeats while it waits; a cancelled trainer cancels its rollouts.
     const beat = setInterval(() => scope.keepAlive(), 5000);
     const cancel = () => void handle.cancel().catch(() => undefined);

@@ -8,6 +8,7 @@
  *   after an intra-activity checkpoint), time until a new worker has the activity again, and the
  *   steps the retry computed a second time.
  */
+import { intraId, rlRun } from '../rules/checkpoints';
 import type { Client } from '@temporalio/client';
 import { startCampaign, type CampaignHandle } from '../client/campaigns';
 import { loadConnection, loadStack } from '../config/connection';
@@ -86,7 +87,7 @@ export const campaignBench: Bench = {
         rl: { epochs: 1, stepsPerEpoch: 3 * every },
         checkpoints: { rlEvery: every },
       });
-      const intra = `${cid}/rl-e0001-s${String(every).padStart(6, '0')}`;
+      const intra = intraId(cid, rlRun(1), every);
       while (!(await store.manifest(intra))) await new Promise((r) => setTimeout(r, 50));
       worker.kill('SIGKILL');
       const killedAt = Date.now();

@@ -8,7 +8,8 @@
  *   weight publishing and loading, workflow and activity dispatch, shard transfer, imbalance;
  * - weight_publish_seconds_<preset>: encoding, hashing and uploading a model's weights once.
  */
-import { workerRollouts, type ShardResult } from '../activities/rollout';
+import { workerRollouts } from '../activities/rollout';
+import type { ShardResult } from '../contracts/rollout';
 import { runInScope } from '../activities/scope';
 import { loadConnection, loadStack } from '../config/connection';
 import { resolveConfig } from '../config/presets';

@@ -21,7 +21,7 @@ import { initBackend } from '../model/backend';
 import { decodeState, encodeState } from '../model/state';
 import { buildExample } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
-import { refreshAnchor } from '../rl/anchor';
+import { copyPolicyToAnchor } from '../rl/anchor';
 import { RlTrainer } from '../rl/epoch';
 import { heldOut, synthesizeSft, validationTraces } from '../tasks/dataset';
 import { SftTrainer } from '../training/sft';
@@ -134,7 +134,7 @@ if (mode === 'sft') {
     step++;
     // A run on a time budget has no last epoch: the anchor refreshes at every due epoch boundary.
     if (step % stepsPerEpoch === 0 && anchorRefreshDue({ ...config.rl, epochs: Infinity }, step / stepsPerEpoch))
-      refreshAnchor(trainer.anchor, trainer.policy);
+      copyPolicyToAnchor(trainer.anchor, trainer.policy);
     trainS += now() - t;
     emit({
       event: 'step',

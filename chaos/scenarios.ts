@@ -4,6 +4,7 @@
  * so no two share checkpoints or evaluation-cache entries. The seeded PRNG picks each moment: which
  * step of SFT or RL, how long after an activity was seen started, which evaluation, which point.
  */
+import { intraId, intraPrefix, rlRun, runId, SFT_RUN } from '../rules/checkpoints';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { CampaignConfig } from '../config/campaign';
 import { LEASES_PREFIX } from '../storage/checkpoints';
@@ -58,7 +59,6 @@ const sized = (seed: number, more: Record<string, unknown> = {}) => ({
   rl: { ...BASE.rl, ...((more.rl as object) ?? {}) },
 });
 
-const pad = (n: number, width: number) => String(n).padStart(width, '0');
 const FAST = 25;
 
 /**
@@ -95,8 +95,8 @@ const exists = (c: Chaos, id: string) => c.store.manifest(id).then((m) => !!m);
 
 /** The highest committed intra-checkpoint step of a run (`sft`, `rl-e0001`), while its result is not committed yet. */
 async function intraStep(c: Chaos, campaignId: string, run: string): Promise<number | undefined> {
-  const ids = await c.store.ids(`${campaignId}/${run}-s`);
-  if (!ids.length || (await exists(c, `${campaignId}/${run}`))) return undefined;
+  const ids = await c.store.ids(intraPrefix(campaignId, run));
+  if (!ids.length || (await exists(c, runId(campaignId, run)))) return undefined;
   return Number(ids.at(-1)!.slice(-6));
 }
 
@@ -112,7 +112,7 @@ function killTraining(kind: 'sft' | 'rl', epoch = 1): Driver {
     const cfg = r.config;
     const every = kind === 'sft' ? cfg.checkpoints.sftEvery : cfg.checkpoints.rlEvery;
     const total = kind === 'sft' ? cfg.sft.steps : cfg.rl.stepsPerEpoch;
-    const run = kind === 'sft' ? 'sft' : `rl-e${pad(epoch, 4)}`;
+    const run = kind === 'sft' ? SFT_RUN : rlRun(epoch);
     const activity = kind === 'sft' ? 'sftTrain' : 'rlEpoch';
     const step = pickStep(rng, every, total);
     const extraMs = rng.int(1500);
@@ -121,7 +121,7 @@ function killTraining(kind: 'sft' | 'rl', epoch = 1): Driver {
     await sleep(extraMs);
     const held = await until(r, `${activity} running`, () => c.holding(r.workflowId, [activity]), FAST, over);
     const where = kind === 'sft' ? `step ${step}+/${total}` : `epoch ${epoch}, step ${step}+/${total}`;
-    const detail = `${where}: ${(extraMs / 1000).toFixed(1)} s after checkpoint ${run}-s${pad(step, 6)}`;
+    const detail = `${where}: ${(extraMs / 1000).toFixed(1)} s after checkpoint ${intraId(r.id, run, step)}`;
     if (!(await c.killHolder(r.id, held, detail, true))) throw new Missed(`${activity} ended before the kill`);
     return `kill -9 during ${activity} (${where})`;
   };
@@ -170,7 +170,7 @@ const ordinal = (n: number) => `${n}${n === 1 ? 'st' : n === 2 ? 'nd' : n === 3 
 
 /** Kill -9 a rollout worker while it holds one of the campaign's shards (frozen first, as the rollout test does). */
 const killRolloutShard: Driver = async (c, r, rng) => {
-  const over = () => exists(c, `${r.id}/rl-e${pad(r.config.rl.epochs, 4)}`);
+  const over = () => exists(c, runId(r.id, rlRun(r.config.rl.epochs)));
   await until(r, 'RL to start', () => exists(c, `${r.id}/sft`), 300, over);
   const skipSteps = rng.int(3);
   const steps = new Set<string>();
@@ -200,12 +200,12 @@ const killRolloutShard: Driver = async (c, r, rng) => {
 /** Restart the Temporal server during RL epoch `epoch`, once its intra checkpoint at a random step is committed. */
 function restartTemporalInRl(epoch: number): Driver {
   return async (c, r, rng) => {
-    const run = `rl-e${pad(epoch, 4)}`;
+    const run = rlRun(epoch);
     const step = pickStep(rng, r.config.checkpoints.rlEvery, r.config.rl.stepsPerEpoch);
     const over = () => exists(c, `${r.id}/${run}`);
     await until(r, `${run} past step ${step}`, async () => ((await intraStep(c, r.id, run)) ?? -1) >= step, 200, over);
     const downMs = 2000 + rng.int(4000);
-    await c.restartTemporal(r.id, downMs, `mid-RL: epoch ${epoch}, after checkpoint ${run}-s${pad(step, 6)}`);
+    await c.restartTemporal(r.id, downMs, `mid-RL: epoch ${epoch}, after checkpoint ${intraId(r.id, run, step)}`);
     return `Temporal server restarted mid-RL (epoch ${epoch}, step ${step}+)`;
   };
 }
@@ -240,10 +240,10 @@ function s3OutageMidCommit(downMs: number): Driver {
 
 /** The full suite. */
 export function fullPlans(): Plan[] {
-  const last = (r: Running) => `${r.id}/rl-e${pad(r.config.rl.epochs, 4)}`;
+  const last = (r: Running) => runId(r.id, rlRun(r.config.rl.epochs));
   const rlDone = (c: Chaos, r: Running) => exists(c, last(r));
   const sftDone = (c: Chaos, r: Running) => exists(c, `${r.id}/sft`);
-  const rlStarted = async (c: Chaos, r: Running) => (await c.store.ids(`${r.id}/rl-e0001`)).length > 0;
+  const rlStarted = async (c: Chaos, r: Running) => (await c.store.ids(runId(r.id, rlRun(1)))).length > 0;
   return [
     {
       scenario: 'pipeline',

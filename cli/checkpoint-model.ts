@@ -9,12 +9,19 @@ import { Llama } from '../model/llama';
 import type { LlamaConfig } from '../model/llama-config';
 import type { PolicyOrigin } from '../model/policy';
 import { decodeAnyState, type TrainingState } from '../model/state';
+import { Transformer } from '../model/transformer';
+import { stateBytes, stateObjectOf } from '../activities/cache';
 import { CheckpointError, CheckpointStore } from '../storage/checkpoints';
 import { overridesFrom } from './args';
 import { loadModelArg } from './pretrained';
 
 export type CheckpointModel =
-  | { family: 'ours'; state: TrainingState }
+  | {
+      family: 'ours';
+      state: TrainingState;
+      /** The checkpoint's model: the caller disposes it. */
+      transformer(): Transformer;
+    }
   | {
       family: 'llama';
       state: TrainingState<LlamaConfig>;
@@ -31,15 +38,18 @@ export async function loadCheckpointModel(id: string, v: Record<string, any>): P
   try {
     const manifest = await store.manifest(id);
     if (!manifest) throw new CheckpointError(`checkpoint ${id} does not exist (no committed manifest)`);
-    const name = ['state', 'anchor'].find((n) => manifest.objects.some((o) => o.name === n));
+    const name = stateObjectOf(manifest.objects.map((o) => o.name));
     if (!name)
       throw new CheckpointError(`checkpoint ${id} holds no model (objects: ${manifest.objects.map((o) => o.name).join(', ') || 'none'})`);
     const { objects } = await store.load(id, [name]);
-    state = decodeAnyState(objects[name]);
+    state = decodeAnyState(stateBytes(id, objects));
   } finally {
     store.close();
   }
-  if (!('architecture' in state.config)) return { family: 'ours', state: state as TrainingState };
+  if (!('architecture' in state.config)) {
+    const ours = state as TrainingState;
+    return { family: 'ours', state: ours, transformer: () => new Transformer(ours.config, ours.weights) };
+  }
   const origin = (state.extra as { origin?: PolicyOrigin } | undefined)?.origin;
   if (!origin) throw new CheckpointError(`checkpoint ${id} is of a Llama-family model but names no base`);
   const base = await loadModelArg(origin.base.uri, v, origin.base.sha256);

@@ -23,7 +23,7 @@ import {
   type CampaignStatus,
 } from '../workflows/campaign';
 import { proofWorkflow } from '../workflows/proof';
-import { QUEUES } from '../workflows/queues';
+import { QUEUES } from '../contracts/queues';
 import { reproduceProgressQuery, reproduceWorkflow, type ReproduceInput, type ReproduceProgress } from '../workflows/reproduce';
 import { scheduledCampaignWorkflow, type ScheduledInput } from '../workflows/scheduled';
 import { HyperparameterError, type CampaignConfig } from '../config/campaign';

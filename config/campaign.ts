@@ -7,7 +7,7 @@ import { ModelFields, withModelRules } from '../model/config';
 import { LoraConfigSchema } from '../model/lora-config';
 import { RlConfigSchema } from '../rl/config';
 import { SftConfigSchema } from '../training/sft-config';
-import { SplitConfig, TeacherConfig } from './task';
+import { SplitConfigSchema, TeacherConfigSchema } from '../tasks/config';
 import { DIFFICULTY, TASK_NAMES } from '../tasks/types';
 import { UserError } from '../util/errors';
 
@@ -24,7 +24,7 @@ export const CampaignConfigSchema = z
         name: z.enum(TASK_NAMES).default('countdown'),
         /** Countdown: how many numbers; arithmetic: how many operations; jsonl: the lines' `difficulty` (default: all). */
         difficulty: range.optional(),
-        splits: SplitConfig.default(SplitConfig.parse({})),
+        splits: SplitConfigSchema.default(SplitConfigSchema.parse({})),
         /** Task jsonl: the problem file, a local path or s3://bucket/key (read with the campaign's S3 settings). */
         file: z.string().min(1).optional(),
         /** Task jsonl: sha256 of the file, pinned when the campaign starts so every stage reads the same problems. */
@@ -38,7 +38,7 @@ export const CampaignConfigSchema = z
         sftExamples: int(1).default(2000),
         /** Held-out validation problems scored during SFT. */
         valProblems: int(1).default(64),
-        teacher: TeacherConfig.prefault({}),
+        teacher: TeacherConfigSchema.prefault({}),
         /** 'trace' = trial and error + self-verification (T1); 'direct' = answer only (ablation). */
         style: z.enum(['trace', 'direct']).default('trace'),
       })
@@ -190,8 +190,6 @@ export type CampaignConfig = z.infer<typeof CampaignConfigSchema>;
 export function teacherMaxChars(c: Pick<CampaignConfig, 'data' | 'model'>): number {
   return Math.min(c.data.teacher.maxChars, c.model.contextLength - 4);
 }
-
-export type CampaignConfigInput = z.input<typeof CampaignConfigSchema>;
 
 /**
  * Hyper-parameters a running campaign may change (applied at the next RL epoch boundary).

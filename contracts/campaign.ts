@@ -1,6 +1,7 @@
 /** What crosses between the campaign workflow, its activities and its clients: small values only. */
 import type { CampaignConfig } from '../config/campaign';
 import type { CheckpointRef } from '../storage/manifest';
+import type { WeightsRef } from '../storage/weights';
 
 export type Stage =
   'synthesize' | 'evaluate-base' | 'sft' | 'evaluate-sft' | 'filter' | 'rl' | 'evaluate' | 'done' | 'cancelled' | 'failed';
@@ -197,4 +198,59 @@ export interface CampaignResult {
   configTimeline: ConfigChange[];
   scaling: ScalingPoint[];
   promoted?: boolean;
+}
+
+export interface SftInput {
+  campaignId: string;
+  config: CampaignConfig;
+  dataset: CheckpointRef;
+  init: CheckpointRef | null;
+}
+
+export interface RlEpochInput {
+  campaignId: string;
+  config: CampaignConfig;
+  epoch: number;
+  policy: CheckpointRef;
+  anchor: CheckpointRef;
+  /** rl.filter's kept prompts (filterPrompts); absent: the whole RL pool. */
+  filter?: CheckpointRef;
+}
+
+export interface EvaluateInput {
+  campaignId: string;
+  config: CampaignConfig;
+  /** null: the config's pretrained base as it is. */
+  checkpoint: CheckpointRef | null;
+  label: string;
+  /** An earlier evaluation of the same test problems to compare against (e.g. SFT, for the final checkpoint). */
+  versus?: EvalSummary;
+}
+
+export interface ScalingInput {
+  campaignId: string;
+  config: CampaignConfig;
+  checkpoint: CheckpointRef;
+  label: string;
+  /** Reasoning budget in tokens; null: the untruncated run. */
+  budget: number | null;
+  /** The checkpoint's weights as published by publishWeights (absent in campaigns started before it). */
+  weights?: WeightsRef;
+}
+
+/** The campaign's activities (activities/campaign.ts implements them; the workflow proxies them by these names). */
+export interface CampaignActivities {
+  pinTask(input: { config: CampaignConfig }): Promise<CampaignConfig>;
+  synthesize(input: { campaignId: string; config: CampaignConfig }): Promise<CheckpointRef>;
+  sftTrain(input: SftInput): Promise<SftSummary>;
+  filterPrompts(input: { campaignId: string; config: CampaignConfig; policy: CheckpointRef }): Promise<PromptFilterSummary>;
+  rlEpoch(input: RlEpochInput): Promise<RlEpochSummary>;
+  refreshAnchor(input: { campaignId: string; epoch: number; policy: CheckpointRef }): Promise<CheckpointRef>;
+  evaluate(input: EvaluateInput): Promise<EvalSummary>;
+}
+
+/** Inference-scaling activities (activities/scaling.ts). */
+export interface ScalingActivities {
+  publishWeights(input: { checkpoint: CheckpointRef }): Promise<WeightsRef>;
+  scalingPoint(input: ScalingInput): Promise<ScalingPoint>;
 }

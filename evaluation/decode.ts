@@ -3,8 +3,8 @@
  * the same tokens in any batch and under any budget: that lets a budget sweep cut the very samples
  * the untruncated run drew.
  */
-import { generate, type Decodable, type SampleOptions } from '../model/sample';
-import type { Policy } from '../model/policy';
+import { generate, type SampleOptions } from '../model/sample';
+import type { Decodable, Policy } from '../model/policy';
 import type { Prng } from '../util/prng';
 
 /** Continues each prefix (KV-cache decoding, `generate`'s stopping rules); row b draws from rngs[b]. */

@@ -3,8 +3,8 @@
  * judged by the RL reward rules, summarised as pass@1 / pass@k / maj@k and friends.
  * Deterministic by seed: sample j of a problem always draws from the same stream.
  */
-import type { Decodable, SampleOptions } from '../model/sample';
-import type { Policy, ResponseFormat } from '../model/policy';
+import type { SampleOptions } from '../model/sample';
+import type { Decodable, Policy, ResponseFormat } from '../model/policy';
 import { BASE_TOKENIZER } from '../model/tokenizer';
 import type { RlConfig } from '../rl/config';
 import { judge } from '../rl/reward';

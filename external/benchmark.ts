@@ -4,8 +4,8 @@
  * answer checker.
  */
 import { readFile } from 'node:fs/promises';
-import { checkAnswer } from './math-answer';
-import type { CompletionClient } from './openai';
+import { checkAnswer } from '../tasks/math-answer';
+import type { CompletionClient } from '../tasks/openai';
 import { parseProblemLines, problemText } from '../tasks/jsonl';
 
 export interface BenchmarkProblem {

@@ -7,7 +7,7 @@
  * One table serves loading and export in both formats, so the two directions cannot drift apart.
  */
 import type { LlamaConfig } from '../model/llama-config';
-import { llamaParamShapes } from '../model/llama';
+import { llamaParamShapes } from '../model/shapes';
 
 export interface WeightSlot {
   /** Our name (model/llama.ts) and shape. */

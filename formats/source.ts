@@ -42,7 +42,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Clien
 import { downloadFile, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { defaultCacheDir } from '../infra/native-tf';
 import { smolLm2Gguf } from '../infra/models';
-import { withLock } from '../infra/provision';
+import { withLock } from '../infra/lock';
 import { UserError } from '../util/errors';
 import { hashFile } from '../util/file-hash';
 

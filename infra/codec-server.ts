@@ -36,7 +36,7 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'expected base64');
-const Body = z.object({
+const BodySchema = z.object({
   payloads: z.array(z.object({ metadata: z.record(z.string(), base64).nullish(), data: base64.nullish() })),
 });
 
@@ -55,7 +55,7 @@ function sameSecret(given: string, token: string): boolean {
   return timingSafeEqual(h(given), h(token));
 }
 
-const fromJson = (p: z.infer<typeof Body>['payloads'][number]): Payload => ({
+const fromJson = (p: z.infer<typeof BodySchema>['payloads'][number]): Payload => ({
   metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
   data: Buffer.from(p.data ?? '', 'base64'),
 });
@@ -108,7 +108,7 @@ export async function startCodecServer(o: CodecServerOptions): Promise<CodecServ
       res.setHeader('WWW-Authenticate', 'Bearer');
       throw new HttpError(401, 'a valid token is required (Authorization: Bearer TOKEN, or the endpoint …/TOKEN)');
     }
-    const body = Body.safeParse(await readBody(req));
+    const body = BodySchema.safeParse(await readBody(req));
     if (!body.success)
       throw new HttpError(400, `expected {"payloads": [{"metadata": {…}, "data": "base64"}]}: ${body.error.issues[0]?.message}`);
     const input = body.data.payloads.map(fromJson);

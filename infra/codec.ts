@@ -6,6 +6,7 @@
  * tag(16)` as data, metadata `encoding: binary/encrypted` and `encryption-key-id`.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { METADATA_ENCODING_KEY, ValueError, type DataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { PayloadKey, TemporalConfig } from '../config/connection';
@@ -85,7 +86,14 @@ export function encryptionCodec(t: TemporalConfig): EncryptionCodec {
   return new EncryptionCodec(t.payloadKeys ?? []);
 }
 
-/** What every client and worker of t1 converts payloads with; the workflow bundle needs nothing (codecs run outside the sandbox). */
+/**
+ * With keys, failures' messages and stack traces too: they travel as an encoded payload, which the
+ * codec encrypts (without keys they stay readable as they are in the UI and CLI). A worker's workflow
+ * bundle is built with the same path (workers/worker.ts).
+ */
+export const ENCODED_FAILURES = fileURLToPath(new URL('./failure-converter.cjs', import.meta.url));
+
+/** What every client and worker of t1 converts payloads and failures with (codecs run outside the workflow sandbox). */
 export function dataConverter(t: TemporalConfig): DataConverter {
-  return { payloadCodecs: [encryptionCodec(t)] };
+  return { payloadCodecs: [encryptionCodec(t)], ...(t.payloadKeys?.length && { failureConverterPath: ENCODED_FAILURES }) };
 }

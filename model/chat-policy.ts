@@ -9,8 +9,7 @@ import type { Prng } from '../util/prng';
 import type { Llama } from './llama';
 import { llamaDecodable, LlamaDecoder } from './llama-decode';
 import type { NamedArrays } from './params';
-import type { Policy, PolicyOrigin, ResponseFormat } from './policy';
-import type { Decodable } from './sample';
+import type { Decodable, Policy, PolicyOrigin, ResponseFormat } from './policy';
 
 export class ChatPolicy implements Policy {
   constructor(

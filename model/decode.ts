@@ -16,7 +16,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { KvCache, KvDecoder, lastPositions, type CacheMode } from './kv-cache';
-import type { Transformer } from './transformer';
+import type { ModelConfig } from './config';
+
+/** What the decoder reads of our transformer (model/transformer.ts): its config, weights and causal bias. */
+export interface DecoderModel {
+  readonly config: ModelConfig;
+  weight(name: string): tf.Tensor;
+  causalBias(T: number): tf.Tensor2D;
+}
 
 export { GROW, type CacheMode } from './kv-cache';
 
@@ -44,7 +51,7 @@ export class Decoder extends KvDecoder {
 
   /** mode: default in place on the tensorflow backend (the only one with InplaceUpdate), else append. */
   constructor(
-    private readonly model: Transformer,
+    private readonly model: DecoderModel,
     mode?: CacheMode,
   ) {
     super(new KvCache(model.config.nHeads, model.config.dModel / model.config.nHeads, 'Decoder', mode)); // H heads of K = D/H per row

@@ -25,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { KvCache, KvDecoder, lastPositions, tidy, type CacheMode } from './kv-cache';
 import { ropeTables, type Llama } from './llama';
-import type { Decodable } from './sample';
+import type { Decodable } from './policy';
 import { BLOCKED } from './transformer';
 
 interface Layer {

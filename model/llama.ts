@@ -20,27 +20,8 @@ import type { LlamaConfig } from './llama-config';
 import { adaptedWeights, dropoutMask, loraDelta, loraNames, loraParamShapes, loraScale, mergeLora, type LoraAdapters } from './lora';
 import type { LoraConfig } from './lora-config';
 import { NamedVariables, type NamedArrays } from './params';
+import { llamaParamShapes } from './shapes';
 import { BLOCKED } from './transformer';
-
-/** Every parameter's name and shape, in a fixed order (the order of `variables`). */
-export function llamaParamShapes(c: LlamaConfig): [string, number[]][] {
-  const { vocabSize: V, dModel: D, nHeads: H, nKvHeads: G, headDim: K, dFF: F } = c;
-  const shapes: [string, number[]][] = [['wte', [V, D]]];
-  for (let l = 0; l < c.nLayers; l++) {
-    shapes.push([`h${l}.ln1.g`, [D]], [`h${l}.attn.wq`, [D, H * K]], [`h${l}.attn.wk`, [D, G * K]], [`h${l}.attn.wv`, [D, G * K]]);
-    if (c.qkvBias) shapes.push([`h${l}.attn.bq`, [H * K]], [`h${l}.attn.bk`, [G * K]], [`h${l}.attn.bv`, [G * K]]);
-    shapes.push(
-      [`h${l}.attn.wo`, [H * K, D]],
-      [`h${l}.ln2.g`, [D]],
-      [`h${l}.mlp.wg`, [D, F]],
-      [`h${l}.mlp.wu`, [D, F]],
-      [`h${l}.mlp.wd`, [F, D]],
-    );
-  }
-  shapes.push(['lnf.g', [D]]);
-  if (!c.tieEmbeddings) shapes.push(['head', [D, V]]);
-  return shapes;
-}
 
 /**
  * RoPE's inverse frequencies theta^(-2i/K), i < K/2, with Llama 3's scaling where configured:

@@ -11,7 +11,7 @@ import type { ModelConfig } from './config';
 import type { LlamaConfig } from './llama-config';
 import type { LoraConfig } from './lora-config';
 import type { NamedArrays } from './params';
-import type { Decodable } from './sample';
+import type { KvDecoder } from './kv-cache';
 import type { Example, ParsedResponse, Trace } from './tokenizer';
 
 /** How a model's prompts are written and its responses read (model/tokenizer.ts, formats/chat-format.ts). */
@@ -61,4 +61,15 @@ export interface Policy {
   emaFrom(other: Policy, lam: number): void;
   paramCount(): number;
   dispose(): void;
+}
+
+/** A KV-cache decoder as `generate` drives it (model/decode.ts, model/llama-decode.ts). */
+export type StepDecoder = Pick<KvDecoder, 'prefill' | 'step' | 'keySlots' | 'keepRows' | 'dispose'>;
+
+/** What generation needs of a model: its context, its vocabulary, the token that ends a response and a decoder. */
+export interface Decodable {
+  contextLength: number;
+  vocabSize: number;
+  eos: number;
+  decoder(): StepDecoder;
 }

@@ -7,8 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Prng } from '../util/prng';
-import type { KvDecoder } from './kv-cache';
-import type { Policy } from './policy';
+import type { Decodable, Policy } from './policy';
 import { PAD } from './tokenizer';
 import { BLOCKED, oneHotFloat } from './transformer';
 
@@ -166,17 +165,6 @@ function argmax(xs: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
   return best;
-}
-
-/** A KV-cache decoder as `generate` drives it (model/decode.ts, model/llama-decode.ts). */
-export type StepDecoder = Pick<KvDecoder, 'prefill' | 'step' | 'keySlots' | 'keepRows' | 'dispose'>;
-
-/** What generation needs of a model: its context, its vocabulary, the token that ends a response and a decoder. */
-export interface Decodable {
-  contextLength: number;
-  vocabSize: number;
-  eos: number;
-  decoder(): StepDecoder;
 }
 
 /** A model as `generate` drives it: a policy's own decoder and end token, or any Decodable. */

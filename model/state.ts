@@ -11,9 +11,10 @@
 import { endianness } from 'node:os';
 import type { PrngState } from '../util/prng';
 import { ModelConfigSchema, type ModelConfig } from './config';
-import { llamaParamShapes } from './llama';
 import { LlamaConfigSchema, type LlamaConfig } from './llama-config';
-import { paramShapes, type NamedArrays } from './transformer';
+import type { NamedArrays } from './params';
+import type { PolicyOrigin } from './policy';
+import { llamaParamShapes, paramShapes } from './shapes';
 
 export interface TrainingState<C extends ModelConfig | LlamaConfig = ModelConfig> {
   config: C;
@@ -151,4 +152,26 @@ export function decodeAnyState(bytes: Uint8Array): TrainingState<ModelConfig | L
 
 function align4(n: number): number {
   return (n + 3) & ~3;
+}
+
+/** What a weights-only state holds of a model: its config and weights, and a pretrained policy's origin (its base). */
+export type WeightsOnly = Pick<TrainingState<ModelConfig | LlamaConfig>, 'config' | 'weights'> & { origin?: PolicyOrigin };
+
+/**
+ * A model's config and weights (and origin) as a training state with nothing else in it: no
+ * optimizer, step or cursor. The one weights-only encoding, of published weights and of anchor
+ * checkpoints (rl/anchor), which are named by the sha256 of these bytes. Its Prng field is a
+ * placeholder no reader seeds from; it stays [0, 0, 0, 0] (xoshiro's fixed point, never a live
+ * state) because anchor names, and the RL epochs hashed on them, were recorded with it.
+ */
+export function encodeWeights({ config, weights, origin }: WeightsOnly): Uint8Array {
+  return encodeState({
+    config,
+    step: 0,
+    prng: [0, 0, 0, 0],
+    cursor: null,
+    weights,
+    optimizer: { t: 0, m: {}, v: {} },
+    ...(origin ? { extra: { origin } } : {}),
+  });
 }

@@ -18,10 +18,6 @@ const FIRST_PRINTABLE_ID = NEWLINE_ID + 1;
 /** Size of the base vocabulary (no extra characters). */
 export const VOCAB_SIZE = FIRST_PRINTABLE_ID + (126 - 32 + 1);
 
-export function isSpecial(id: number): boolean {
-  return id < NEWLINE_ID;
-}
-
 /** True for the characters every tokenizer has: '\n' and printable ASCII. */
 export function isBaseChar(c: string): boolean {
   const code = c.charCodeAt(0);

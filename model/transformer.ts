@@ -12,40 +12,14 @@ import { Prng } from '../util/prng';
 import type { ModelConfig } from './config';
 import { Decoder } from './decode';
 import { NamedVariables, type NamedArrays, type Trainable } from './params';
-import type { Policy } from './policy';
-import type { Decodable } from './sample';
+import type { Decodable, Policy } from './policy';
+import { paramShapes } from './shapes';
 import { EOS, tokenizerOf, type Tokenizer } from './tokenizer';
 
 export type { NamedArrays } from './params';
 
 /** Additive attention bias for blocked positions: large but finite, so a fully blocked row stays finite. */
 export const BLOCKED = -1e9;
-
-/** Every parameter's name and shape, in a fixed order (the order of `variables`). */
-export function paramShapes(c: ModelConfig): [string, number[]][] {
-  const { vocabSize: V, contextLength: T, dModel: D, dFF: F } = c;
-  const shapes: [string, number[]][] = [
-    ['wte', [V, D]],
-    ['wpe', [T, D]],
-  ];
-  for (let l = 0; l < c.nLayers; l++) {
-    shapes.push(
-      [`h${l}.ln1.g`, [D]],
-      [`h${l}.ln1.b`, [D]],
-      [`h${l}.attn.wq`, [D, D]],
-      [`h${l}.attn.wk`, [D, D]],
-      [`h${l}.attn.wv`, [D, D]],
-      [`h${l}.attn.wo`, [D, D]],
-      [`h${l}.ln2.g`, [D]],
-      [`h${l}.ln2.b`, [D]],
-      [`h${l}.mlp.w1`, [D, F]],
-      [`h${l}.mlp.w2`, [F, D]],
-    );
-  }
-  shapes.push(['lnf.g', [D]], ['lnf.b', [D]]);
-  if (!c.tieEmbeddings) shapes.push(['head', [D, V]]);
-  return shapes;
-}
 
 /** GPT-2 init: N(0, initStd) matrices, residual output projections shrunk by 1/sqrt(2 nLayers); unit gains, zero shifts. */
 function initValue(c: ModelConfig, name: string, size: number, rng: Prng): Float32Array {

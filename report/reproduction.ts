@@ -12,7 +12,7 @@ import { formatN, mean, tInterval, verdict, VERDICT_RULE, type TInterval } from 
 import { ARMS, type Arm, type ReproduceOptions } from '../reproduce/plan';
 import type { Host } from '../reproduce/records';
 import type { EvalSummary, PairedDifference, SettingSummary } from '../contracts/campaign';
-import type { ReproduceRun } from '../workflows/reproduce';
+import type { ReproduceRun } from '../contracts/reproduce';
 
 export interface ReproductionMeta {
   id: string;

@@ -8,7 +8,7 @@
  *   reproductions/<id>/runs/s<seed>-<arm>.json one finished campaign: its result and wall time
  */
 import { UserError } from '../util/errors';
-import type { ReproduceRun } from '../workflows/reproduce';
+import type { ReproduceRun } from '../contracts/reproduce';
 import type { PlannedCampaign, ReproductionPlan } from './plan';
 
 export const REPRODUCTIONS_PREFIX = 'reproductions';

@@ -7,13 +7,13 @@
 import { createHash } from 'node:crypto';
 import type { NamedArrays } from '../model/params';
 import type { Policy } from '../model/policy';
-import { encodeState } from '../model/state';
+import { encodeWeights } from '../model/state';
 import type { RlConfig } from './config';
 
 type AnchorConfig = RlConfig['anchor'];
 
 /** anchor := policy (a copy: later policy updates do not reach it). */
-export function refreshAnchor(anchor: Policy, policy: Policy): void {
+export function copyPolicyToAnchor(anchor: Policy, policy: Policy): void {
   anchor.copyFrom(policy);
 }
 
@@ -27,14 +27,6 @@ export function anchorAfterStep(anchor: Policy, policy: Policy, cfg: AnchorConfi
  * pretrained policy's origin) and their sha256: a model, or a checkpoint's state taken as is.
  */
 export function encodeAnchor(anchor: Pick<Policy, 'config' | 'origin'> & { weights: NamedArrays }): { bytes: Uint8Array; sha256: string } {
-  const bytes = encodeState({
-    config: anchor.config,
-    step: 0,
-    prng: [0, 0, 0, 0],
-    cursor: null,
-    weights: anchor.weights,
-    optimizer: { t: 0, m: {}, v: {} },
-    ...(anchor.origin ? { extra: { origin: anchor.origin } } : {}),
-  });
+  const bytes = encodeWeights(anchor);
   return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

@@ -13,6 +13,7 @@ import { AdamW } from '../training/adamw';
 import { Prng } from '../util/prng';
 import { anchorAfterStep } from './anchor';
 import { resultConfig, rlLearningRate, type RlConfig } from './config';
+import type { JsonlDataset } from '../tasks/jsonl';
 import { PromptPool, type PromptSource } from './prompts';
 import type { Scoring } from './loss';
 import type { Rollouts } from './rollout';
@@ -37,7 +38,6 @@ export interface RlEpochResult {
 }
 
 export class RlTrainer<M extends Policy = Policy> {
-  readonly pool: PromptPool;
   private readonly optimizer: AdamW;
   /** Who samples each step's responses and scores the anchor's log-probs (rl.rollout); default: this process. */
   rollouts?: Rollouts;
@@ -47,13 +47,12 @@ export class RlTrainer<M extends Policy = Policy> {
     readonly policy: M,
     readonly anchor: M,
     public config: RlConfig,
-    source: PromptSource,
+    readonly pool: PromptPool,
     private readonly rng: Prng,
     private steps: number,
     private position: RlCursor,
     optimizerState?: TrainingState['optimizer'],
   ) {
-    this.pool = new PromptPool(source);
     this.optimizer = new AdamW(policy.variables, policy.names, config.optimizer, optimizerState);
   }
 
@@ -61,8 +60,16 @@ export class RlTrainer<M extends Policy = Policy> {
    * A fresh run: takes ownership of `policy` and `anchor` (e.g. both loaded from the SFT
    * checkpoint) and starts a new optimizer and the prompt cursor at 0.
    */
-  static create<M extends Policy>(policy: M, anchor: M, config: RlConfig, source: PromptSource, seed: number): RlTrainer<M> {
-    return new RlTrainer(policy, anchor, config, source, new Prng(seed).fork('rl'), 0, { epoch: 0, stepInEpoch: 0, prompt: 0 });
+  static create<M extends Policy>(
+    policy: M,
+    anchor: M,
+    config: RlConfig,
+    source: PromptSource,
+    seed: number,
+    file?: JsonlDataset,
+  ): RlTrainer<M> {
+    const pool = new PromptPool(source, file);
+    return new RlTrainer(policy, anchor, config, pool, new Prng(seed).fork('rl'), 0, { epoch: 0, stepInEpoch: 0, prompt: 0 });
   }
 
   /**
@@ -75,6 +82,7 @@ export class RlTrainer<M extends Policy = Policy> {
     config: RlConfig,
     source: PromptSource,
     models?: { policy: M; anchor: M },
+    file?: JsonlDataset,
   ): RlTrainer<M> {
     const anchor = state.arrays?.anchor;
     if (!anchor) throw new Error('rl resume: the state holds no anchor weights');
@@ -82,7 +90,7 @@ export class RlTrainer<M extends Policy = Policy> {
       models?.policy ?? (new Transformer(state.config as ModelConfig, state.weights) as Policy as M),
       models?.anchor ?? (new Transformer(state.config as ModelConfig, anchor) as Policy as M),
       config,
-      source,
+      new PromptPool(source, file),
       new Prng(state.prng),
       state.step,
       state.cursor as RlCursor,

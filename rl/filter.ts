@@ -10,6 +10,7 @@ import type { Policy } from '../model/policy';
 import type { Problem } from '../tasks/types';
 import type { Prng } from '../util/prng';
 import type { RlConfig } from './config';
+import type { JsonlDataset } from '../tasks/jsonl';
 import { PromptPool, type PromptSource } from './prompts';
 import { judge } from './reward';
 
@@ -58,8 +59,10 @@ export async function filterPool(
   cfg: RlConfig,
   rng: Prng,
   onProgress?: (done: number, total: number) => unknown,
+  /** Task jsonl: its loaded file. */
+  file?: JsonlDataset,
 ): Promise<FilterResult> {
-  const pool = new PromptPool({ ...source, kept: undefined });
+  const pool = new PromptPool({ ...source, kept: undefined }, file);
   const candidates = Array.from({ length: cfg.filter.candidates }, (_, i) => pool.atStream(i));
   return difficultyFilter(model, candidates, cfg, rng, onProgress);
 }

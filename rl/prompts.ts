@@ -4,9 +4,10 @@
  * names where training stands and a resumed run sees the very same prompts.
  */
 import { problemStream, type StreamOptions } from '../tasks/stream';
+import type { JsonlDataset } from '../tasks/jsonl';
 import type { Problem } from '../tasks/types';
 
-export interface PromptSource extends Omit<StreamOptions, 'split' | 'pool' | 'exhausted'> {
+export interface PromptSource extends Omit<StreamOptions, 'split' | 'pool' | 'exhausted' | 'file'> {
   /** Stream positions kept by the difficulty filter; absent: every position in order. */
   kept?: number[];
 }
@@ -15,10 +16,14 @@ export class PromptPool {
   private readonly stream: Generator<Problem, never, undefined>;
   private readonly seen: Problem[] = [];
 
-  constructor(readonly source: PromptSource) {
+  /** `file`: task jsonl's loaded file (the source names it by sha256 only: a source is recorded in RL states). */
+  constructor(
+    readonly source: PromptSource,
+    file?: JsonlDataset,
+  ) {
     if (source.kept && !source.kept.length) throw new Error('PromptPool: the difficulty filter kept no prompts');
     // A level that runs out repeats its prompts: RL keeps the difficulty mix it was configured with.
-    this.stream = problemStream({ ...source, split: 'train', pool: 'rl', exhausted: 'repeat' });
+    this.stream = problemStream({ ...source, file, split: 'train', pool: 'rl', exhausted: 'repeat' });
   }
 
   /** Problem at a stream position (generated once, memoised). */

@@ -55,8 +55,6 @@ import { makeS3Client } from './s3';
 export const EVAL_CACHE_PREFIX = 'eval-cache';
 /** Age limit of an evaluation-cache entry; `gc` removes older ones. */
 export const EVAL_CACHE_MAX_AGE_MS = 30 * 24 * 3600_000;
-/** Endpoint teacher answers by (teacher config, problem, try): `teacher-cache/<teacher hash>/<problem id>/<try>.json`. */
-export const TEACHER_CACHE_PREFIX = 'teacher-cache';
 /**
  * Published policy weights, `weights/<sha256>`, held by reference markers (`holdShared`), and rollout
  * shards, `rollouts/...`: working objects of running steps. `gc` removes unheld weights and shards
@@ -174,9 +172,14 @@ export class CheckpointStore {
 
   /** A cache entry (eval-cache, teacher-cache); undefined when absent. */
   async getJson<T>(key: string): Promise<T | undefined> {
+    return (await this.getJsonTagged<T>(key))?.value;
+  }
+
+  /** A JSON object and its ETag (for a conditional write that replaces it: If-Match); undefined when absent. */
+  async getJsonTagged<T>(key: string): Promise<{ value: T; etag: string } | undefined> {
     try {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return JSON.parse(await r.Body!.transformToString()) as T;
+      return { value: JSON.parse(await r.Body!.transformToString()) as T, etag: r.ETag! };
     } catch (e: any) {
       if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
       throw e;

@@ -1,7 +1,8 @@
 /**
  * Policy weights published for the workers that sample or evaluate with them: one object per
  * content, `weights/<sha256>`, written once. A worker loads each sha once, checks the bytes
- * against the name, and keeps the model in memory for the next shard or scaling point.
+ * against the name, and keeps the model in memory for the next shard or scaling point (model/cache.ts).
+ * No tfjs here: the bytes are a weights-only training state (model/state.ts).
  *
  * Two runs can publish the same content (the same seed and config give the same bits), so the
  * object is shared: each publisher holds it with its own marker `weights/<sha256>.refs/<holder>`,
@@ -10,9 +11,7 @@
  * `unreleased` until gc finds that marker stale.
  */
 import { createHash } from 'node:crypto';
-import { decodeState, encodeState, type TrainingState } from '../model/state';
-import { Transformer } from '../model/transformer';
-import { Lru } from '../util/lru';
+import { encodeWeights, type TrainingState } from '../model/state';
 import { WEIGHTS_PREFIX, type CheckpointStore } from './checkpoints';
 
 export interface WeightsRef {
@@ -21,11 +20,6 @@ export interface WeightsRef {
 }
 
 export const weightsKey = (ref: Pick<WeightsRef, 'sha256'>) => `${WEIGHTS_PREFIX}/${ref.sha256}`;
-
-/** A model's config and weights as a training state with nothing else in it. */
-export function encodeWeights({ config, weights }: Pick<TrainingState, 'config' | 'weights'>): Uint8Array {
-  return encodeState({ config, step: 0, prng: [1, 0, 0, 0], cursor: null, weights, optimizer: { t: 0, m: {}, v: {} } });
-}
 
 /** The holder of weights published by a caller that does not release them: gc removes them once this marker is stale. */
 export const UNRELEASED = 'unreleased';
@@ -50,34 +44,14 @@ export function releaseWeights(store: CheckpointStore, ref: Pick<WeightsRef, 'sh
   return store.releaseShared(weightsKey(ref), holder);
 }
 
-/** The last few published models this worker loaded, by sha256. Models it hands out stay owned by the cache. */
-export class ModelCache {
-  // An evicted model's tensors are freed: the cache owns every model it hands out.
-  private readonly models: Lru<Transformer>;
-
-  constructor(
-    private readonly store: CheckpointStore,
-    capacity = 2,
-  ) {
-    this.models = new Lru(capacity, (model) => model.dispose());
-  }
-
-  async get(ref: WeightsRef): Promise<Transformer> {
-    const model = await this.find(ref);
-    if (!model) throw new Error(`published weights ${ref.sha256.slice(0, 12)} are gone (removed by gc, or never published)`);
-    return model;
-  }
-
-  /** The model, or undefined when its object is gone (the last run holding a step's weights releases them once it has its rollouts). */
-  async find(ref: WeightsRef): Promise<Transformer | undefined> {
-    const hit = this.models.get(ref.sha256);
-    if (hit) return hit;
-    const object = await this.store.getObject(weightsKey(ref));
-    if (!object) return undefined;
-    if (object.sha256 !== ref.sha256) throw new Error(`published weights ${ref.sha256.slice(0, 12)}: content digest differs`);
-    const state = decodeState(object.bytes);
-    const model = new Transformer(state.config, state.weights);
-    this.models.set(ref.sha256, model);
-    return model;
-  }
+/**
+ * The bytes of published weights, checked against their name; undefined when the object is gone
+ * (the last run holding a step's weights releases them once it has its rollouts). model/cache.ts
+ * keeps the models built from them.
+ */
+export async function readWeights(store: CheckpointStore, ref: Pick<WeightsRef, 'sha256'>): Promise<Uint8Array | undefined> {
+  const object = await store.getObject(weightsKey(ref));
+  if (!object) return undefined;
+  if (object.sha256 !== ref.sha256) throw new Error(`published weights ${ref.sha256.slice(0, 12)}: content digest differs`);
+  return object.bytes;
 }

@@ -7,7 +7,7 @@ import type { Prng } from '../util/prng';
 import { bin, countOps, num, parseExpr, show, type Expr, type Op } from './expr';
 import { checkDifficulty, DIFFICULTY, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
 
-export const ArithmeticConfig = z.object({
+export const ArithmeticConfigSchema = z.object({
   maxOperand: z.number().int().min(2).max(999).default(12),
   /** Bound on every intermediate value, keeping steps short enough for small models. */
   maxAbs: z.number().int().min(10).default(999),
@@ -78,8 +78,8 @@ function parseArithmeticAnswer(text: string): number | null {
   return m[1] === '-' ? -Number(m[2]) : Number(m[2]);
 }
 
-export function createArithmetic(config: z.input<typeof ArithmeticConfig> = {}): Task<ArithmeticData, number> {
-  const cfg = ArithmeticConfig.parse(config);
+export function createArithmetic(config: z.input<typeof ArithmeticConfigSchema> = {}): Task<ArithmeticData, number> {
+  const cfg = ArithmeticConfigSchema.parse(config);
 
   const randomTree = (rng: Prng, ops: number): Expr => {
     if (ops === 0) return num(1 + rng.int(cfg.maxOperand));

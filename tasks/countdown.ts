@@ -15,7 +15,7 @@ import { evalRational } from './rational';
 import { checkDifficulty, DIFFICULTY, giveUp, problemId, type FailedAttempt, type Problem, type Task } from './types';
 
 /** Difficulty is the count of numbers (3..6); these are the other knobs. */
-export const CountdownConfig = z
+export const CountdownConfigSchema = z
   .object({
     maxNumber: z.number().int().min(2).max(1000).default(20),
     minTarget: z.number().int().min(1).default(10),
@@ -49,8 +49,8 @@ function parseCountdownAnswer(text: string): CountdownAnswer | null {
   return m ? { expr, claimed: Number(m[1]) } : null;
 }
 
-export function createCountdown(config: z.input<typeof CountdownConfig> = {}): Task<CountdownData, CountdownAnswer> {
-  const cfg = CountdownConfig.parse(config);
+export function createCountdown(config: z.input<typeof CountdownConfigSchema> = {}): Task<CountdownData, CountdownAnswer> {
+  const cfg = CountdownConfigSchema.parse(config);
 
   const make = (numbers: number[], target: number): Problem<CountdownData> => {
     const prompt = `${numbers.join(' ')} -> ${target}`;

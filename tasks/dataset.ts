@@ -6,10 +6,10 @@
  */
 import { Prng } from '../util/prng';
 import { problemStream, sampleProblems } from './stream';
-import type { Access } from '../config/grants';
-import type { SplitConfig, TeacherConfig } from '../config/task';
+import type { Access } from '../util/grants';
+import type { SplitConfig, TeacherConfig } from './config';
 import { endpointWriter, type AnswerCache, type TeacherStats } from './endpoint-teacher';
-import { solutionTrace, type JsonlData } from './jsonl';
+import { solutionTrace, type JsonlData, type JsonlDataset } from './jsonl';
 import { DEFAULT_TEACHER, directTrace, traceChars, writeTrace } from './teacher';
 import { ExhaustedError, type Problem, type TaskName, type Trace } from './types';
 
@@ -26,8 +26,10 @@ export interface DatasetSpec {
   examples: number;
   style: 'trace' | 'direct';
   teacher: TeacherConfig;
-  /** Task jsonl: the sha256 of its (loaded) file. */
+  /** Task jsonl: the sha256 of its pinned file. */
   dataset?: string;
+  /** Task jsonl: the loaded file (config/task-file's loadTaskData). Data, not identity: never part of a hash. */
+  file?: JsonlDataset;
 }
 
 export interface DatasetStats {
@@ -89,6 +91,7 @@ export async function synthesizeSft(
     difficulty: spec.difficulty,
     splits: spec.splits,
     dataset: spec.dataset,
+    file: spec.file,
   });
   const limit = spec.task === 'jsonl' ? Infinity : Math.ceil(spec.examples * (spec.teacher.kind === 'endpoint' ? 10 : 1.2)) + 16;
   let drawn = 0;
@@ -165,7 +168,7 @@ export function validationTraces(spec: DatasetSpec, problems: readonly Problem[]
 
 /** Held-out problems of a split, the same for every checkpoint evaluated with this seed. */
 export function heldOut(
-  spec: Pick<DatasetSpec, 'task' | 'difficulty' | 'splits' | 'seed' | 'dataset'>,
+  spec: Pick<DatasetSpec, 'task' | 'difficulty' | 'splits' | 'seed' | 'dataset' | 'file'>,
   split: 'val' | 'test',
   n: number,
 ): Problem[] {
@@ -176,5 +179,6 @@ export function heldOut(
     difficulty: spec.difficulty,
     splits: spec.splits,
     dataset: spec.dataset,
+    file: spec.file,
   });
 }

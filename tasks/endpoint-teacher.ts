@@ -5,9 +5,9 @@
  * config, problem, try) before it is judged, so a retried or repeated synthesis replays the same
  * answers, keeps the same traces and sends no request twice.
  */
-import { teacherGrantError, USER_ACCESS, type Access } from '../config/grants';
-import type { EndpointTeacher } from '../config/task';
-import { CompletionClient, EndpointError } from '../external/openai';
+import { teacherGrantError, USER_ACCESS, type Access } from '../util/grants';
+import type { EndpointTeacher } from './config';
+import { CompletionClient, EndpointError } from './openai';
 import { hashOf } from '../util/hash';
 import { ConfigError, UserError } from '../util/errors';
 import { isBaseChar } from '../model/tokenizer';
@@ -20,6 +20,9 @@ import type { Problem, Trace } from './types';
 export class TeacherEndpointError extends UserError {
   override name = 'TeacherEndpointError';
 }
+
+/** Endpoint teacher answers in the checkpoint bucket, by (teacher config, problem, try): `teacher-cache/<teacher hash>/<problem id>/<try>.json`. */
+export const TEACHER_CACHE_PREFIX = 'teacher-cache';
 
 /** Where answers are kept: the checkpoint bucket's teacher-cache (write-once JSON objects). */
 export interface AnswerCache {
@@ -127,7 +130,7 @@ export function endpointWriter(cfg: EndpointTeacher, o: EndpointWriterOptions) {
     const refused = teacherGrantError(o.access.grants, cfg);
     if (refused) throw new ConfigError(refused);
   }
-  const prefix = `teacher-cache/${teacherHash(cfg)}`;
+  const prefix = `${TEACHER_CACHE_PREFIX}/${teacherHash(cfg)}`;
   const client =
     o.client ??
     new CompletionClient({

@@ -6,7 +6,7 @@
  * as for the generated tasks.
  */
 import { z } from 'zod';
-import { answersMatch, extractAnswer, normaliseAnswer } from '../external/math-answer';
+import { answersMatch, extractAnswer, normaliseAnswer } from './math-answer';
 import { isBaseChar } from '../model/tokenizer';
 import { UserError } from '../util/errors';
 import { DIFFICULTY, problemId, type Problem, type Trace, type Verifier } from './types';
@@ -181,21 +181,14 @@ export function parseJsonlTask(source: string, body: string, sha256: string): Js
   };
 }
 
-/** Datasets this process has loaded, by sha256: problem streams read them synchronously. */
-const loaded = new Map<string, Problem<JsonlData>[]>();
-
-export function registerJsonl(d: JsonlDataset): void {
-  loaded.set(d.sha256, d.problems);
-}
-
-export function isJsonlLoaded(sha256: string): boolean {
-  return loaded.has(sha256);
-}
-
-export function jsonlProblems(sha256: string | undefined): readonly Problem<JsonlData>[] {
-  const p = sha256 && loaded.get(sha256);
-  if (!p) throw new Error(`jsonl dataset ${sha256 ?? '(unpinned)'} is not loaded in this process (loadTaskData first)`);
-  return p;
+/**
+ * The problems of the file a stream draws from: `file`, the loaded file its caller passes along
+ * (config/task-file's loadTaskData), which must be the one pinned as `sha256`.
+ */
+export function fileProblems(file: JsonlDataset | undefined, sha256: string | undefined): readonly Problem<JsonlData>[] {
+  if (!file) throw new Error(`jsonl dataset ${sha256 ?? '(unpinned)'}: its problems were not passed along (loadTaskData gives them)`);
+  if (file.sha256 !== sha256) throw new Error(`jsonl dataset ${sha256 ?? '(unpinned)'}: the file passed along is ${file.sha256}`);
+  return file.problems;
 }
 
 export const jsonlVerifier: Verifier<JsonlData, string> = {

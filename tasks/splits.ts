@@ -3,14 +3,14 @@
  * (itself a hash of its content): the same problem always lands in the same place, whatever seed
  * or order produced it, so the sets are disjoint by construction.
  */
-import { SplitConfig } from '../config/task';
+import { SplitConfigSchema, type SplitConfig } from './config';
 import { unitHash } from './hash';
 import type { Problem } from './types';
 
 export type Split = 'train' | 'val' | 'test';
 export type Pool = 'sft' | 'rl';
 
-export const DEFAULT_SPLITS: SplitConfig = SplitConfig.parse({});
+export const DEFAULT_SPLITS: SplitConfig = SplitConfigSchema.parse({});
 
 export function splitOf(problem: Pick<Problem, 'id'>, cfg: SplitConfig = DEFAULT_SPLITS): Split {
   const u = unitHash(`split\n${problem.id}`);

@@ -1,9 +1,9 @@
 import { Prng } from '../util/prng';
 import { getTask } from './registry';
-import type { SplitConfig } from '../config/task';
+import type { SplitConfig } from './config';
 import { DEFAULT_SPLITS, poolOf, splitOf, type Pool, type Split } from './splits';
 import { ExhaustedError, type Problem, type TaskName } from './types';
-import { jsonlProblems } from './jsonl';
+import { fileProblems, type JsonlDataset } from './jsonl';
 
 export interface StreamOptions {
   task: TaskName;
@@ -19,8 +19,13 @@ export interface StreamOptions {
    * its problems in their first order, so the mix of difficulties stays as drawn (the RL pool).
    */
   exhausted?: 'drop' | 'repeat';
-  /** Task jsonl: the sha256 of its loaded file. */
+  /** Task jsonl: the sha256 of its pinned file. */
   dataset?: string;
+  /**
+   * Task jsonl: the loaded file (its sha256 is `dataset`), passed along by whoever loaded it. Data,
+   * not identity: specs are hashed without it.
+   */
+  file?: JsonlDataset;
 }
 
 /**
@@ -74,7 +79,7 @@ export function* problemStream(opts: StreamOptions): Generator<Problem, never, u
 function* fileStream(opts: StreamOptions): Generator<Problem, never, undefined> {
   const cfg = opts.splits ?? DEFAULT_SPLITS;
   const { min, max } = typeof opts.difficulty === 'number' ? { min: opts.difficulty, max: opts.difficulty } : opts.difficulty;
-  const mine = jsonlProblems(opts.dataset).filter(
+  const mine = fileProblems(opts.file, opts.dataset).filter(
     (p) => p.difficulty >= min && p.difficulty <= max && (opts.pool ? poolOf(p, cfg) === opts.pool : splitOf(p, cfg) === opts.split),
   );
   const where = `${opts.split}${opts.pool ? ` pool ${opts.pool}` : ''}, difficulty ${min}..${max}`;

@@ -11,7 +11,7 @@
  *   7*5-3-10                answer
  *   chk 7*5-3-10=22 ok      verification
  */
-import { ProgrammaticTeacher } from '../config/task';
+import { ProgrammaticTeacherSchema, type ProgrammaticTeacher } from './config';
 import type { JsonlData } from './jsonl';
 import type { Prng } from '../util/prng';
 import { getTask } from './registry';
@@ -28,7 +28,7 @@ export const ALPHABET = '\n !()*+,-/0123456789:=>chiknorsty';
 /** How the tokenizer shows the [ANS] special token when decoding to text. */
 export const ANSWER_CUE = '<ANS>';
 
-export const DEFAULT_TEACHER: ProgrammaticTeacher = ProgrammaticTeacher.parse({});
+export const DEFAULT_TEACHER: ProgrammaticTeacher = ProgrammaticTeacherSchema.parse({});
 
 /** Characters the model reads and writes for this problem and trace (special tokens excluded). */
 export function traceChars(problem: Pick<Problem, 'prompt'>, trace: Trace): number {

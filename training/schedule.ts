@@ -1,13 +1,13 @@
-import { z } from 'zod';
-
-/** Linear warmup from 0 to `lr`, then cosine decay to `minLr` at `totalSteps`, then flat. */
-export const LrScheduleSchema = z.object({
-  lr: z.number().positive().default(1e-3),
-  minLr: z.number().min(0).default(1e-4),
-  warmupSteps: z.number().int().min(0).default(100),
-  totalSteps: z.number().int().positive().default(5000),
-});
-export type LrSchedule = z.infer<typeof LrScheduleSchema>;
+/**
+ * Linear warmup from 0 to `lr`, then cosine decay to `minLr` at `totalSteps`, then flat. The values
+ * (and their defaults) are SFT's config (training/sft-config.ts, scheduleOf in training/sft.ts).
+ */
+export interface LrSchedule {
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  totalSteps: number;
+}
 
 /** Learning rate for update number `step` (0-based). */
 export function lrAt(step: number, s: LrSchedule): number {

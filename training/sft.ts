@@ -9,7 +9,6 @@ import { collate, disposeBatch } from '../model/batch';
 import type { ModelConfig } from '../model/config';
 import type { LlamaConfig } from '../model/llama-config';
 import type { Policy } from '../model/policy';
-import { generate } from '../model/sample';
 import type { TrainingState } from '../model/state';
 import type { Example } from '../model/tokenizer';
 import { Transformer } from '../model/transformer';
@@ -35,31 +34,6 @@ export interface SftStepResult {
   positions: number;
   gradNorm: number;
   lr: number;
-}
-
-/** A held-out prompt and the caller's verifier for the decoded answer text (text after ANS, null if none). */
-export interface EvalItem {
-  prompt: string;
-  verify(answer: string | null): boolean;
-}
-
-export interface EvalResult {
-  step: number;
-  valLoss: number;
-  /** Greedy exact-match accuracy over the eval items (NaN if none). */
-  accuracy: number;
-  /** The first few greedy answers, for logs. */
-  samples: { prompt: string; answer: string | null; correct: boolean }[];
-}
-
-export interface TrainOptions {
-  steps: number;
-  evalEvery?: number;
-  valExamples?: Example[];
-  evalItems?: EvalItem[];
-  maxNewTokens?: number;
-  onStep?: (r: SftStepResult) => void;
-  onEval?: (r: EvalResult) => void;
 }
 
 export class SftTrainer<M extends Policy = Policy> {
@@ -175,45 +149,6 @@ export class SftTrainer<M extends Policy = Policy> {
       disposeBatch(b);
     }
     return sum / count;
-  }
-
-  /** Greedy decoding of every prompt; the item's verifier judges the text after ANS. */
-  async greedyEval(items: readonly EvalItem[], maxNewTokens: number): Promise<{ accuracy: number; samples: EvalResult['samples'] }> {
-    const samples: EvalResult['samples'] = [];
-    let correct = 0;
-    const tokenizer = this.model.format;
-    for (let i = 0; i < items.length; i += this.microBatchSize) {
-      const chunk = items.slice(i, i + this.microBatchSize);
-      const outs = await generate(
-        this.model,
-        chunk.map((it) => tokenizer.encodePrompt(it.prompt)),
-        { maxNewTokens, greedy: true },
-        this.rng,
-      );
-      outs.forEach((o, j) => {
-        const { answer } = tokenizer.parseResponse(o.tokens);
-        const ok = chunk[j].verify(answer);
-        correct += ok ? 1 : 0;
-        samples.push({ prompt: chunk[j].prompt, answer, correct: ok });
-      });
-    }
-    return { accuracy: items.length ? correct / items.length : NaN, samples: samples.slice(0, 8) };
-  }
-
-  /** `steps` updates; every `evalEvery` (and after the last) validation loss and greedy accuracy. */
-  async run(opts: TrainOptions): Promise<void> {
-    const { steps, evalEvery = 0, valExamples = [], evalItems = [], maxNewTokens = this.model.config.contextLength } = opts;
-    for (let s = 0; s < steps; s++) {
-      const result = this.trainStep();
-      opts.onStep?.(result);
-      const last = s === steps - 1;
-      if (evalEvery > 0 && (this.stepCount % evalEvery === 0 || last)) {
-        const valLoss = valExamples.length ? this.validationLoss(valExamples) : NaN;
-        const { accuracy, samples } = await this.greedyEval(evalItems, maxNewTokens);
-        opts.onEval?.({ step: this.stepCount, valLoss, accuracy, samples });
-      }
-      await new Promise((r) => setImmediate(r)); // let timers (heartbeats) run between steps
-    }
   }
 
   /** Everything needed to continue exactly: weights, moments, step, Prng, data cursor. */

@@ -12,12 +12,13 @@
  * without the worker's S3 credentials or grant settings: it never parses grants of its own.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { Activities } from '../activities';
 import { ZodError } from 'zod';
 import type { ConnectionConfig, S3Config, TemporalConfig } from '../config/connection';
-import { computeEnv, type Grants } from '../config/grants';
+import { computeEnv, type Grants } from '../util/grants';
 import { failureType, isRetryable } from '../rules/failures';
 import { UserError } from '../util/errors';
 import { Liveness } from './liveness';
@@ -46,6 +47,9 @@ export type FromChild =
   | { type: 'heartbeat'; id: number; details: unknown }
   | { type: 'done'; id: number; result: unknown }
   | { type: 'failed'; id: number; error: ChildError };
+
+/** The compute processes' niceness (0 normal .. 19 lowest): below the worker's own. */
+export const COMPUTE_NICENESS = 10;
 
 const CHILD = fileURLToPath(new URL('./compute-child.ts', import.meta.url));
 
@@ -106,6 +110,10 @@ class ComputeProcess {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: computeEnv(process.env),
     });
+    // Training takes every core it is given; at a lower CPU priority it still gets them all while
+    // nothing else wants them, and this process's answers (queries, heartbeats, `t1 campaign status`)
+    // and the rest of the machine are served first.
+    if (child.pid !== undefined) setPriority(child.pid, COMPUTE_NICENESS);
     const proc = new ComputeProcess(child);
     const ready = await new Promise<Extract<FromChild, { type: 'ready' }>>((resolve, reject) => {
       child.once('message', (m: FromChild) =>
@@ -184,7 +192,7 @@ export class ComputePool {
 
   constructor(
     private readonly conn: Pick<ConnectionConfig, 's3' | 'temporal'>,
-    /** What campaign configs may make this worker read or send (config/grants.ts). */
+    /** What campaign configs may make this worker read or send (util/grants.ts). */
     private readonly grants: Grants,
     /** The child's entry point (tests start stand-ins that speak the same protocol). */
     private readonly script = CHILD,

@@ -7,17 +7,18 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type { ConnectionConfig } from '../config/connection';
-import type { Grants } from '../config/grants';
+import type { Grants } from '../util/grants';
 import { dataConverter } from '../infra/codec';
 import { connectWorker } from '../infra/temporal';
-import { QUEUES, type Role } from '../workflows/queues';
+import { QUEUES, type Role } from '../contracts/queues';
+import { deploymentOptions, type WorkerBuild } from './build';
 import { ComputePool } from './compute';
 import { MetricsServer, processMetrics } from './metrics';
 import { checkS3 } from './preflight';
 
 export type WorkerRole = Role | 'all';
 
-let bundle: Promise<WorkflowBundle> | undefined;
+const bundles = new Map<string, Promise<WorkflowBundle>>();
 let runtimeInstalled = false;
 
 /**
@@ -47,12 +48,20 @@ export async function serveMetrics(port: number): Promise<MetricsServer> {
   return MetricsServer.start(port, { registry: processMetrics.registry, sdk: `http://127.0.0.1:${sdkPort}/metrics` });
 }
 
-/** Workflow code is bundled once per process and shared by every worker in it. */
-export function workflowBundle(): Promise<WorkflowBundle> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    logger: new DefaultLogger('WARN'),
-  });
+/**
+ * Workflow code is bundled once per process and shared by every worker in it. A versioned worker's
+ * bundle declares each workflow's versioning behaviour (workflows/versioned.ts), which the server
+ * refuses from an unversioned worker; `failureConverterPath` is the data converter's (infra/codec.ts).
+ */
+export function workflowBundle(versioned = false, failureConverterPath?: string): Promise<WorkflowBundle> {
+  const key = `${versioned} ${failureConverterPath ?? ''}`;
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    const file = versioned ? '../workflows/versioned.ts' : '../workflows/index.ts';
+    const workflowsPath = fileURLToPath(new URL(file, import.meta.url));
+    bundle = bundleWorkflowCode({ workflowsPath, failureConverterPath, logger: new DefaultLogger('WARN') });
+    bundles.set(key, bundle);
+  }
   return bundle;
 }
 
@@ -67,14 +76,16 @@ export interface RunningWorkers {
 
 /**
  * Serves the queues of `role` ('all': every queue; a list: those roles in one process). `grants`:
- * what campaign configs may make this worker read or send (config/grants.ts `loadGrants`).
+ * what campaign configs may make this worker read or send (util/grants.ts `loadGrants`).
  * `onStage`: told what start-up is doing (the health endpoint shows it, workers/health.ts).
+ * `build`: with a deployment, the workers register as that deployment's version (workers/build.ts).
  */
 export async function startWorkers(
   conn: ConnectionConfig,
   role: WorkerRole | Role[],
   grants: Grants,
   onStage: (stage: string) => void = () => {},
+  build?: WorkerBuild,
 ): Promise<RunningWorkers> {
   installRuntime();
   onStage('checking S3');
@@ -87,19 +98,21 @@ export async function startWorkers(
   const connection = await connectWorker(conn.temporal);
   const roles: Role[] = role === 'all' ? (Object.keys(QUEUES) as Role[]) : Array.isArray(role) ? role : [role];
   onStage('creating the workers');
-  const workflowBundleCode = await workflowBundle();
+  const converter = dataConverter(conn.temporal); // payload and failure encryption (T1_PAYLOAD_KEYS)
+  const workflowBundleCode = await workflowBundle(!!build?.deployment, converter.failureConverterPath);
   const workers = await Promise.all(
     roles.map((r) =>
       Worker.create({
         connection,
         namespace: conn.temporal.namespace,
         taskQueue: QUEUES[r],
-        dataConverter: dataConverter(conn.temporal), // payload encryption (T1_PAYLOAD_KEYS)
+        dataConverter: converter,
         activities,
         // Workflows are light; every worker polls its queue for them too.
         workflowBundle: workflowBundleCode,
         maxConcurrentActivityTaskExecutions: r === 'cpu' ? 2 : 1, // one model on the accelerator at a time; one shard per rollout worker
         shutdownGraceTime: '10s',
+        ...(build?.deployment && { workerDeploymentOptions: deploymentOptions(build) }),
       }),
     ),
   );

@@ -1,4 +1,4 @@
-// Every workflow a worker serves; the worker bundles this file.
+// Every workflow a worker serves; an unversioned worker bundles this file (a versioned one: versioned.ts).
 export { proofWorkflow } from './proof';
 export { campaignWorkflow } from './campaign';
 export { scheduledCampaignWorkflow } from './scheduled';

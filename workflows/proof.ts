@@ -1,6 +1,6 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { ProofActivities } from '../activities/proof';
-import { QUEUES } from './queues';
+import type { ProofActivities } from '../contracts/proof';
+import { QUEUES } from '../contracts/queues';
 import { PROOF_RETRY } from './retry';
 
 const onCpu = proxyActivities<ProofActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '2m', retry: PROOF_RETRY });

@@ -7,13 +7,13 @@
  */
 import { defineQuery, executeChild, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { ReproductionActivities } from '../activities/reproduce';
+import type { ReproductionActivities } from '../contracts/reproduce';
 import { CampaignConfigSchema } from '../config/campaign';
 import { matchBaseSampling, type PlannedCampaign, type ReproductionPlan } from '../reproduce/plan';
 import { planKey, runKey, type Host, type PlanRecord } from '../reproduce/records';
 import { campaignWorkflow, type CampaignInput } from './campaign';
-import type { CampaignResult } from '../contracts/campaign';
-import { QUEUES } from './queues';
+import { campaignIdOf, type ReproduceRun } from '../contracts/reproduce';
+import { QUEUES } from '../contracts/queues';
 import { ACTIVITY_RETRY } from './retry';
 import { parseOrFail } from './validate';
 
@@ -23,17 +23,6 @@ export interface ReproduceInput {
   host?: Host;
 }
 
-export interface ReproduceRun {
-  seed: number;
-  arm: string;
-  campaignId: string;
-  /** Wall time of the campaign by the workflow clock (recorded in history, so replay gives the same). */
-  seconds: number;
-  /** When it finished (ISO, workflow clock). */
-  finishedAt: string;
-  result: CampaignResult;
-}
-
 export interface ReproduceProgress {
   done: { seed: number; arm: string; campaignId: string }[];
   running: string | null;
@@ -41,8 +30,6 @@ export interface ReproduceProgress {
 }
 
 export const reproduceProgressQuery = defineQuery<ReproduceProgress>('progress');
-
-export const campaignIdOf = (id: string, c: Pick<PlannedCampaign, 'seed' | 'arm'>) => `${id}-s${c.seed}-${c.arm}`;
 
 const records = proxyActivities<ReproductionActivities>({ taskQueue: QUEUES.cpu, startToCloseTimeout: '5m', retry: ACTIVITY_RETRY });
 

@@ -5,9 +5,9 @@
  */
 import { proxyActivities } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { RolloutActivities, RolloutStepInput, ShardResult } from '../activities/rollout';
+import type { RolloutActivities, RolloutStepInput, ShardResult } from '../contracts/rollout';
 import { shardBatch } from '../rl/config';
-import { QUEUES } from './queues';
+import { QUEUES } from '../contracts/queues';
 import { ACTIVITY_RETRY } from './retry';
 import { parseOrFail } from './validate';
 

@@ -1,14 +1,15 @@
 /**
  * Nightly retraining: a Schedule starts this workflow; it warm-starts a campaign from the
  * schedule's promoted checkpoint and promotes the new final checkpoint only if it beats the
- * promoted one on held-out evaluation by the configured gate.
+ * promoted one on held-out evaluation by the configured gate (rules/promotion.ts).
  */
 import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { PromotionActivities } from '../activities/promotion';
+import type { PromotionActivities } from '../contracts/promotion';
 import { CampaignConfigSchema, type CampaignConfig } from '../config/campaign';
+import { promotionDue } from '../rules/promotion';
 import { campaignWorkflow } from './campaign';
-import { QUEUES } from './queues';
+import { QUEUES } from '../contracts/queues';
 import { ACTIVITY_RETRY } from './retry';
 import { parseOrFail } from './validate';
 
@@ -44,8 +45,7 @@ export async function scheduledCampaignWorkflow(input: ScheduledInput) {
     args: [{ campaignId, config: input.config, preset: input.preset, warmStart: promoted?.checkpoint ?? null }],
   });
   const accuracy = result.results.final.accuracy;
-  const gate = (promoted?.accuracy ?? -Infinity) + config.promotion.minImprovement;
-  const better = !promoted || accuracy > gate;
+  const better = promotionDue(accuracy, promoted, config.promotion.minImprovement);
   // `expected`: the promotion this decision compared against; if another run moved the pointer meanwhile, promote re-decides.
   if (better)
     await cpu.promote({

@@ -145,8 +145,8 @@ export async function withTaskFile(config: CampaignConfig, conn: ConnectionConfi
   // Imported here: the S3 SDK is heavy for the commands that never read a task file (status, list).
   const [{ makeS3Client }, { pinTaskFile }, { USER_ACCESS }] = await Promise.all([
     import('../../storage/s3'),
-    import('../../tasks/task-file'),
-    import('../../config/grants'),
+    import('../../config/task-file'),
+    import('../../util/grants'),
   ]);
   const s3 = makeS3Client(conn.s3);
   try {

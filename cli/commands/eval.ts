@@ -13,8 +13,8 @@ import type { PretrainedTokenizer } from '../../formats/tokenizer';
 import { initBackend } from '../../model/backend';
 import { Llama } from '../../model/llama';
 import { llamaDecodable } from '../../model/llama-decode';
-import { Transformer } from '../../model/transformer';
 import { CheckpointId } from '../../storage/manifest';
+import { decodeSettings, heldOutSpec } from '../../rules/campaign';
 import { heldOut } from '../../tasks/dataset';
 import { getTask } from '../../tasks/registry';
 import { GENERATOR_NAMES, type GeneratorName } from '../../tasks/types';
@@ -201,13 +201,14 @@ function progress(phase: string, done: number, total: number): void {
   if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${phase} ${done}/${total}${done === total ? '\n' : ''}`);
 }
 
+/** The campaign (default settings) whose held-out problems and decoding rules the request reads: its task and difficulty. */
+function campaignOf(req: Pick<EvalRequest, 'task' | 'difficulty'>) {
+  return CampaignConfigSchema.parse({ task: { name: req.task, difficulty: req.difficulty } });
+}
+
 /** The task's held-out test problems: the campaign's test draw (its eval seed), so numbers compare with a campaign's own. */
 function testProblems(req: EvalRequest) {
-  return heldOut(
-    { task: req.task, difficulty: req.difficulty, splits: DEFAULTS.task.splits, seed: DEFAULTS.eval.seed },
-    'test',
-    req.problems,
-  );
+  return heldOut(heldOutSpec(campaignOf(req)), 'test', req.problems);
 }
 
 /** How the request samples (greedy at temperature 0), batched, judged by the RL garbage rules, with progress on a terminal. */
@@ -218,7 +219,7 @@ function samplingOptions(req: EvalRequest) {
     ...(req.temperature > 0 ? { temperature: req.temperature } : {}),
     batchSize: req.batchSize,
     seed: req.seed,
-    garbage: DEFAULTS.rl.garbage,
+    garbage: decodeSettings(campaignOf(req)).garbage,
     onProgress: progress,
   };
 }
@@ -308,13 +309,12 @@ export const evalCommands: Command[] = [
         const what = `trained from ${ckpt.origin.base.uri}${ckpt.origin.lora ? ' (LoRA)' : ''}`;
         return evalPretrained(req, { llama: ckpt.llama(), tokenizer: ckpt.base.tokenizer, sha256: ckpt.origin.base.sha256, what });
       }
-      const state = ckpt.state;
-      const model = new Transformer(state.config, state.weights);
+      const model = ckpt.transformer();
       try {
         const report = await inferenceScaling(model, testProblems(req), {
           ...samplingOptions(req),
           budgets: req.budgets,
-          maxNewTokens: req.maxNewTokens ?? state.config.contextLength,
+          maxNewTokens: req.maxNewTokens ?? model.config.contextLength,
           answerTokens: req.answerTokens,
         });
         const out = evalJson(req, report);

@@ -1,5 +1,5 @@
 import { evaluateEndpoint, loadBenchmark } from '../../external/benchmark';
-import { CompletionClient } from '../../external/openai';
+import { CompletionClient } from '../../tasks/openai';
 import {
   DEFAULT_MAX_QUEUE,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -10,7 +10,7 @@ import {
 } from '../../external/serve';
 import { initBackend } from '../../model/backend';
 import { Llama } from '../../model/llama';
-import { Transformer } from '../../model/transformer';
+import type { Transformer } from '../../model/transformer';
 import { connectionOptions, UsageError, type Command } from '../args';
 import { loadCheckpointModel } from '../checkpoint-model';
 import { isModelArg, loadModelArg, MODEL_ARG_HELP } from '../pretrained';
@@ -30,7 +30,7 @@ async function checkpoint(id: string, v: Record<string, any>): Promise<{ model: 
     const llama = m.llama();
     return { model: { llama, tokenizer: m.base.tokenizer }, dispose: () => llama.dispose() };
   }
-  const model = new Transformer(m.state.config, m.state.weights);
+  const model = m.transformer();
   return { model, dispose: () => model.dispose() };
 }
 

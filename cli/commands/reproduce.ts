@@ -3,7 +3,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { loadConnection, loadStack, type S3Config } from '../../config/connection';
-import { loadGrants } from '../../config/grants';
+import { loadGrants } from '../../util/grants';
 import { resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import {
@@ -19,7 +19,7 @@ import { loadReproduction, type Host } from '../../reproduce/records';
 import { buildReproductionReport } from '../../report/reproduction';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { startWorkers } from '../../workers/worker';
-import { campaignIdOf } from '../../workflows/reproduce';
+import { campaignIdOf } from '../../contracts/reproduce';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 import { follow, uiUrl } from './campaign';
 

@@ -1,5 +1,5 @@
 import { loadConnection, loadStack } from '../../config/connection';
-import { loadGrants } from '../../config/grants';
+import { loadGrants } from '../../util/grants';
 import { presetNames, resolveConfig } from '../../config/presets';
 import { stackUp } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';

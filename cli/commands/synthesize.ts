@@ -1,13 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadConnection } from '../../config/connection';
-import { USER_ACCESS } from '../../config/grants';
+import { USER_ACCESS } from '../../util/grants';
 import { resolveConfig } from '../../config/presets';
 import { datasetSpec } from '../../rules/campaign';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { synthesizeWithTeacher } from '../../tasks/dataset';
 import type { TeacherStats } from '../../tasks/endpoint-teacher';
-import { pinTaskFile, S3_URI } from '../../tasks/task-file';
+import { pinAndLoadTaskFile, S3_URI } from '../../config/task-file';
 import { connectionOptions, overridesFrom, UsageError, type Command } from '../args';
 
 function intFlag(v: Record<string, any>, name: string): number | undefined {
@@ -73,7 +73,7 @@ export const synthesizeCommands: Command[] = [
       const conn = loadConnection(overridesFrom(v));
       const store = new CheckpointStore(conn.s3);
       try {
-        const config = await pinTaskFile(
+        const { config, file } = await pinAndLoadTaskFile(
           resolveConfig({
             preset: v.preset ?? (v.config ? undefined : 'quick'),
             file: v.config,
@@ -87,7 +87,7 @@ export const synthesizeCommands: Command[] = [
           store.client,
           'synthesis',
         );
-        const spec = datasetSpec(config);
+        const spec = { ...datasetSpec(config), file };
         const {
           stats,
           teacher: t,

@@ -4,7 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignHandle, campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../client/campaigns';
 import { createActivities } from '../../activities';
-import { loadGrants } from '../../config/grants';
+import { loadGrants } from '../../util/grants';
 import { resolveConfig } from '../../config/presets';
 import { relativeBudgets } from '../../rules/campaign';
 import { startService, stopService } from '../../infra/stack';

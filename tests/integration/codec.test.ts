@@ -17,7 +17,7 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runProof } from '../../client/campaigns';
 import { loadStack, type ConnectionConfig } from '../../config/connection';
-import { loadGrants } from '../../config/grants';
+import { loadGrants } from '../../util/grants';
 import { ensureChromium } from '../../infra/chromium';
 import { encryptionCodec, ENCRYPTED_ENCODING, METADATA_KEY_ID } from '../../infra/codec';
 import { provision } from '../../infra/provision';
@@ -25,7 +25,7 @@ import { startService, stopService } from '../../infra/stack';
 import { connectClient } from '../../infra/temporal';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { proofWorkflow } from '../../workflows/proof';
-import { QUEUES } from '../../workflows/queues';
+import { QUEUES } from '../../contracts/queues';
 import { killHard, t1Env, testConnection, testEnv, testStack, uniqueCampaign, waitFor } from './helpers';
 
 const plain = testConnection();
@@ -96,6 +96,17 @@ describe('encrypted payloads (T1_PAYLOAD_KEYS) and the codec server', () => {
     await client.workflow.getHandle(control).result();
     result = await runProof(client, { campaign, seed: 7 });
     expect(result.read).toMatchObject({ id: `${campaign}/proof`, verified: true });
+    // A failure's message and stack trace are encrypted too: another seed for the same checkpoint id
+    // fails (committed checkpoints are never overwritten) with a message naming the checkpoint.
+    const again = `${campaign}-again`;
+    const args = [{ campaign, seed: 8 }] as const;
+    const failed = (await client.workflow
+      .execute(proofWorkflow, { taskQueue: QUEUES.cpu, workflowId: again, args: [...args] })
+      .catch((e: unknown) => e)) as Error;
+    const cause = (e: unknown): Error => (e as { cause: Error }).cause;
+    expect(cause(cause(failed)).message).toContain(`checkpoint ${campaign}/proof is already committed with different content`);
+    const failedEvent = (await bare.workflow.getHandle(again).fetchHistory()).events!.at(-1)!.workflowExecutionFailedEventAttributes!;
+    expect(failedEvent.failure!.cause!.message).toBe('Encoded failure');
 
     const stored = storedBytes();
     expect(stored.includes(`"campaign":"${control}"`)).toBe(true);

@@ -9,6 +9,7 @@ import { resolveConfig } from '../../config/presets';
 import { startService, stopService } from '../../infra/stack';
 import { campaignStatus, startCampaign, type CampaignHandle } from '../../client/campaigns';
 import type { CampaignResult } from '../../contracts/campaign';
+import { makeCurrent } from '../../workers/build';
 import { killHard, spawnWorker, testStack, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
 const { client, store } = useClientAndStore();
@@ -39,12 +40,23 @@ async function progress(h: WorkflowHandle): Promise<{ activity: string; step: nu
   return undefined;
 }
 
+/** The uninterrupted run every disturbed one must equal, run once (on the running `worker`, or a worker of its own). */
+let reference: Promise<CampaignResult> | undefined;
+function uninterrupted(): Promise<CampaignResult> {
+  return (reference ??= (async () => {
+    const own = spawnWorker();
+    try {
+      return (await (await start(uniqueCampaign('ref'))).result()) as CampaignResult;
+    } finally {
+      await killHard(own);
+    }
+  })());
+}
+
 describe('crash recovery (worker processes killed with SIGKILL)', () => {
   it('kill -9 during SFT and during RL: the campaign completes with the same final checkpoint as an uninterrupted run', async () => {
-    // Uninterrupted reference.
+    const refResult = await uninterrupted();
     let worker = spawnWorker();
-    const ref = uniqueCampaign('ref');
-    const refResult = (await (await start(ref)).result()) as CampaignResult;
     const t0 = Date.now();
     const log = (m: string) => console.log(`[crash +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
 
@@ -103,4 +115,38 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
       await killHard(worker);
     }
   }, 300_000);
+
+  it('Worker Versioning: a campaign started on build A completes unchanged when build B replaces the workers mid-RL', async () => {
+    const refResult = await uninterrupted();
+    const deployment = `t1-test-${process.pid}-${Date.now().toString(36)}`;
+    const versioned = (build: string, ...args: string[]) =>
+      spawnWorker('all', { T1_WORKER_DEPLOYMENT: deployment, T1_BUILD_ID: build }, args);
+    // Both builds start at once (B as a new Deployment's pods would, Ready but not yet current).
+    const a = versioned('build-a', '--make-current');
+    const b = versioned('build-b');
+    try {
+      await waitFor('build-a to be current', async () => a.output().includes('build-a is now the current version'), 120_000);
+      await waitFor('build-b to poll', async () => b.output().includes('[worker] role all'), 120_000);
+      expect(a.output()).toContain(`build build-a of deployment ${deployment}`);
+      const id = uniqueCampaign('upgrade');
+      const h = await start(id);
+      await waitFor('RL past its first intra checkpoint', async () => !!(await store.manifest(`${id}/rl-e0001-s000002`)), 180_000, 50);
+      const before = (await h.describe()).raw.workflowExecutionInfo!.versioningInfo!;
+      expect(before.deploymentVersion).toMatchObject({ deploymentName: deployment, buildId: 'build-a' });
+      expect(String(before.behavior)).toMatch(/AUTO_UPGRADE|^2$/);
+      // The rolling upgrade: B becomes current, then A is stopped as Kubernetes stops a pod (SIGTERM:
+      // its running step is checkpointed and handed over).
+      await makeCurrent(client(), 'default', { deployment, buildId: 'build-b' });
+      a.kill('SIGTERM');
+      const result = (await h.result()) as CampaignResult;
+      expect(result.checkpoints.final.sha256).toBe(refResult.checkpoints.final.sha256);
+      const after = (await h.describe()).raw.workflowExecutionInfo!.versioningInfo!;
+      expect(after.deploymentVersion).toMatchObject({ deploymentName: deployment, buildId: 'build-b' });
+    } finally {
+      await killHard(a);
+      await killHard(b);
+      // The task queues back to unversioned workers, which the other tests run.
+      await client().workflowService.setWorkerDeploymentCurrentVersion({ namespace: 'default', deploymentName: deployment, buildId: '' });
+    }
+  }, 400_000);
 });

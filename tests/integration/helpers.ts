@@ -7,7 +7,7 @@ import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
 import { loadConnection, loadStack, type ConnectionConfig, type StackConfig } from '../../config/connection';
-import { loadGrants, type GrantFlags } from '../../config/grants';
+import { loadGrants, type GrantFlags } from '../../util/grants';
 
 /** Connection settings of the stack that tests/setup/stack.ts started. */
 export function testConnection(): ConnectionConfig {
@@ -36,8 +36,8 @@ export function testEnv(): NodeJS.ProcessEnv {
 }
 
 /** A worker in its own process (so a test can kill -9 it), started with `t1 worker --role <role>` (a role, a comma-separated list, or all). */
-export function spawnWorker(role = 'all', env: NodeJS.ProcessEnv = {}): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role], {
+export function spawnWorker(role = 'all', env: NodeJS.ProcessEnv = {}, args: string[] = []): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['bin/t1.js', 'worker', '--role', role, ...args], {
     cwd: process.cwd(),
     env: { ...testEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignHandle, startCampaign } from '../../client/campaigns';
 import type { CampaignConfig } from '../../config/campaign';
-import { USER_ACCESS } from '../../config/grants';
+import { USER_ACCESS } from '../../util/grants';
 import { resolveConfig } from '../../config/presets';
 import { serveCheckpoint, type ServedModel } from '../../external/serve';
 import { connectClient } from '../../infra/temporal';
@@ -23,9 +23,9 @@ import { modelConfig } from '../../model/config';
 import { buildExample } from '../../model/tokenizer';
 import { CheckpointStore } from '../../storage/checkpoints';
 import type { SftExample } from '../../tasks/dataset';
-import { teacherHash, type TeacherStats } from '../../tasks/endpoint-teacher';
+import { TEACHER_CACHE_PREFIX, teacherHash, type TeacherStats } from '../../tasks/endpoint-teacher';
 import { jsonlVerifier, parseJsonlTask, solutionTrace } from '../../tasks/jsonl';
-import { pinTaskFile } from '../../tasks/task-file';
+import { pinTaskFile } from '../../config/task-file';
 import { SftTrainer } from '../../training/sft';
 import { SftConfigSchema } from '../../training/sft-config';
 import { killHard, spawnWorker, t1, t1Env, testConnection, uniqueCampaign, waitFor } from './helpers';
@@ -118,7 +118,7 @@ function config(over: Record<string, unknown> = {}): CampaignConfig {
 
 async function cachedAnswers(cfg: CampaignConfig): Promise<number> {
   if (cfg.data.teacher.kind !== 'endpoint') throw new Error('endpoint teacher expected');
-  const prefix = `teacher-cache/${teacherHash(cfg.data.teacher)}/`;
+  const prefix = `${TEACHER_CACHE_PREFIX}/${teacherHash(cfg.data.teacher)}/`;
   let n = 0;
   let token: string | undefined;
   do {

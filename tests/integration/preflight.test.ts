@@ -6,7 +6,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { startCampaign } from '../../client/campaigns';
-import { NO_GRANTS } from '../../config/grants';
+import { NO_GRANTS } from '../../util/grants';
 import { resolveConfig } from '../../config/presets';
 import { startWorkers } from '../../workers/worker';
 import { testConnection, uniqueCampaign, useWorkerAndClient } from './helpers';

@@ -6,9 +6,9 @@
 import type { Client } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { campaignHandle } from '../../client/campaigns';
-import { loadGrants } from '../../config/grants';
+import { loadGrants } from '../../util/grants';
 import { startWorkers, type RunningWorkers } from '../../workers/worker';
-import { QUEUES } from '../../workflows/queues';
+import { QUEUES } from '../../contracts/queues';
 import { t1, testConnection, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
 
 const { client } = useClientAndStore();

@@ -5,7 +5,7 @@ import { runProof } from '../../client/campaigns';
 import { connectClient } from '../../infra/temporal';
 import { CheckpointStore } from '../../storage/checkpoints';
 import { workflowBundle } from '../../workers/worker';
-import { QUEUES } from '../../workflows/queues';
+import { QUEUES } from '../../contracts/queues';
 import { testConnection, testStack, uniqueCampaign, useWorkerAndClient } from './helpers';
 
 const conn = testConnection();

@@ -10,7 +10,7 @@ import { matchBaseSampling, withChanges, type ReproductionPlan } from '../../rep
 import { loadReproduction, planKey } from '../../reproduce/records';
 import { buildReproductionReport } from '../../report/reproduction';
 import { CheckpointStore } from '../../storage/checkpoints';
-import { campaignIdOf } from '../../workflows/reproduce';
+import { campaignIdOf } from '../../contracts/reproduce';
 import { t1, testConnection, uniqueCampaign, useWorkerAndClient } from './helpers';
 
 const env = useWorkerAndClient();

@@ -9,7 +9,7 @@ import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../config/presets';
 import { startCampaign } from '../../client/campaigns';
-import type { RolloutStepInput } from '../../activities/rollout';
+import type { RolloutStepInput } from '../../contracts/rollout';
 import { ROLLOUTS_PREFIX } from '../../storage/checkpoints';
 import { weightsKey } from '../../storage/weights';
 import type { CampaignResult } from '../../contracts/campaign';

@@ -18,7 +18,8 @@ import { modelConfig } from '../../model/config';
 import { Transformer } from '../../model/transformer';
 import { failureType, isRetryable } from '../../rules/failures';
 import { CheckpointStore, CheckpointUploadError, type StoreOptions } from '../../storage/checkpoints';
-import { ModelCache, publishWeights, releaseWeights, weightsKey } from '../../storage/weights';
+import { ModelCache } from '../../model/cache';
+import { publishWeights, readWeights, releaseWeights, weightsKey } from '../../storage/weights';
 import { Prng } from '../../util/prng';
 import { t1, testConnection, uniqueCampaign, waitFor } from './helpers';
 
@@ -206,7 +207,7 @@ describe('published weights shared by two runs', () => {
     expect(await exists(weightsKey(ref))).toBe(true);
     // gc leaves held weights alone however old they are.
     expect((await store.gc({ graceMs: 0 })).removed).not.toContain(weightsKey(ref));
-    const cache = new ModelCache(store);
+    const cache = new ModelCache((ref) => readWeights(store, ref));
     expect(await cache.find(ref)).toBeDefined();
     expect(await releaseWeights(store, ref, b)).toBe(true);
     expect(await exists(weightsKey(ref))).toBe(false);
@@ -240,7 +241,7 @@ describe('published weights shared by two runs', () => {
     const [gone] = await Promise.all([released, publish(publishing, b)]);
     expect(gone).toBe(true); // A deleted the object ...
     expect(await exists(key)).toBe(true); // ... and B wrote it again after that
-    expect(await new ModelCache(store).find(ref)).toBeDefined();
+    expect(await new ModelCache((ref) => readWeights(store, ref)).find(ref)).toBeDefined();
     expect(await releaseWeights(store, ref, b)).toBe(true);
   });
 

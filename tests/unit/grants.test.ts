@@ -1,4 +1,4 @@
-/** The worker's grants (config/grants.ts): parsing, secret patterns, host:port matching, realpath containment, buckets. */
+/** The worker's grants (util/grants.ts): parsing, secret patterns, host:port matching, realpath containment, buckets. */
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -15,7 +15,7 @@ import {
   secretGrantError,
   taskFileGrantError,
   teacherGrantError,
-} from '../../config/grants';
+} from '../../util/grants';
 import { ConfigError } from '../../util/errors';
 
 const grants = (flags: Record<string, string | string[]> = {}, env: NodeJS.ProcessEnv = {}) => loadGrants(flags, env);

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Policies } from '../../../activities/policies';
 import type { CampaignConfig } from '../../../config/campaign';
-import { loadGrants } from '../../../config/grants';
+import { loadGrants } from '../../../util/grants';
 import { resolveConfig } from '../../../config/presets';
 import { loadPretrained } from '../../../formats/pretrained';
 import { contentHash } from '../../../formats/source';

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { evaluateEndpoint, parseBenchmark } from '../../../external/benchmark';
-import { CompletionClient } from '../../../external/openai';
+import { CompletionClient } from '../../../tasks/openai';
 
 let server: Server | undefined;
 afterAll(async () => {

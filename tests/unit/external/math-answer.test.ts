@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answersMatch, checkAnswer, extractAnswer, parseRational } from '../../../external/math-answer';
+import { answersMatch, checkAnswer, extractAnswer, parseRational } from '../../../tasks/math-answer';
 
 // [model text, reference answer, correct?]
 const TABLE: [string, string, boolean][] = [

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CompletionClient, completionsUrl, EndpointError } from '../../../external/openai';
+import { CompletionClient, completionsUrl, EndpointError } from '../../../tasks/openai';
 
 let server: Server | undefined;
 afterEach(async () => {

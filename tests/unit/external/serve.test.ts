@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateEndpoint, loadBenchmark } from '../../../external/benchmark';
-import { CompletionClient } from '../../../external/openai';
+import { CompletionClient } from '../../../tasks/openai';
 import { serveCheckpoint, type ServedModel } from '../../../external/serve';
 import { loadPretrained } from '../../../formats/pretrained';
 import { initBackend } from '../../../model/backend';

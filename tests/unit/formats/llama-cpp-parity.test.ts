@@ -150,7 +150,14 @@ function logProbs(dists: Float32Array[]): Float32Array {
   return out;
 }
 
+/** Our log-probabilities after every token of `tokens`, computed once for both comparisons (a 135M forward pass). */
+let ours: { tokens: string; logProbs: Float32Array } | undefined;
 function ourLogProbs(tokens: number[]): Float32Array {
+  if (ours?.tokens !== tokens.join(',')) ours = { tokens: tokens.join(','), logProbs: forward(tokens) };
+  return ours.logProbs;
+}
+
+function forward(tokens: number[]): Float32Array {
   const V = base.config.vocabSize;
   const model = new Llama(base.config, base.weights);
   try {

@@ -22,7 +22,7 @@ import { describe, expect, it } from 'vitest';
 import { loadStack } from '../../../config/connection';
 import { healthPort } from '../../../workers/health';
 import { metricsPort } from '../../../workers/metrics';
-import { QUEUES } from '../../../workflows/queues';
+import { QUEUES } from '../../../contracts/queues';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -49,11 +49,14 @@ const CONFIG_KEYS = [
   'T1_S3_BUCKET',
   'T1_S3_REGION',
   'T1_S3_FORCE_PATH_STYLE',
-  // The worker's grants (config/grants.ts, README "Grants"): names, hosts, directories, buckets; no secret values.
+  // The worker's grants (util/grants.ts, README "Grants"): names, hosts, directories, buckets; no secret values.
   'T1_ALLOW_SECRETS',
   'T1_ALLOW_TEACHER_HOSTS',
   'T1_ALLOW_TASK_DIRS',
   'T1_ALLOW_TASK_BUCKETS',
+  // Worker Versioning (workers/build.ts): names, not secrets.
+  'T1_WORKER_DEPLOYMENT',
+  'T1_BUILD_ID',
 ];
 const SECRET_ENV = ['T1_S3_ACCESS_KEY_ID', 'T1_S3_SECRET_ACCESS_KEY'];
 
@@ -301,6 +304,21 @@ describe.each(VARIANTS)('%s', (dir) => {
     expect(so.spec.triggers).toHaveLength(1);
     expect(so.spec.triggers[0]).toMatchObject({ type: 'temporal', metadata: { taskQueue: 't1-rollout', queueTypes: 'workflow,activity' } });
     expect(deployments.find((d) => role(d) === 'rollout')!.spec.replicas).toBeUndefined(); // KEDA owns it
+  });
+
+  it("registers every worker as the ConfigMap's build of the deployment, and the scaler counts that version's backlog", () => {
+    expect(config.data.T1_WORKER_DEPLOYMENT).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+    expect(config.data.T1_BUILD_ID).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+    expect(ofKind(docs, 'ScaledObject')[0].spec.triggers[0].metadata).toMatchObject({
+      workerDeploymentName: config.data.T1_WORKER_DEPLOYMENT,
+      workerDeploymentBuildId: config.data.T1_BUILD_ID,
+    });
+    for (const d of deployments) {
+      expect(worker(d).env).toContainEqual({
+        name: 'T1_PAYLOAD_KEYS',
+        valueFrom: { secretKeyRef: { name: 't1-payload-keys', key: 'T1_PAYLOAD_KEYS', optional: true } },
+      });
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { beforeAll, expect } from 'vitest';
 import { initBackend } from '../../../model/backend';
 import { modelConfig, type ModelConfig } from '../../../model/config';
 import { Decoder, type CacheMode } from '../../../model/decode';
-import type { StepDecoder } from '../../../model/sample';
+import type { StepDecoder } from '../../../model/policy';
 import { PAD } from '../../../model/tokenizer';
 import { BLOCKED, type Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';

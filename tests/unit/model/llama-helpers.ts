@@ -1,6 +1,7 @@
 /** Tiny Llama-family models for the unit tests: configs, random weights and adapters, logits. */
 import * as tf from '@tensorflow/tfjs';
-import { llamaParamShapes, type Llama } from '../../../model/llama';
+import type { Llama } from '../../../model/llama';
+import { llamaParamShapes } from '../../../model/shapes';
 import { LlamaConfigSchema, type LlamaConfig } from '../../../model/llama-config';
 import { loraParamShapes, type LoraAdapters } from '../../../model/lora';
 import { LoraConfigSchema, type LoraConfig } from '../../../model/lora-config';

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../model/backend';
-import { Llama, llamaParamShapes } from '../../../model/llama';
+import { Llama } from '../../../model/llama';
+import { llamaParamShapes } from '../../../model/shapes';
 import { LlamaConfigSchema } from '../../../model/llama-config';
 import { LlamaDecoder } from '../../../model/llama-decode';
 import { dropoutMask, initLoraWeights, loraParamShapes } from '../../../model/lora';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { llamaParamShapes } from '../../../model/llama';
+import { llamaParamShapes } from '../../../model/shapes';
 import { LlamaConfigSchema } from '../../../model/llama-config';
 import { decodeLlamaState, decodeState, encodeState, type TrainingState } from '../../../model/state';
 import { Transformer } from '../../../model/transformer';

@@ -1,6 +1,6 @@
 /** Stored reproduction runs as the report reads them: small, with values chosen so the expected cells can be worked by hand. */
 import type { CampaignResult, EvalSummary, ScalingPoint, SettingSummary } from '../../../contracts/campaign';
-import type { ReproduceRun } from '../../../workflows/reproduce';
+import type { ReproduceRun } from '../../../contracts/reproduce';
 
 const TEMPERATURES = [null, 0.3, 0.6, 1] as const;
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Transformer } from '../../../model/transformer';
 import { decodeState } from '../../../model/state';
-import { anchorAfterStep, encodeAnchor, refreshAnchor } from '../../../rl/anchor';
+import { anchorAfterStep, encodeAnchor, copyPolicyToAnchor } from '../../../rl/anchor';
 import { rlConfig } from '../../../rl/config';
 import { Prng } from '../../../util/prng';
 import { tinyConfig, useWasm } from '../model/helpers';
@@ -23,7 +23,7 @@ const bump = (m: Transformer, by: number) => tf.tidy(() => m.variables.forEach((
 describe('anchor modes', () => {
   it('refresh copies the policy, and later policy updates do not reach the anchor', () => {
     const a = new Transformer(tinyConfig(), new Prng(3));
-    refreshAnchor(a, policy);
+    copyPolicyToAnchor(a, policy);
     const copied = a.getWeights();
     expect(copied).toEqual(policy.getWeights());
     bump(policy, 0.5);

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadGrants, type WorkerAccess } from '../../../config/grants';
+import { loadGrants, type WorkerAccess } from '../../../util/grants';
 import { resolveConfig } from '../../../config/presets';
-import { EndpointTeacher } from '../../../config/task';
-import { CompletionClient, EndpointError } from '../../../external/openai';
+import { EndpointTeacherSchema, type EndpointTeacher } from '../../../tasks/config';
+import { CompletionClient, EndpointError } from '../../../tasks/openai';
 import { serveCheckpoint } from '../../../external/serve';
 import { initBackend } from '../../../model/backend';
 import { modelConfig } from '../../../model/config';
@@ -66,7 +66,7 @@ async function scripted(reply: (problem: string, nth: number) => string, stats =
 }
 
 const teacher = (url: string, over: Record<string, unknown> = {}) =>
-  EndpointTeacher.parse({ kind: 'endpoint', url, model: 'm', tries: 3, concurrency: 2, ...over });
+  EndpointTeacherSchema.parse({ kind: 'endpoint', url, model: 'm', tries: 3, concurrency: 2, ...over });
 const client = (cfg: EndpointTeacher, apiKey = '') =>
   new CompletionClient({ endpoint: cfg.url, apiKey, maxAttempts: cfg.maxAttempts, timeoutMs: cfg.timeoutMs });
 /** A worker that grants the teacher's host (loopback is never granted by default) and, if named, its key variable. */

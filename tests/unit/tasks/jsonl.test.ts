@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignConfigSchema } from '../../../config/campaign';
-import { loadGrants, USER_ACCESS } from '../../../config/grants';
+import { loadGrants, USER_ACCESS } from '../../../util/grants';
 import { greedyAccuracy } from '../../../evaluation/accuracy';
 import { initBackend } from '../../../model/backend';
 import { modelConfig } from '../../../model/config';
@@ -15,7 +15,6 @@ import { heldOut, synthesizeSft, validationTraces } from '../../../tasks/dataset
 import {
   jsonlVerifier,
   parseJsonlTask,
-  registerJsonl,
   solutionTrace,
   TaskFileError,
   normaliseText,
@@ -25,14 +24,13 @@ import {
 import { getTask, getVerifier } from '../../../tasks/registry';
 import { poolOf, splitOf } from '../../../tasks/splits';
 import { sampleProblems } from '../../../tasks/stream';
-import { loadTaskData, pinTaskFile, poolErrors } from '../../../tasks/task-file';
+import { loadTaskData, pinAndLoadTaskFile, pinTaskFile, poolErrors } from '../../../config/task-file';
 import { ConfigError } from '../../../util/errors';
 import { ExhaustedError, type Problem } from '../../../tasks/types';
 
 const FILE = new URL('../../data/mini-math.jsonl', import.meta.url);
 const body = readFileSync(FILE, 'utf8');
 const data = parseJsonlTask('mini-math.jsonl', body, 'f'.repeat(64));
-registerJsonl(data);
 
 const config = (over: Record<string, unknown> = {}) =>
   CampaignConfigSchema.parse({
@@ -145,7 +143,7 @@ describe('jsonl task file', () => {
 
 describe('jsonl problem streams', () => {
   it('draw each split from the file by content hash, disjoint, in a seeded order; RL repeats its pool, held-out runs out', () => {
-    const spec = datasetSpec(config());
+    const spec = { ...datasetSpec(config()), file: data };
     const test = heldOut(spec, 'test', 20);
     expect(test.every((p) => splitOf(p) === 'test')).toBe(true);
     expect(heldOut(spec, 'test', 20)).toEqual(test);
@@ -162,15 +160,16 @@ describe('jsonl problem streams', () => {
       difficulty: { min: 1, max: 10 },
       exhausted: 'repeat',
       dataset: spec.dataset,
+      file: data,
     });
     expect(rl.slice(rlPool)).toEqual(rl.slice(0, rlPool));
     expect(new Set(rl.map((p) => p.id)).size).toBe(rlPool);
-    const hard = sampleProblems(5, { task: 'jsonl', split: 'test', seed: 1, difficulty: 3, dataset: spec.dataset });
+    const hard = sampleProblems(5, { task: 'jsonl', split: 'test', seed: 1, difficulty: 3, dataset: spec.dataset, file: data });
     expect(hard.every((p) => p.difficulty === 3)).toBe(true);
   });
 
   it('synthesize SFT data from worked solutions, leaving out lines without one when no endpoint teacher is configured', async () => {
-    const spec = datasetSpec(config());
+    const spec = { ...datasetSpec(config()), file: data };
     const { examples, stats } = await synthesizeSft(spec);
     expect(stats).toMatchObject({ examples: 40, fromSolutions: 40 });
     const problems = new Map(data.problems.map((p) => [p.id, p]));
@@ -227,7 +226,7 @@ describe('jsonl campaign config', () => {
         }),
       );
       writeFileSync(file, lines.join('\n'));
-      const pinned = await pinTaskFile(
+      const { config: pinned, file: loaded } = await pinAndLoadTaskFile(
         config({ task: { name: 'jsonl', file }, data: { sftExamples: 5 } }),
         USER_ACCESS,
         undefined,
@@ -241,7 +240,7 @@ describe('jsonl campaign config', () => {
         new Prng(2),
       );
       try {
-        const problems = heldOut(datasetSpec(pinned), 'test', 3);
+        const problems = heldOut({ ...datasetSpec(pinned), file: loaded }, 'test', 3);
         expect(problems.some((p) => p.prompt.includes('\u03c0'))).toBe(true);
         const r = await greedyAccuracy(model, problems, { ...decodeSettings(pinned), maxNewTokens: 8 });
         expect(r.problems).toBe(3);
@@ -285,14 +284,26 @@ describe('a worker reads a task file only where its grants allow', () => {
     }
   });
 
-  it('refuses a file the process has already loaded when the grants do not cover it (no cache bypass), and buckets not granted', async () => {
+  it('refuses a file the worker has already loaded when the grants do not cover it (no cache bypass), and buckets not granted', async () => {
     const access = { grants: loadGrants({}, {}), checkpointBucket: 't1-checkpoints' };
-    // mini-math.jsonl with sha256 f…f is registered above: the check still runs.
-    await expect(loadTaskData(config().task, undefined as never, access)).rejects.toThrow(
+    // mini-math.jsonl with sha256 f…f is among the files this caller loaded: the check still runs.
+    const loaded = new Map([[data.sha256, data]]);
+    await expect(loadTaskData(config().task, undefined as never, access, loaded)).rejects.toThrow(
       /^task\.file: mini-math\.jsonl is not an existing file/,
     );
-    await expect(loadTaskData(config().task, undefined as never, USER_ACCESS)).resolves.toBeUndefined();
+    await expect(loadTaskData(config().task, undefined as never, USER_ACCESS, loaded)).resolves.toBe(data);
+    // A generated task has no file to load.
+    await expect(loadTaskData(CampaignConfigSchema.parse({}).task, undefined as never, access)).resolves.toBeUndefined();
     const s3 = { ...config().task, file: 's3://someone-elses-bucket/p.jsonl' };
     await expect(loadTaskData(s3, undefined as never, access)).rejects.toThrow(/^task\.file: bucket "someone-elses-bucket" is not granted/);
+  });
+});
+
+describe('a jsonl stream draws from the file its caller passes along', () => {
+  it('refuses to draw without it, or from a file other than the pinned one', () => {
+    const opts = { task: 'jsonl', split: 'test', seed: 1, difficulty: 3, dataset: data.sha256 } as const;
+    expect(() => sampleProblems(1, opts)).toThrow(`jsonl dataset ${data.sha256}: its problems were not passed along`);
+    expect(() => sampleProblems(1, { ...opts, dataset: 'e'.repeat(64), file: data })).toThrow(`the file passed along is ${data.sha256}`);
+    expect(sampleProblems(1, { ...opts, file: data })).toHaveLength(1);
   });
 });

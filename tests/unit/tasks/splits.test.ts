@@ -5,7 +5,7 @@ import { createCountdown } from '../../../tasks/countdown';
 import { solveCountdown } from '../../../tasks/countdown-search';
 import { show } from '../../../tasks/expr';
 import { getTask } from '../../../tasks/registry';
-import { SplitConfig } from '../../../config/task';
+import { SplitConfigSchema } from '../../../tasks/config';
 import { poolOf, splitOf } from '../../../tasks/splits';
 import { problemStream, sampleProblems, type StreamOptions } from '../../../tasks/stream';
 import { problemId, type Problem } from '../../../tasks/types';
@@ -34,11 +34,11 @@ describe('splits and pools', () => {
     expect(Math.abs(counts.sft / counts.train - 0.5)).toBeLessThan(0.016);
     expect(counts.sft + counts.rl).toBe(counts.train);
 
-    const custom = SplitConfig.parse({ val: 0.2, test: 0.3, sft: 0.25 });
+    const custom = SplitConfigSchema.parse({ val: 0.2, test: 0.3, sft: 0.25 });
     const share = (pred: (p: Problem) => boolean) => [...distinct.values()].filter(pred).length / n;
     expect(Math.abs(share((p) => splitOf(p, custom) === 'test') - 0.3)).toBeLessThan(0.015);
     expect(Math.abs(share((p) => poolOf(p, custom) === 'sft') - 0.5 * 0.25)).toBeLessThan(0.015);
-    expect(() => SplitConfig.parse({ val: 0.5, test: 0.5 })).toThrow();
+    expect(() => SplitConfigSchema.parse({ val: 0.5, test: 0.5 })).toThrow();
   });
 
   it('depend only on content, so the same problem from any seed lands in the same place', () => {

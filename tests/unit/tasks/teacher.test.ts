@@ -13,7 +13,7 @@ import {
   writeTrace,
 } from '../../../tasks/teacher';
 import type { Problem, TaskName, Trace } from '../../../tasks/types';
-import { ProgrammaticTeacher } from '../../../config/task';
+import { ProgrammaticTeacherSchema, type ProgrammaticTeacher } from '../../../tasks/config';
 
 /** Independent of the task code: JS evaluates the (digits, + - * / and parentheses only) text. */
 function jsEval(expr: string): number {
@@ -139,7 +139,7 @@ describe('teacher traces (10,000 seeded problems)', () => {
 
   it('draws the failed-attempt count from the configured weights (chi-square)', () => {
     const weights = [0.2, 0.3, 0.4, 0.1];
-    const config = ProgrammaticTeacher.parse({ failedAttemptWeights: weights, maxChars: 100_000 });
+    const config = ProgrammaticTeacherSchema.parse({ failedAttemptWeights: weights, maxChars: 100_000 });
     const rng = new Prng(99);
     const n = 3000;
     const counts = [0, 0, 0, 0];
@@ -151,8 +151,8 @@ describe('teacher traces (10,000 seeded problems)', () => {
     const chi2 = counts.reduce((s, c, k) => s + (c - n * weights[k]) ** 2 / (n * weights[k]), 0);
     expect(chi2).toBeLessThan(16.27); // p = 0.001, 3 dof
 
-    const twos = ProgrammaticTeacher.parse({ failedAttemptWeights: [0, 0, 1] });
-    const none = ProgrammaticTeacher.parse({ failedAttemptWeights: [1] });
+    const twos = ProgrammaticTeacherSchema.parse({ failedAttemptWeights: [0, 0, 1] });
+    const none = ProgrammaticTeacherSchema.parse({ failedAttemptWeights: [1] });
     for (let i = 0; i < 200; i++) {
       const problem = drawProblem(rng, 'countdown');
       expect(writeTrace(problem, rng, twos)!.failedAttempts).toBe(2);
@@ -162,7 +162,7 @@ describe('teacher traces (10,000 seeded problems)', () => {
 
   it('drops failed attempts to fit maxChars and never emits longer', () => {
     const rng = new Prng(5);
-    const config = ProgrammaticTeacher.parse({ failedAttemptWeights: [0, 0, 0, 1], maxChars: 140 });
+    const config = ProgrammaticTeacherSchema.parse({ failedAttemptWeights: [0, 0, 0, 1], maxChars: 140 });
     const lengths = { fitted: 0, cut: 0, none: 0 };
     for (let i = 0; i < 400; i++) {
       const problem = drawProblem(rng, i % 2 ? 'countdown' : 'arithmetic', i % 2 ? undefined : 3);
@@ -177,7 +177,7 @@ describe('teacher traces (10,000 seeded problems)', () => {
     expect(lengths.cut).toBeGreaterThan(0);
     expect(lengths.fitted).toBeGreaterThan(0);
     expect(lengths.none).toBeGreaterThan(0); // long arithmetic that cannot fit even one attempt
-    expect(writeTrace(drawProblem(rng, 'countdown'), rng, ProgrammaticTeacher.parse({ maxChars: 10 }))).toBeNull();
+    expect(writeTrace(drawProblem(rng, 'countdown'), rng, ProgrammaticTeacherSchema.parse({ maxChars: 10 }))).toBeNull();
   });
 
   it('writes direct (answer-only) traces for ablations', () => {

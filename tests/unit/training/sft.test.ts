@@ -1,10 +1,29 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { decodeAll } from '../../../evaluation/decode';
+import type { Policy } from '../../../model/policy';
 import { SftTrainer } from '../../../training/sft';
+import { Prng } from '../../../util/prng';
 import { expectNoLeak, useWasm } from '../model/helpers';
 import { reverseExamples, reverseTask, smallConfig } from './toy';
 
 useWasm();
+
+/** Greedy exact match over the items, decoded as evaluation decodes (evaluation/decode.ts). */
+async function greedyAccuracy(
+  model: Policy,
+  items: { prompt: string; verify: (answer: string | null) => boolean }[],
+  maxNewTokens: number,
+) {
+  const prompts = items.map((it) => model.format.encodePrompt(it.prompt));
+  const rows = await decodeAll(
+    model,
+    prompts,
+    prompts.map(() => new Prng(0)),
+    { maxNewTokens, greedy: true, batchSize: 32 },
+  );
+  return rows.filter((tokens, i) => items[i].verify(model.format.parseResponse(tokens).answer)).length / items.length;
+}
 
 describe('SftTrainer', () => {
   const train = reverseExamples(64, 1);
@@ -48,7 +67,7 @@ describe('SftTrainer', () => {
     expect(r.tokens).toBe(batch.reduce((n, e) => n + e.lossMask.reduce((a, b) => a + b, 0), 0));
     expect(r.positions).toBe(2 * 2 * (batch[0].tokens.length - 1));
     await expectNoLeak(() => t.validationLoss(train.slice(0, 5)));
-    await expectNoLeak(() => t.greedyEval([{ prompt: 'rev 1234', verify: (a) => a === '4321' }], 8));
+    await expectNoLeak(() => greedyAccuracy(t.model, [{ prompt: 'rev 1234', verify: (a) => a === '4321' }], 8));
     t.dispose();
     expect(tf.memory().numTensors).toBe(baseline);
   });
@@ -75,19 +94,16 @@ describe('SftTrainer', () => {
     const curve: string[] = [];
     const evals: { step: number; valLoss: number; accuracy: number }[] = [];
     const t0 = performance.now();
-    await t.run({
-      steps: 150,
-      evalEvery: 50,
-      valExamples,
-      evalItems,
-      maxNewTokens: 12,
-      onEval: (e) => {
-        evals.push(e);
-        curve.push(
-          `step ${e.step}: val loss ${e.valLoss.toFixed(3)}, exact match ${(100 * e.accuracy).toFixed(0)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-        );
-      },
-    });
+    // The production loop's shape (activities/sft.ts): trainStep, and validation loss and greedy accuracy every 50 steps.
+    while (t.step < 150) {
+      t.trainStep();
+      if (t.step % 50 !== 0) continue;
+      const e = { step: t.step, valLoss: t.validationLoss(valExamples), accuracy: await greedyAccuracy(t.model, evalItems, 12) };
+      evals.push(e);
+      curve.push(
+        `step ${e.step}: val loss ${e.valLoss.toFixed(3)}, exact match ${(100 * e.accuracy).toFixed(0)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+      );
+    }
     console.log(`SFT smoke (reverse 4 digits), start val loss ${start.toFixed(3)}\n  ${curve.join('\n  ')}`);
     expect(evals.at(-1)!.valLoss).toBeLessThan(0.5 * start);
     expect(evals.at(-1)!.accuracy).toBeGreaterThan(0);

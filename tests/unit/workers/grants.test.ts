@@ -15,7 +15,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Activities } from '../../../activities';
 import { CampaignConfigSchema, type CampaignConfig } from '../../../config/campaign';
-import { loadGrants } from '../../../config/grants';
+import { loadGrants } from '../../../util/grants';
 import { resolveConfig } from '../../../config/presets';
 import { ComputePool } from '../../../workers/compute';
 

@@ -7,8 +7,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NO_GRANTS } from '../../../config/grants';
-import { ComputePool } from '../../../workers/compute';
+import { NO_GRANTS } from '../../../util/grants';
+import { COMPUTE_NICENESS, ComputePool } from '../../../workers/compute';
 import { cpuTicks, Liveness } from '../../../workers/liveness';
 
 const TIMEOUT_MS = 2000;
@@ -112,5 +112,11 @@ describe('Liveness', () => {
     w.tick(); // a whole timeout since the last sign
     expect(hung).toEqual([1000]);
     expect(pings).toBe(7); // one at the start, one a look
+  });
+
+  it('runs compute processes at a lower CPU priority than the worker, whose answers come first', async () => {
+    const { result } = await run('niceness', 0);
+    expect(COMPUTE_NICENESS).toBeGreaterThan(0);
+    expect(result).toBe(COMPUTE_NICENESS);
   });
 });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { NO_GRANTS } from '../../../config/grants';
+import { NO_GRANTS } from '../../../util/grants';
 import { ConfigError } from '../../../util/errors';
 import { ComputePool } from '../../../workers/compute';
 import { metricsPort, MetricsServer, PROGRESS_GAUGES, Registry, TrainingMetrics, type ActivityCall } from '../../../workers/metrics';

@@ -3,6 +3,7 @@
  * activities that compute for a while (event loop blocked, CPU busy), wait (event loop free, no
  * CPU) or hang (event loop blocked, no CPU).
  */
+import { getPriority } from 'node:os';
 import type { FromChild, ToChild } from '../../../workers/compute';
 
 const send = (m: FromChild) => process.send!(m);
@@ -14,6 +15,7 @@ const activities: Record<string, (input: { ms: number }) => Promise<unknown>> = 
     return x > 0;
   },
   wait: ({ ms }) => new Promise((resolve) => setTimeout(() => resolve(true), ms)),
+  niceness: async () => getPriority(),
   async hang({ ms }) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
     return true;

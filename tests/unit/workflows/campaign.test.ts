@@ -6,31 +6,21 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CampaignActivities } from '../../../activities/campaign';
-import type { ScalingActivities } from '../../../activities/scaling';
 import { campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../../client/campaigns';
-import { loadStack } from '../../../config/connection';
 import { resolveConfig } from '../../../config/presets';
-import { SA } from '../../../config/search-attributes';
-import { provision } from '../../../infra/provision';
 import type { CheckpointRef } from '../../../storage/manifest';
 import { workflowBundle } from '../../../workers/worker';
 import type { CampaignInput } from '../../../workflows/campaign';
-import type { EvalSummary, RlEpochSummary } from '../../../contracts/campaign';
-import { QUEUES } from '../../../workflows/queues';
+import type { CampaignActivities, EvalSummary, RlEpochSummary, ScalingActivities } from '../../../contracts/campaign';
+import { QUEUES } from '../../../contracts/queues';
+import { devServer, stubWorker } from './dev-server';
 
 type Activities = CampaignActivities & ScalingActivities;
 
 let env: TestWorkflowEnvironment;
-beforeAll(async () => {
-  const bins = await provision(loadStack().cacheDir);
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: bins.temporal }, searchAttributes: Object.values(SA) },
-  });
-}, 120_000);
+beforeAll(async () => void (env = await devServer()), 120_000);
 afterAll(() => env?.teardown());
 
 const ref = (id: string, step = 0): CheckpointRef => ({ id, sha256: id.padEnd(64, '0').slice(0, 64), step });
@@ -142,17 +132,7 @@ function stubs(opts: { sftGate?: Promise<void> } = {}) {
 async function withWorkers<T>(activities: Activities, body: () => Promise<T>): Promise<T> {
   const bundle = await workflowBundle();
   const workers = await Promise.all(
-    Object.values(QUEUES).map((taskQueue) =>
-      Worker.create({
-        connection: env.nativeConnection,
-        taskQueue,
-        workflowBundle: bundle,
-        activities,
-        // Cancellation reaches an activity on a heartbeat response: send them at once.
-        maxHeartbeatThrottleInterval: '50ms',
-        defaultHeartbeatThrottleInterval: '50ms',
-      }),
-    ),
+    Object.values(QUEUES).map((taskQueue) => stubWorker(env, { taskQueue, workflowBundle: bundle, activities })),
   );
   const run = body();
   await Promise.all(

@@ -6,34 +6,27 @@
  */
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PromotionActivities } from '../../../activities/promotion';
-import type { ReproductionActivities } from '../../../activities/reproduce';
-import type { RolloutActivities, RolloutStepInput } from '../../../activities/rollout';
+import type { PromotionActivities } from '../../../contracts/promotion';
+import type { ReproductionActivities } from '../../../contracts/reproduce';
+import type { RolloutActivities, RolloutStepInput } from '../../../contracts/rollout';
 import { reproductionHandle, reproductionProgress, startCampaign, startReproduction } from '../../../client/campaigns';
 import type { CampaignConfig } from '../../../config/campaign';
-import { loadStack } from '../../../config/connection';
 import { resolveConfig } from '../../../config/presets';
-import { SA } from '../../../config/search-attributes';
-import { provision } from '../../../infra/provision';
 import { rlConfig, rolloutShards } from '../../../rl/config';
 import { ReproduceOptionsSchema, reproductionPlan } from '../../../reproduce/plan';
 import { workflowBundle } from '../../../workers/worker';
 import type { CampaignInput } from '../../../workflows/campaign';
-import { QUEUES } from '../../../workflows/queues';
+import { QUEUES } from '../../../contracts/queues';
 import type { ReproduceInput } from '../../../workflows/reproduce';
 import { rolloutWorkflow } from '../../../workflows/rollout';
 import { scheduledCampaignWorkflow, type ScheduledInput } from '../../../workflows/scheduled';
+import { devServer } from './dev-server';
 
 let env: TestWorkflowEnvironment;
-beforeAll(async () => {
-  const bins = await provision(loadStack().cacheDir);
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: bins.temporal }, searchAttributes: Object.values(SA) },
-  });
-}, 120_000);
+beforeAll(async () => void (env = await devServer()), 120_000);
 afterAll(() => env?.teardown());
 
 /** Promotion, rollout and record stubs that record their calls; no campaign activity is registered (none may run). */

@@ -3,10 +3,10 @@
  * generators, so the workflow bundle that validates configs does not carry them.
  */
 import { z } from 'zod';
-import { TEACHER_PROMPT } from '../tasks/teacher-prompt';
+import { TEACHER_PROMPT } from './teacher-prompt';
 
 /** Hash splits: each problem's split and pool follow from its id alone. */
-export const SplitConfig = z
+export const SplitConfigSchema = z
   .object({
     val: z.number().min(0).max(1).default(0.1),
     test: z.number().min(0).max(1).default(0.1),
@@ -14,13 +14,13 @@ export const SplitConfig = z
     sft: z.number().min(0).max(1).default(0.5),
   })
   .refine((c) => c.val + c.test < 1, { message: 'val + test must leave some train' });
-export type SplitConfig = z.infer<typeof SplitConfig>;
+export type SplitConfig = z.infer<typeof SplitConfigSchema>;
 
 /** Longest prompt + trace in characters; 252 = a 256-token context less BOS, RESP, ANS, EOS. */
 const maxChars = z.number().int().positive().default(252);
 
 /** The programmatic teacher's trace mix (T1: trial and error, then self-verification). */
-export const ProgrammaticTeacher = z.object({
+export const ProgrammaticTeacherSchema = z.object({
   kind: z.literal('programmatic').optional(),
   /** weights[k] is the relative frequency of traces with k failed attempts. */
   failedAttemptWeights: z
@@ -32,13 +32,13 @@ export const ProgrammaticTeacher = z.object({
   slipRate: z.number().min(0).max(1).default(0.3),
   maxChars,
 });
-export type ProgrammaticTeacher = z.infer<typeof ProgrammaticTeacher>;
+export type ProgrammaticTeacher = z.infer<typeof ProgrammaticTeacherSchema>;
 
 /**
  * An LLM behind an OpenAI-compatible endpoint writes the traces (T1 section 1: attempt, reflection,
  * retry, answer, verification); a trace is kept only when its final answer verifies.
  */
-export const EndpointTeacher = z.object({
+export const EndpointTeacherSchema = z.object({
   kind: z.literal('endpoint'),
   /** Base URL (`http://host:8000/v1`) or the full completions URL. Credentials go in the environment, never here. */
   url: z
@@ -67,8 +67,8 @@ export const EndpointTeacher = z.object({
   maxAttempts: z.number().int().min(1).default(5),
   maxChars,
 });
-export type EndpointTeacher = z.infer<typeof EndpointTeacher>;
+export type EndpointTeacher = z.infer<typeof EndpointTeacherSchema>;
 
 /** Who writes the SFT traces of problems without a worked solution. */
-export const TeacherConfig = z.discriminatedUnion('kind', [ProgrammaticTeacher, EndpointTeacher]);
-export type TeacherConfig = z.infer<typeof TeacherConfig>;
+export const TeacherConfigSchema = z.discriminatedUnion('kind', [ProgrammaticTeacherSchema, EndpointTeacherSchema]);
+export type TeacherConfig = z.infer<typeof TeacherConfigSchema>;

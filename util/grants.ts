@@ -15,9 +15,9 @@
 import { realpathSync } from 'node:fs';
 import { isAbsolute, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../util/errors';
+import { ConfigError } from './errors';
 
-/** The teacher key variable a config names by default (config/task.ts): always granted. */
+/** The teacher key variable a config names by default (tasks/config.ts): always granted. */
 export const DEFAULT_TEACHER_KEY = 'T1_OPENAI_API_KEY';
 /** The worker's own S3 credentials: never granted (an exact grant is refused; a prefix pattern never matches them). */
 export const NEVER_GRANTED: readonly string[] = ['T1_S3_ACCESS_KEY_ID', 'T1_S3_SECRET_ACCESS_KEY'];
@@ -36,13 +36,13 @@ type Grant = keyof typeof GRANT_SETTINGS;
 const how = (g: Grant) => `--${GRANT_SETTINGS[g].flag} or ${GRANT_SETTINGS[g].env}`;
 
 /** An exact variable name, or a prefix pattern ending in `*` (`T1_TEACHER_KEY_*`). */
-const SecretGrant = z
+const SecretGrantSchema = z
   .string()
   .regex(/^[A-Z_][A-Z0-9_]*\*?$/, 'expected a variable name (A-Z, 0-9, _) or a prefix ending in *, e.g. T1_TEACHER_KEY_*')
   .refine((s) => !NEVER_GRANTED.includes(s), 'the worker’s own S3 credentials are never granted');
 
 /** `host` or `host:port` (IPv6 in brackets); the host as URLs normalise it (lower case, IPv4 forms folded). */
-const HostGrant = z.string().transform((s, ctx) => {
+const HostGrantSchema = z.string().transform((s, ctx) => {
   const m = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/?#@[\]\\]+)(?::(\d{1,5}))?$/.exec(s);
   let hostname: string | undefined;
   try {
@@ -57,28 +57,28 @@ const HostGrant = z.string().transform((s, ctx) => {
   }
   return { hostname, port };
 });
-export type HostGrant = z.output<typeof HostGrant>;
+export type HostGrant = z.output<typeof HostGrantSchema>;
 
-const TaskDir = z
+const DirSchema = z
   .string()
   .min(1)
   .transform((d) => (isAbsolute(d) ? d : `${process.cwd()}${sep}${d}`));
 
-const Bucket = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name');
+const BucketSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name');
 
 export const GrantsSchema = z.object({
   /** Variables a config may name as a secret (apiKeyEnv), besides T1_OPENAI_API_KEY. */
-  secrets: z.array(SecretGrant).default([]),
+  secrets: z.array(SecretGrantSchema).default([]),
   /** Hosts a config's teacher URL may point at; a grant without a port matches the scheme's default port only. */
-  teacherHosts: z.array(HostGrant).default([]),
+  teacherHosts: z.array(HostGrantSchema).default([]),
   /** Directories (absolute, symlinks resolved when checked) under which a config's local task file may lie. */
-  taskDirs: z.array(TaskDir).default([]),
+  taskDirs: z.array(DirSchema).default([]),
   /** Buckets a config's s3:// task file may be in, besides the checkpoint bucket. */
-  taskBuckets: z.array(Bucket).default([]),
+  taskBuckets: z.array(BucketSchema).default([]),
   /** Directories under which a config's local pretrained base (a GGUF file or a model directory) may lie. */
-  modelDirs: z.array(TaskDir).default([]),
+  modelDirs: z.array(DirSchema).default([]),
   /** Buckets a config's s3:// pretrained base may be in, besides the checkpoint bucket. */
-  modelBuckets: z.array(Bucket).default([]),
+  modelBuckets: z.array(BucketSchema).default([]),
 });
 export type Grants = z.output<typeof GrantsSchema>;
 

@@ -56,10 +56,10 @@ export interface Choice {
 
 const MAX_DELAY_MS = 30_000;
 
-const CompletionResponse = z.object({
+const CompletionResponseSchema = z.object({
   choices: z.array(z.object({ index: z.number().int().default(0), text: z.string(), finish_reason: z.string().nullish() })),
 });
-const ChatResponse = z.object({
+const ChatResponseSchema = z.object({
   choices: z.array(
     z.object({
       index: z.number().int().default(0),
@@ -106,12 +106,16 @@ export class CompletionClient {
     });
     const json = await this.post(body);
     const choices = this.opts.chat
-      ? this.parse(ChatResponse, json).choices.map((c) => ({
+      ? this.parse(ChatResponseSchema, json).choices.map((c) => ({
           index: c.index,
           text: c.message.content ?? '',
           finishReason: c.finish_reason ?? null,
         }))
-      : this.parse(CompletionResponse, json).choices.map((c) => ({ index: c.index, text: c.text, finishReason: c.finish_reason ?? null }));
+      : this.parse(CompletionResponseSchema, json).choices.map((c) => ({
+          index: c.index,
+          text: c.text,
+          finishReason: c.finish_reason ?? null,
+        }));
     if (choices.length !== p.n) throw new EndpointError(`${this.where()} returned ${choices.length} choice(s), asked for ${p.n}`, true);
     return choices.sort((a, b) => a.index - b.index).map(({ text, finishReason }) => ({ text, finishReason }));
   }

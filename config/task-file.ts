@@ -1,19 +1,20 @@
 /**
  * A jsonl task's file: read from disk or S3, refused before a campaign starts when any line is bad
  * or the file cannot serve the config, pinned by sha256 in the config (with the characters beyond
- * ASCII it needs as the model's extra tokens), and loaded once per worker process (every stage then
- * draws its problems from the very bytes the campaign was started with).
+ * ASCII it needs as the model's extra tokens), and loaded where its problems are drawn, by the
+ * caller, who passes the loaded file along (every stage then draws its problems from the very bytes
+ * the campaign was started with; a worker keeps the last few files it loaded).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { teacherMaxChars, type CampaignConfig } from '../config/campaign';
-import { grantedTaskFile, taskFileGrantError, USER_ACCESS, type Access } from '../config/grants';
+import { teacherMaxChars, type CampaignConfig } from './campaign';
+import { grantedTaskFile, taskFileGrantError, USER_ACCESS, type Access } from '../util/grants';
 import { ModelConfigSchema } from '../model/config';
 import { ConfigError } from '../util/errors';
-import { isJsonlLoaded, parseJsonlTask, registerJsonl, TaskFileError, type JsonlDataset } from './jsonl';
-import { poolOf, splitOf } from './splits';
+import { parseJsonlTask, TaskFileError, type JsonlDataset } from '../tasks/jsonl';
+import { poolOf, splitOf } from '../tasks/splits';
 
 /** `s3://bucket/key`: bucket and key. */
 export const S3_URI = /^s3:\/\/([^/]+)\/(.+)$/;
@@ -23,7 +24,7 @@ export type Scope = 'campaign' | 'synthesis';
 
 /**
  * The file's bytes as text and their sha256; a local path or s3://bucket/key (same endpoint and
- * credentials as checkpoints). A worker reads only what its grants allow (config/grants.ts),
+ * credentials as checkpoints). A worker reads only what its grants allow (util/grants.ts),
  * checked before anything is read: a refusal is a ConfigError naming task.file.
  */
 export async function readTaskFile(file: string, access: Access, s3?: S3Client): Promise<{ body: string; sha256: string }> {
@@ -100,7 +101,17 @@ export async function pinTaskFile(
   s3?: S3Client,
   scope: Scope = 'campaign',
 ): Promise<CampaignConfig> {
-  if (config.task.name !== 'jsonl' || !config.task.file) return config;
+  return (await pinAndLoadTaskFile(config, access, s3, scope)).config;
+}
+
+/** pinTaskFile, and the file it pinned, loaded (for a caller that goes on to draw its problems). */
+export async function pinAndLoadTaskFile(
+  config: CampaignConfig,
+  access: Access,
+  s3?: S3Client,
+  scope: Scope = 'campaign',
+): Promise<{ config: CampaignConfig; file?: JsonlDataset }> {
+  if (config.task.name !== 'jsonl' || !config.task.file) return { config };
   const file = S3_URI.test(config.task.file) ? config.task.file : resolve(config.task.file);
   const { body, sha256 } = await readTaskFile(file, access, s3);
   if (config.task.sha256 && config.task.sha256 !== sha256)
@@ -108,11 +119,10 @@ export async function pinTaskFile(
   const d = parseJsonlTask(file, body, sha256);
   const errors = poolErrors(config, d, scope);
   if (errors.length) throw new ConfigError(errors.join('\n'));
-  registerJsonl(d);
   // The model's vocabulary is the file's alphabet: recorded in the config, and so in every checkpoint.
   const { base, lora, ...model }: Partial<CampaignConfig['model']> = { ...config.model };
   delete model.extraChars;
-  return {
+  const pinned = {
     ...config,
     task: { ...config.task, file, sha256 },
     model: {
@@ -121,22 +131,38 @@ export async function pinTaskFile(
       ...(lora && { lora }),
     },
   };
+  return { config: pinned, file: d };
+}
+
+/** Files loaded before, by sha256: a caller's own (a worker keeps the last few it loaded). */
+export interface LoadedFiles {
+  get(sha256: string): JsonlDataset | undefined;
+  set(sha256: string, file: JsonlDataset): void;
 }
 
 /**
- * Makes a pinned jsonl task's problems available to this process's problem streams (once per file).
- * Every call checks the file against the worker's grants, even when this process has the bytes.
+ * A pinned jsonl task's file, loaded, for the caller to pass to what draws its problems (undefined
+ * for a generated task). `loaded`: files this caller loaded before, reused by sha256. Every call
+ * checks the file against the worker's grants, even when the caller has the bytes.
  */
-export async function loadTaskData(task: CampaignConfig['task'], s3: S3Client, access: Access): Promise<void> {
-  if (task.name !== 'jsonl' || !task.file) return;
+export async function loadTaskData(
+  task: CampaignConfig['task'],
+  s3: S3Client,
+  access: Access,
+  loaded?: LoadedFiles,
+): Promise<JsonlDataset | undefined> {
+  if (task.name !== 'jsonl' || !task.file) return undefined;
   if (!task.sha256) throw new ConfigError('task.sha256: the jsonl file was not pinned when the campaign started');
-  if (isJsonlLoaded(task.sha256)) {
+  const known = loaded?.get(task.sha256);
+  if (known) {
     const refused = access === USER_ACCESS ? undefined : taskFileGrantError(access.grants, 'task.file', task.file, access.checkpointBucket);
     if (refused) throw new ConfigError(refused);
-    return;
+    return known;
   }
   const { body, sha256 } = await readTaskFile(task.file, access, s3);
   if (sha256 !== task.sha256)
     throw new ConfigError(`task.file: ${task.file} changed since the campaign started (sha256 ${sha256}, pinned ${task.sha256})`);
-  registerJsonl(parseJsonlTask(task.file, body, sha256));
+  const file = parseJsonlTask(task.file, body, sha256);
+  loaded?.set(sha256, file);
+  return file;
 }
