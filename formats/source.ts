@@ -31,7 +31,6 @@ import {
   renameSync,
   rmSync,
   statSync,
-  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -263,16 +262,6 @@ async function fetchCached(u: Extract<ModelUri, { scheme: 'hf' | 's3' }>, opts: 
   return withLock(lock, async () => {
     const again = readCached(entry, u.uri);
     if (again) return again;
-    // withLock takes a lock untouched for 15 minutes as stale; a long download keeps it fresh.
-    const keepFresh = setInterval(() => {
-      try {
-        const now = new Date();
-        utimesSync(lock, now, now);
-      } catch {
-        // the lock dir is ours; if it went, withLock's cleanup will say so
-      }
-    }, 60_000);
-    keepFresh.unref();
     for (const f of readdirSync(cacheDir)) if (f.startsWith(`.tmp-${key}-`)) rmSync(join(cacheDir, f), { recursive: true, force: true });
     const tmp = join(cacheDir, `.tmp-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(tmp);
@@ -284,7 +273,6 @@ async function fetchCached(u: Extract<ModelUri, { scheme: 'hf' | 's3' }>, opts: 
       renameSync(tmp, entry);
       return { path: record.path === '.' ? entry : join(entry, record.path), sha256: record.sha256, uri: u.uri };
     } finally {
-      clearInterval(keepFresh);
       rmSync(tmp, { recursive: true, force: true });
     }
   });
