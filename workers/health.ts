@@ -81,16 +81,35 @@ export interface HealthOptions {
   now?: () => number;
 }
 
-export class HealthServer {
+/** A worker's own HTTP endpoint (health here, metrics in workers/metrics.ts), started with `listen`. */
+export abstract class Endpoint {
+  protected constructor(protected readonly server: Server) {}
+
+  /** The port listened on: the free one picked when started on port 0. */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** Stops listening and drops open connections, so a client's keep-alive connection cannot hold it open. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}
+
+export class HealthServer extends Endpoint {
   private workers: readonly WatchedWorker[] | undefined;
   private stage = 'starting the worker';
   private readonly now: () => number;
   private readonly startedAt: number;
 
   private constructor(
-    private readonly server: Server,
+    server: Server,
     private readonly o: HealthOptions,
   ) {
+    super(server);
     this.now = o.now ?? Date.now;
     this.startedAt = this.now();
   }
@@ -108,10 +127,6 @@ export class HealthServer {
     return health;
   }
 
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
   /** What start-up is doing (shown by /readyz until the workers exist). */
   setStage(stage: string): void {
     this.stage = stage;
@@ -120,13 +135,6 @@ export class HealthServer {
   /** The process's workers, from now on what both probes judge. */
   watch(workers: readonly WatchedWorker[]): void {
     this.workers = workers;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
   }
 
   private answer(req: IncomingMessage, res: ServerResponse): void {

@@ -14,8 +14,7 @@
  *   meter: its gauges refuse negative values, and rewards go below zero.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { listen, portSetting } from './health';
+import { Endpoint, listen, portSetting } from './health';
 
 /** Step metrics (keys of a heartbeat's `progress`) and their gauges; other keys are not exported. */
 export const PROGRESS_GAUGES: Record<string, { name: string; help: string }> = {
@@ -171,11 +170,13 @@ export interface MetricsServerOptions {
   host?: string;
 }
 
-export class MetricsServer {
+export class MetricsServer extends Endpoint {
   private constructor(
-    private readonly server: Server,
+    server: Server,
     private readonly o: MetricsServerOptions,
-  ) {}
+  ) {
+    super(server);
+  }
 
   /** Listens on `port` (0: any free one; `port` then tells which). */
   static async start(port: number, o: MetricsServerOptions): Promise<MetricsServer> {
@@ -186,17 +187,6 @@ export class MetricsServer {
     server.requestTimeout = 10_000;
     await listen(server, port, o.host);
     return metrics;
-  }
-
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
   }
 
   /** t1's part, then the SDK's; an SDK exporter that does not answer leaves a comment, never a failed scrape. */

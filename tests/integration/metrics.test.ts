@@ -5,7 +5,6 @@
  * to the curves its checkpoints recorded, and the report points to them.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -14,15 +13,8 @@ import { startCampaign } from '../../client/campaigns';
 import { resolveConfig } from '../../config/presets';
 import { writeCampaignReport } from '../../cli/commands/report';
 import { decodeEventFile, tensorboardPrefix, tensorboardUrl } from '../../storage/tensorboard';
+import { freePort } from '../helpers/free-port';
 import { killHard, spawnWorker, testConnection, uniqueCampaign, useClientAndStore, waitFor } from './helpers';
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 function parse(text: string): Sample[] {

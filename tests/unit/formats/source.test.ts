@@ -65,6 +65,23 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/** A fake remote on a loopback port: subclasses answer requests in `handle`; `stop` drops open connections too. */
+abstract class LoopbackServer {
+  private server = createServer((req, res) => this.handle(req, res));
+  url = '';
+
+  async start(): Promise<void> {
+    this.url = await listen(this.server);
+  }
+
+  stop(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+
+  protected abstract handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
 describe('parseModelUri', () => {
   it('reads local paths, hf:// (revision main by default) and s3://', () => {
     expect(parseModelUri('./models/x')).toEqual({ scheme: 'local', path: './models/x', uri: './models/x' });
@@ -216,7 +233,7 @@ interface HubRequest {
   range?: string;
 }
 
-class FakeHub {
+class FakeHub extends LoopbackServer {
   readonly requests: HubRequest[] = [];
   /** repo -> revision -> path -> bytes */
   readonly repos = new Map<string, Map<string, Map<string, Buffer>>>();
@@ -225,24 +242,13 @@ class FakeHub {
   corrupt = new Set<string>();
   /** Repos that answer 403 with the caller's Authorization header echoed in the error body. */
   echoAuth = new Set<string>();
-  private server = createServer((req, res) => this.handle(req, res));
-  url = '';
-
-  async start(): Promise<void> {
-    this.url = await listen(this.server);
-  }
-
-  stop(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
 
   add(repo: string, revision: string, files: Record<string, Buffer>): void {
     if (!this.repos.has(repo)) this.repos.set(repo, new Map());
     this.repos.get(repo)!.set(revision, new Map(Object.entries(files)));
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, range: req.headers.range });
     const url = new URL(req.url!, this.url);
     const fail = (status: number, code: string, error: string) => {
@@ -497,22 +503,11 @@ describe('hf:// (loopback hub)', () => {
 // ---------------------------------------------------------------------------------------------
 // A loopback S3 (path style): HeadObject, ListObjectsV2 and GetObject, which is all we use.
 
-class FakeS3 {
+class FakeS3 extends LoopbackServer {
   readonly objects = new Map<string, Buffer>(); // "bucket/key"
   readonly requests: string[] = [];
-  private server = createServer((req, res) => this.handle(req, res));
-  url = '';
 
-  async start(): Promise<void> {
-    this.url = await listen(this.server);
-  }
-
-  stop(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push(`${req.method} ${req.url}`);
     const url = new URL(req.url!, this.url);
     const [, bucket, ...rest] = url.pathname.split('/');

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { decodeState, encodeState } from '../../../model/state';
 import type { Sample } from '../../../model/sample';
 import { ANS, EOS, encode } from '../../../model/tokenizer';
 import { Transformer } from '../../../model/transformer';
@@ -8,12 +7,13 @@ import { RlTrainer } from '../../../rl/epoch';
 import { PromptPool, type PromptSource } from '../../../rl/prompts';
 import { judge } from '../../../rl/reward';
 import { localRollouts, type RolloutBatch, type Rollouts } from '../../../rl/rollout';
-import { rlStep, type RlStepMetrics } from '../../../rl/step';
+import { rlStep } from '../../../rl/step';
 import { directTrace } from '../../../tasks/teacher';
 import type { Problem } from '../../../tasks/types';
 import { AdamW } from '../../../training/adamw';
 import { Prng } from '../../../util/prng';
 import { tinyConfig, useWasm } from '../model/helpers';
+import { expectSameState, resumeMidEpoch, untimed } from './resume-helper';
 
 useWasm();
 
@@ -158,14 +158,6 @@ describe('RlTrainer with dynamic sampling', () => {
     t.rollouts = patched(t);
     return t;
   };
-  const untimed = (m: RlStepMetrics) => ({
-    ...m,
-    samplingTokensPerS: 0,
-    updateTokensPerS: 0,
-    samplingSeconds: 0,
-    scoringSeconds: 0,
-    updateSeconds: 0,
-  });
 
   it('moves the cursor past every prompt sampled, and resumes mid-epoch to the same bits', async () => {
     const a = fresh();
@@ -180,21 +172,15 @@ describe('RlTrainer with dynamic sampling', () => {
     const want = a.state();
     a.dispose();
 
-    const b = fresh();
-    await b.runEpoch();
-    await b.step();
-    const bytes = encodeState(b.state());
-    b.dispose();
-    const c = RlTrainer.fromState(decodeState(bytes), cfg, source);
-    c.rollouts = patched(c);
+    const c = await resumeMidEpoch(fresh, (state) => {
+      const t = RlTrainer.fromState(state, cfg, source);
+      t.rollouts = patched(t);
+      return t;
+    });
     expect(c.cursor.stepInEpoch).toBe(1);
     const rest = await c.runEpoch();
     expect(untimed(rest.steps[0])).toEqual(untimed(last));
-    const got = c.state();
-    expect(got.weights).toEqual(want.weights);
-    expect(got.arrays).toEqual(want.arrays);
-    expect(got.optimizer).toEqual(want.optimizer);
-    expect([got.prng, got.cursor, got.step]).toEqual([want.prng, want.cursor, want.step]);
+    expectSameState(c.state(), want);
     c.dispose();
   });
 });

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { decodeState, encodeState } from '../../../model/state';
 import { Transformer } from '../../../model/transformer';
 import { rlConfig } from '../../../rl/config';
 import { RlTrainer, summarise } from '../../../rl/epoch';
@@ -9,6 +8,7 @@ import type { RlStepMetrics } from '../../../rl/step';
 import { sampleProblems } from '../../../tasks/stream';
 import { Prng } from '../../../util/prng';
 import { tinyConfig, useWasm } from '../model/helpers';
+import { expectSameState, resumeMidEpoch, untimed } from './resume-helper';
 
 useWasm();
 
@@ -32,15 +32,6 @@ function fresh(): RlTrainer {
   const policy = new Transformer(tinyConfig({ contextLength: 40 }), new Prng(1));
   return RlTrainer.create(policy, policy.clone(), cfg, source, 11);
 }
-
-const untimed = (m: RlStepMetrics) => ({
-  ...m,
-  samplingTokensPerS: 0,
-  updateTokensPerS: 0,
-  samplingSeconds: 0,
-  scoringSeconds: 0,
-  updateSeconds: 0,
-});
 
 describe('PromptPool', () => {
   it('position i is the i-th problem of the seeded RL pool stream; a filtered pool wraps over its kept positions', () => {
@@ -84,21 +75,12 @@ describe('RlTrainer', () => {
     const want = a.state();
     a.dispose();
 
-    const b = fresh();
-    await b.runEpoch();
-    await b.step();
-    const bytes = encodeState(b.state());
-    b.dispose();
-    const c = RlTrainer.fromState(decodeState(bytes), cfg, source);
+    const c = await resumeMidEpoch(fresh, (state) => RlTrainer.fromState(state, cfg, source));
     expect(c.cursor).toEqual({ epoch: 1, stepInEpoch: 1, prompt: 6 });
     const rest = await c.runEpoch();
     expect(rest.steps).toHaveLength(1);
     expect(untimed(rest.steps[0])).toEqual(untimed(last));
-    const got = c.state();
-    expect(got.weights).toEqual(want.weights);
-    expect(got.arrays).toEqual(want.arrays);
-    expect(got.optimizer).toEqual(want.optimizer);
-    expect([got.prng, got.cursor, got.step]).toEqual([want.prng, want.cursor, want.step]);
+    expectSameState(c.state(), want);
     c.dispose();
   });
 

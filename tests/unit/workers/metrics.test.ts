@@ -5,7 +5,6 @@
  * loopback port; no server needed) appended; and the compute pool handing each child heartbeat,
  * with its call, to the observer.
  */
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -14,14 +13,7 @@ import { NO_GRANTS } from '../../../util/grants';
 import { ConfigError } from '../../../util/errors';
 import { ComputePool } from '../../../workers/compute';
 import { metricsPort, MetricsServer, PROGRESS_GAUGES, Registry, TrainingMetrics, type ActivityCall } from '../../../workers/metrics';
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+import { freePort } from '../../helpers/free-port';
 
 /** `name{labels} value` lines of a scrape, as [name, labels, value]. */
 function samples(text: string): [string, Record<string, string>, number][] {

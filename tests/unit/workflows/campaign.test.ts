@@ -11,11 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignStatus, pauseCampaign, resumeCampaign, setHyperparameters, startCampaign } from '../../../client/campaigns';
 import { resolveConfig } from '../../../config/presets';
 import type { CheckpointRef } from '../../../storage/manifest';
-import { workflowBundle } from '../../../workers/worker';
 import type { CampaignInput } from '../../../workflows/campaign';
 import type { CampaignActivities, EvalSummary, RlEpochSummary, ScalingActivities } from '../../../contracts/campaign';
-import { QUEUES } from '../../../contracts/queues';
-import { devServer, stubWorker } from './dev-server';
+import { devServer, withWorkers } from './dev-server';
 
 type Activities = CampaignActivities & ScalingActivities;
 
@@ -128,26 +126,6 @@ function stubs(opts: { sftGate?: Promise<void> } = {}) {
   return { calls, rlInputs, activities };
 }
 
-/** Runs `body` while stub workers serve the three queues. */
-async function withWorkers<T>(activities: Activities, body: () => Promise<T>): Promise<T> {
-  const bundle = await workflowBundle();
-  const workers = await Promise.all(
-    Object.values(QUEUES).map((taskQueue) => stubWorker(env, { taskQueue, workflowBundle: bundle, activities })),
-  );
-  const run = body();
-  await Promise.all(
-    workers.map((w) =>
-      w.runUntil(
-        run.then(
-          () => undefined,
-          () => undefined,
-        ),
-      ),
-    ),
-  );
-  return run;
-}
-
 let n = 0;
 function start(overrides: Record<string, unknown>, extra: Partial<CampaignInput> = {}) {
   const campaignId = `wf-${Date.now().toString(36)}-${n++}`;
@@ -166,7 +144,7 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
 describe('campaign workflow logic (stub activities)', () => {
   it('pins a jsonl task file the client left unpinned before anything reads it, and every stage sees the pin', async () => {
     const { calls, rlInputs, activities } = stubs();
-    await withWorkers(activities, async () => {
+    await withWorkers(env, activities, async () => {
       const h = await start({
         task: { name: 'jsonl', file: 's3://data/problems.jsonl' },
         rl: { epochs: 1 },
@@ -180,7 +158,7 @@ describe('campaign workflow logic (stub activities)', () => {
 
   it('a campaign on a pretrained base evaluates the base zero-shot before SFT, and reports it first', async () => {
     const { calls, activities } = stubs();
-    const result = await withWorkers(activities, async () => {
+    const result = await withWorkers(env, activities, async () => {
       const h = await start({
         model: { base: { uri: 'builtin://smollm2-135m-instruct', sha256: 'cd'.repeat(32) }, lora: {} },
         rl: { epochs: 1 },
@@ -198,7 +176,7 @@ describe('campaign workflow logic (stub activities)', () => {
 
   it('runs the stages in order; refreshes the anchor every E epochs but not after the last; sweeps scaling at 30/60/100%', async () => {
     const { calls, rlInputs, activities } = stubs();
-    const result = await withWorkers(activities, async () => {
+    const result = await withWorkers(env, activities, async () => {
       const h = await start({
         rl: { epochs: 5, anchor: { mode: 'refresh', refreshEveryEpochs: 2 } },
         eval: { scaling: { budgets: [16] } },
@@ -249,16 +227,16 @@ describe('campaign workflow logic (stub activities)', () => {
 
   it('frozen anchor never moves; ema takes the anchor each epoch returns; rl.filter runs once and reaches every epoch', async () => {
     const frozen = stubs();
-    await withWorkers(frozen.activities, async () => (await start({ rl: { epochs: 3, anchor: { mode: 'frozen' } } })).result());
+    await withWorkers(env, frozen.activities, async () => (await start({ rl: { epochs: 3, anchor: { mode: 'frozen' } } })).result());
     expect(frozen.calls.filter((c) => c.startsWith('refreshAnchor'))).toEqual([]);
     expect(new Set(frozen.rlInputs.map((i) => i.anchor.id.split('/')[1]))).toEqual(new Set(['sft']));
 
     const ema = stubs();
-    await withWorkers(ema.activities, async () => (await start({ rl: { epochs: 3, anchor: { mode: 'ema' } } })).result());
+    await withWorkers(env, ema.activities, async () => (await start({ rl: { epochs: 3, anchor: { mode: 'ema' } } })).result());
     expect(ema.rlInputs.map((i) => i.anchor.id.split('/')[1])).toEqual(['sft', 'anchor-ema-e1', 'anchor-ema-e2']);
 
     const filtered = stubs();
-    const r = await withWorkers(filtered.activities, async () =>
+    const r = await withWorkers(env, filtered.activities, async () =>
       (await start({ rl: { epochs: 2, filter: { enabled: true, candidates: 8 } }, eval: { scaling: { enabled: false } } })).result(),
     );
     expect(filtered.calls).toEqual([
@@ -277,7 +255,7 @@ describe('campaign workflow logic (stub activities)', () => {
   it('pause stops SFT at a boundary and resume reruns it; updates are validated, and an accepted one applies from the next epoch', async () => {
     let release!: () => void;
     const { calls, rlInputs, activities } = stubs({ sftGate: new Promise<void>((r) => (release = r)) });
-    const result = await withWorkers(activities, async () => {
+    const result = await withWorkers(env, activities, async () => {
       const h = await start({ rl: { epochs: 2 } });
       await until('SFT to start', () => calls.includes('sftTrain'));
       await pauseCampaign(h);
@@ -301,7 +279,7 @@ describe('campaign workflow logic (stub activities)', () => {
 
   it('cancel ends the campaign as cancelled, recorded in its search attributes', async () => {
     const { calls, activities } = stubs({ sftGate: new Promise<void>(() => undefined) });
-    await withWorkers(activities, async () => {
+    await withWorkers(env, activities, async () => {
       const h = await start({});
       await until('SFT to start', () => calls.includes('sftTrain'));
       await h.cancel();
@@ -315,7 +293,7 @@ describe('campaign workflow logic (stub activities)', () => {
 
   it('continues as new after every epoch, carrying its state: each activity runs once, the result spans all runs', async () => {
     const { calls, activities } = stubs();
-    const { result, runs } = await withWorkers(activities, async () => {
+    const { result, runs } = await withWorkers(env, activities, async () => {
       const h = await start({ rl: { epochs: 3 }, eval: { scaling: { enabled: false } } }, { epochsPerRun: 1 });
       const result = await h.result();
       return { result, runs: (await campaignStatus(h)).runs };

@@ -3,7 +3,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadStack } from '../../../config/connection';
 import { SA } from '../../../config/search-attributes';
+import { QUEUES } from '../../../contracts/queues';
 import { provision } from '../../../infra/provision';
+import { workflowBundle } from '../../../workers/worker';
 
 /** A dev server of the binary the local stack provisions, t1's search attributes registered. */
 export async function devServer(): Promise<TestWorkflowEnvironment> {
@@ -24,4 +26,31 @@ export function stubWorker(
     maxHeartbeatThrottleInterval: '50ms',
     defaultHeartbeatThrottleInterval: '50ms',
   });
+}
+
+/**
+ * Runs `body` while stub workers serve every queue, and returns what it returns. The workers stop
+ * once `body` settles either way, so a failing body still shuts them down before its error surfaces.
+ */
+export async function withWorkers<T>(
+  env: TestWorkflowEnvironment,
+  activities: WorkerOptions['activities'],
+  body: () => Promise<T>,
+): Promise<T> {
+  const bundle = await workflowBundle();
+  const workers = await Promise.all(
+    Object.values(QUEUES).map((taskQueue) => stubWorker(env, { taskQueue, workflowBundle: bundle, activities })),
+  );
+  const run = body();
+  await Promise.all(
+    workers.map((w) =>
+      w.runUntil(
+        run.then(
+          () => undefined,
+          () => undefined,
+        ),
+      ),
+    ),
+  );
+  return run;
 }

@@ -7,7 +7,6 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromotionActivities } from '../../../contracts/promotion';
 import type { ReproductionActivities } from '../../../contracts/reproduce';
@@ -17,13 +16,12 @@ import type { CampaignConfig } from '../../../config/campaign';
 import { resolveConfig } from '../../../config/presets';
 import { rlConfig, rolloutShards } from '../../../rl/config';
 import { ReproduceOptionsSchema, reproductionPlan } from '../../../reproduce/plan';
-import { workflowBundle } from '../../../workers/worker';
 import type { CampaignInput } from '../../../workflows/campaign';
 import { QUEUES } from '../../../contracts/queues';
 import type { ReproduceInput } from '../../../workflows/reproduce';
 import { rolloutWorkflow } from '../../../workflows/rollout';
 import { scheduledCampaignWorkflow, type ScheduledInput } from '../../../workflows/scheduled';
-import { devServer } from './dev-server';
+import { devServer, withWorkers } from './dev-server';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => void (env = await devServer()), 120_000);
@@ -50,28 +48,6 @@ function stubs() {
     },
   };
   return { calls, activities };
-}
-
-/** Runs `body` while stub workers serve every queue. */
-async function withWorkers<T>(activities: object, body: () => Promise<T>): Promise<T> {
-  const bundle = await workflowBundle();
-  const workers = await Promise.all(
-    Object.values(QUEUES).map((taskQueue) =>
-      Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities }),
-    ),
-  );
-  const run = body();
-  await Promise.all(
-    workers.map((w) =>
-      w.runUntil(
-        run.then(
-          () => undefined,
-          () => undefined,
-        ),
-      ),
-    ),
-  );
-  return run;
 }
 
 let n = 0;
@@ -109,7 +85,7 @@ async function configFailure(h: WorkflowHandle): Promise<ApplicationFailure> {
 describe('workflow input the schemas refuse fails the workflow, naming the fields', () => {
   it('campaign: a config with rl.epochs -1 (and a bad warm start) ends FAILED at once, and nothing runs', async () => {
     const { calls, activities } = stubs();
-    const failures = await withWorkers(activities, async () => {
+    const failures = await withWorkers(env, activities, async () => {
       const bad = await startCampaign(env.client, { campaignId: uniqueId('bad-config'), config: refusedConfig(), preset: 'smoke' });
       const two = await startCampaign(env.client, {
         campaignId: uniqueId('bad-two'),
@@ -132,7 +108,7 @@ describe('workflow input the schemas refuse fails the workflow, naming the field
     const { calls, activities } = stubs();
     const start = (input: ScheduledInput) =>
       env.client.workflow.start(scheduledCampaignWorkflow, { taskQueue: QUEUES.cpu, workflowId: input.schedule, args: [input] });
-    await withWorkers(activities, async () => {
+    await withWorkers(env, activities, async () => {
       const bad = await start({ schedule: uniqueId('nightly-bad'), config: refusedConfig(), preset: 'smoke' });
       expect((await configFailure(bad)).message).toMatch(/^invalid scheduled campaign input: config\.rl\.epochs: /);
       expect(calls).toEqual([]);
@@ -155,7 +131,7 @@ describe('workflow input the schemas refuse fails the workflow, naming the field
   it('reproduce: a plan with a refused ablation config, or no plan, fails before any campaign starts; a planned one starts', async () => {
     const plan = reproductionPlan(resolveConfig({ preset: 'quick' }), ReproduceOptionsSchema.parse({ arms: ['no-kl'] }));
     const { activities } = stubs();
-    await withWorkers(activities, async () => {
+    await withWorkers(env, activities, async () => {
       const id = uniqueId('repro-bad');
       const ablations = plan.ablations.map((a, i) => (i === 1 ? { ...a, config: refusedConfig(a.config) } : a));
       const bad = await startReproduction(env.client, { id, plan: { ...plan, ablations } });
@@ -197,7 +173,7 @@ describe('workflow input the schemas refuse fails the workflow, naming the field
     };
     const start = (input: RolloutStepInput) =>
       env.client.workflow.start(rolloutWorkflow, { taskQueue: QUEUES.rollout, workflowId: uniqueId('rollouts'), args: [input] });
-    await withWorkers(activities, async () => {
+    await withWorkers(env, activities, async () => {
       const { batch: _, ...noBatch } = valid;
       const bad = await start({ ...noBatch, shards: [...valid.shards, { first: 4, count: 0 }] } as RolloutStepInput);
       const message = (await configFailure(bad)).message;
