@@ -149,7 +149,12 @@ export const RlConfigObject = z.object({
   /** KL coefficient beta, applied where rl.kl.placement puts the KL term. */
   betaKl: z.number().min(0).default(2e-4),
   kl: KlConfigSchema.prefault({}),
-  /** Entropy bonus weight (auxiliary loss, mean over response tokens). */
+  /**
+   * Entropy bonus weight (auxiliary loss, mean over response tokens whatever rl.lossAgg is). Its weight against the
+   * policy gradient therefore depends on lossAgg: a per-sequence token mean divides the gradient by about the response
+   * length, so a coefficient set for sequence sums (the quick preset's 0.5) then dominates (GRPO's arm of a reproduction
+   * fell to 80 % garbage in two epochs); scale it down with the length when changing lossAgg.
+   */
   alphaEnt: z.number().min(0).default(1e-3),
   /** Learning rate of the RL updates after warmup. */
   lr: z.number().positive().default(1e-4),
