@@ -36,7 +36,7 @@ export const reproduceCommands: Command[] = [
     summary:
       "Reproduce T1's claims at small scale as campaigns (SFT vs RL at each one's best setting, inference scaling, ablations), store the results in S3 and write a markdown + HTML report from them",
     usage:
-      'reproduce [--minutes N] [--seeds 1,2,3] [--arms k4,no-kl,...] [--id ID] [--out DIR]\n   or: t1 reproduce --report-only --id ID [--out DIR]',
+      'reproduce [--minutes N] [--seeds 4,5,6] [--arms k4,no-kl,...] [--id ID] [--out DIR]\n   or: t1 reproduce --report-only --id ID [--out DIR]',
     options: {
       minutes: { type: 'string' },
       seeds: { type: 'string' },

@@ -20,8 +20,8 @@ describe('reproduction plan', () => {
     c.config.rl.promptsPerStep * c.config.rl.samplesPerPrompt * c.config.rl.stepsPerEpoch * c.config.rl.epochs;
 
   it('defaults: 3 seeds, every arm per seed, sized to 10 hours on the reference machine, the options kept for the report', () => {
-    expect(p.options).toEqual({ minutes: 600, seeds: [1, 2, 3] });
-    expect(p.base.map((c) => c.seed)).toEqual([1, 2, 3]);
+    expect(p.options).toEqual({ minutes: 600, seeds: [4, 5, 6] });
+    expect(p.base.map((c) => c.seed)).toEqual([4, 5, 6]);
     expect(p.ablations).toHaveLength(3 * ARMS.length);
     expect(p.epochs).toBe(9);
     expect(p.estimatedMinutes).toBeGreaterThan(540);
@@ -118,6 +118,6 @@ describe('reproduction plan', () => {
     expect(refusal({ arms: ['k8'] })).toMatch(/arms: no arm "k8"; arms are k4, k64/);
     expect(refusal({ arms: ['dr-grpo'] })).toMatch(/arms: dr-grpo is judged against grpo; list grpo too/);
     expect(refusal({ minutes: -1 })).toMatch(/minutes: must be positive/);
-    expect(plan({ minutes: 200, arms: ['no-kl'] }).ablations.map((a) => `${a.seed}/${a.arm}`)).toEqual(['1/no-kl', '2/no-kl', '3/no-kl']);
+    expect(plan({ minutes: 200, arms: ['no-kl'] }).ablations.map((a) => `${a.seed}/${a.arm}`)).toEqual(['4/no-kl', '5/no-kl', '6/no-kl']);
   });
 });
