@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromotionActivities } from '../../../contracts/promotion';
-import type { ReproductionActivities } from '../../../contracts/reproduce';
+import { campaignIdOf, type ReproductionActivities } from '../../../contracts/reproduce';
 import type { RolloutActivities, RolloutStepInput } from '../../../contracts/rollout';
 import { reproductionHandle, reproductionProgress, startCampaign, startReproduction } from '../../../client/campaigns';
 import type { CampaignConfig } from '../../../config/campaign';
@@ -136,7 +136,7 @@ describe('workflow input the schemas refuse fails the workflow, naming the field
       const ablations = plan.ablations.map((a, i) => (i === 1 ? { ...a, config: refusedConfig(a.config) } : a));
       const bad = await startReproduction(env.client, { id, plan: { ...plan, ablations } });
       expect((await configFailure(bad)).message).toMatch(/^invalid reproduction input: plan\.ablations\.1\.config\.rl\.epochs: /);
-      await expect(env.client.workflow.getHandle(`${id}-s1-base`).describe()).rejects.toThrow(/not found/i);
+      await expect(env.client.workflow.getHandle(campaignIdOf(id, plan.base[0])).describe()).rejects.toThrow(/not found/i);
 
       const none = await startReproduction(env.client, { id: uniqueId('repro-none') } as ReproduceInput);
       expect((await configFailure(none)).message).toMatch(/^invalid reproduction input: plan: /);
@@ -147,7 +147,7 @@ describe('workflow input the schemas refuse fails the workflow, naming the field
       try {
         await until(
           'the first campaign',
-          async () => (await reproductionProgress(reproductionHandle(env.client, okId))).running === `${okId}-s1-base`,
+          async () => (await reproductionProgress(reproductionHandle(env.client, okId))).running === campaignIdOf(okId, plan.base[0]),
         );
       } finally {
         await ok.terminate('test done');
