@@ -42,10 +42,7 @@ const T1 = 'T1';
 
 /**
  * The ablations; the base campaign itself is the arm 'base' (RLOO, KL and entropy bonus on, one update per batch, no refill).
- * The estimator arms keep the base's loss aggregation: the entropy bonus is a mean over tokens, so a per-sequence token mean
- * (GRPO's) or Dr. GRPO's division by maxNewTokens shrinks the policy gradient against it by about the response length, and
- * AdamW, blind to the gradient's scale, then follows the entropy (tried: GRPO with its token mean collapsed to 80 % garbage
- * within two epochs on seed 1).
+ * The estimator arms keep the base's loss aggregation, which the entropy bonus's weight is set for (see rl.alphaEnt).
  */
 export const ARMS: Arm[] = [
   {
