@@ -15,9 +15,9 @@ import { loadPretrained } from '../../../formats/pretrained';
 import { contentHash } from '../../../formats/source';
 import { Llama } from '../../../model/llama';
 import type { Policy } from '../../../model/policy';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 const DIR = resolve('tests/fixtures/pretrained');
 const BASE = `${DIR}/llama-tied`;

@@ -4,10 +4,10 @@ import { evaluate } from '../../../evaluation/evaluate';
 import { chooseSetting, sweepRows, temperatureSweep } from '../../../evaluation/sweep';
 import type { Metrics } from '../../../evaluation/metrics';
 import type { Transformer } from '../../../model/transformer';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
 
-useWasm();
+useBackend();
 
 describe('temperatureSweep', () => {
   let model: Transformer;

@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evalJson, parseEvalArgs, renderEval } from '../../../cli/commands/eval';
 import { inferenceScaling } from '../../../evaluation/scaling';
 import type { Transformer } from '../../../model/transformer';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
 
-useWasm();
+useBackend();
 
 const ID = ['c-1/rl-e4'];
 

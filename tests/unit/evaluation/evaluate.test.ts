@@ -4,10 +4,10 @@ import { buildExample, encodePrompt } from '../../../model/tokenizer';
 import type { Transformer } from '../../../model/transformer';
 import { writeTrace } from '../../../tasks/teacher';
 import { Prng } from '../../../util/prng';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
 
-useWasm();
+useBackend();
 
 describe('evaluate', () => {
   let model: Transformer;

@@ -5,10 +5,10 @@ import { accuracyBySteps } from '../../../evaluation/metrics';
 import { inferenceScaling, reasoningLength, responsesAtBudget, type ScalingOptions } from '../../../evaluation/scaling';
 import { ANS, encodePrompt } from '../../../model/tokenizer';
 import type { Transformer } from '../../../model/transformer';
-import { expectNoLeak, useWasm } from '../model/helpers';
+import { expectNoLeak, useBackend } from '../model/helpers';
 import { countdownProblems, endingModel, GARBAGE } from './helpers';
 
-useWasm();
+useBackend();
 
 describe('inference scaling', () => {
   let model: Transformer;

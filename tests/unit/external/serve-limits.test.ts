@@ -21,7 +21,7 @@ let slow: Transformer;
 const servers: ServedModel[] = [];
 
 beforeAll(async () => {
-  await initBackend('wasm');
+  await initBackend();
   tiny = new Transformer(modelConfig({ contextLength: 64, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32 }), new Prng(1));
   slow = new Transformer(modelConfig({ contextLength: 1024, dModel: 64, nLayers: 2, nHeads: 2, dFF: 128 }), new Prng(1));
 });

@@ -19,7 +19,7 @@ let served: ServedModel;
 let dir: string;
 
 beforeAll(async () => {
-  await initBackend('wasm');
+  await initBackend();
   model = new Transformer(modelConfig({ contextLength: 64, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32 }), new Prng(1));
   served = await serveCheckpoint({ model, name: 'tiny', port: 0 });
   dir = await mkdtemp(join(tmpdir(), 't1-serve-'));

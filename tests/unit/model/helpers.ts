@@ -8,7 +8,14 @@ import { PAD } from '../../../model/tokenizer';
 import { BLOCKED, type Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
 
-/** Unit tests run on wasm: the realistic CI backend. */
+/** The backend production runs (native where it loads; CI requires it): what CI tests is what runs. */
+export function useBackend(): void {
+  beforeAll(async () => {
+    await initBackend();
+  });
+}
+
+/** The wasm fallback, for tests of its own kernels. */
 export function useWasm(): void {
   beforeAll(async () => {
     await initBackend('wasm');

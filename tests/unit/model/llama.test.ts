@@ -4,10 +4,10 @@ import { applyRope, Llama, rmsNorm, ropeInverseFrequencies, ropeTables } from '.
 import type { LlamaConfig } from '../../../model/llama-config';
 import type { NamedArrays } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
-import { expectFiniteDifferenceGradients, expectNoLeak, useWasm } from './helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, useBackend } from './helpers';
 import { batchLoss, logitsOf, randomWeights, tinyLlama } from './llama-helpers';
 
-useWasm();
+useBackend();
 
 /** Head size 4 (H*K = D) and a 16-token context. */
 function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {

@@ -4,9 +4,9 @@ import { LlamaConfigSchema } from '../../../model/llama-config';
 import { decodeLlamaState, decodeState, encodeState, type TrainingState } from '../../../model/state';
 import { Transformer } from '../../../model/transformer';
 import { Prng } from '../../../util/prng';
-import { tinyConfig, useWasm } from './helpers';
+import { tinyConfig, useBackend } from './helpers';
 
-useWasm();
+useBackend();
 
 function sampleState(): TrainingState {
   const model = new Transformer(tinyConfig(), new Prng(1));

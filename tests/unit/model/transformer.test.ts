@@ -6,9 +6,9 @@ import { paramShapes } from '../../../model/shapes';
 import { Transformer } from '../../../model/transformer';
 import { maskedNllSum } from '../../../training/loss';
 import { Prng } from '../../../util/prng';
-import { expectFiniteDifferenceGradients, expectNoLeak, tinyConfig, useWasm } from './helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, tinyConfig, useBackend } from './helpers';
 
-useWasm();
+useBackend();
 
 function logitsOf(model: Transformer, rows: number[][]): Float32Array {
   return tf.tidy(() => model.forward(tf.tensor2d(rows, undefined, 'int32')).dataSync() as Float32Array);

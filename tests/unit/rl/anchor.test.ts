@@ -6,9 +6,9 @@ import { decodeState } from '../../../model/state';
 import { anchorAfterStep, encodeAnchor, copyPolicyToAnchor } from '../../../rl/anchor';
 import { rlConfig } from '../../../rl/config';
 import { Prng } from '../../../util/prng';
-import { tinyConfig, useWasm } from '../model/helpers';
+import { tinyConfig, useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 let policy: Transformer;
 let anchor: Transformer;

@@ -12,10 +12,10 @@ import { directTrace } from '../../../tasks/teacher';
 import type { Problem } from '../../../tasks/types';
 import { AdamW } from '../../../training/adamw';
 import { Prng } from '../../../util/prng';
-import { tinyConfig, useWasm } from '../model/helpers';
+import { tinyConfig, useBackend } from '../model/helpers';
 import { expectSameState, resumeMidEpoch, untimed } from './resume-helper';
 
-useWasm();
+useBackend();
 
 // Dynamic sampling (DAPO): flat groups are replaced by further prompts from the pool.
 const source: PromptSource = { task: 'arithmetic', seed: 7, difficulty: { min: 1, max: 1 } };

@@ -7,10 +7,10 @@ import { PromptPool, type PromptSource } from '../../../rl/prompts';
 import type { RlStepMetrics } from '../../../rl/step';
 import { sampleProblems } from '../../../tasks/stream';
 import { Prng } from '../../../util/prng';
-import { tinyConfig, useWasm } from '../model/helpers';
+import { tinyConfig, useBackend } from '../model/helpers';
 import { expectSameState, resumeMidEpoch, untimed } from './resume-helper';
 
-useWasm();
+useBackend();
 
 const source: PromptSource = { task: 'arithmetic', seed: 7, difficulty: { min: 1, max: 2 } };
 // Every moving part on: updates on flat groups, PPO minibatches (Prng shuffles), an EMA anchor.

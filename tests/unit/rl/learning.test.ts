@@ -18,9 +18,9 @@ import type { Problem } from '../../../tasks/types';
 import { AdamW } from '../../../training/adamw';
 import { SftTrainer } from '../../../training/sft';
 import { Prng } from '../../../util/prng';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 const cfg = rlConfig({
   samplesPerPrompt: 16,

@@ -15,9 +15,9 @@ import {
   type UpdateSample,
 } from '../../../rl/loss';
 import { Prng } from '../../../util/prng';
-import { expectFiniteDifferenceGradients, expectNoLeak, tinyConfig, useWasm } from '../model/helpers';
+import { expectFiniteDifferenceGradients, expectNoLeak, tinyConfig, useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 const rng = new Prng(17);
 let model: Transformer;

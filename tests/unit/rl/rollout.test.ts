@@ -5,9 +5,9 @@ import { rlConfig, rolloutShards } from '../../../rl/config';
 import { sampleRollouts, type RolloutBatch } from '../../../rl/rollout';
 import { CampaignConfigSchema } from '../../../config/campaign';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak, tinyConfig, useWasm } from '../model/helpers';
+import { expectNoLeak, tinyConfig, useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 describe('rollouts', () => {
   const model = new Transformer(tinyConfig({ initStd: 0.5, contextLength: 40 }), new Prng(5));

@@ -9,9 +9,9 @@ import { rlStep, type RlStepMetrics } from '../../../rl/step';
 import { sampleProblems } from '../../../tasks/stream';
 import { AdamW } from '../../../training/adamw';
 import { Prng } from '../../../util/prng';
-import { tinyConfig, useWasm } from '../model/helpers';
+import { tinyConfig, useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 const modelCfg = tinyConfig({ contextLength: 48 });
 const problems = sampleProblems(6, { task: 'arithmetic', split: 'train', pool: 'rl', seed: 3, difficulty: 2 });

@@ -206,7 +206,7 @@ describe('endpoint teacher', () => {
 describe('t1 serve as the teacher', () => {
   let model: Transformer;
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackend();
     model = new Transformer(modelConfig({ contextLength: 96, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32 }), new Prng(3));
   });
   afterAll(() => model?.dispose());

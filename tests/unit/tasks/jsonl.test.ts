@@ -234,7 +234,7 @@ describe('jsonl campaign config', () => {
       );
       expect(pinned.model).toMatchObject({ extraChars: '\u03c0\u221a', vocabSize: VOCAB_SIZE + 2 });
       expect(pinned.task.file).toBe(file);
-      await initBackend('wasm');
+      await initBackend();
       const model = new Transformer(
         modelConfig({ ...pinned.model, contextLength: 48, dModel: 16, nLayers: 1, nHeads: 2, dFF: 32 }),
         new Prng(2),

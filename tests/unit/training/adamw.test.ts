@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { AdamW, AdamWConfigSchema } from '../../../training/adamw';
 import { clipByGlobalNorm } from '../../../training/clip';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 describe('AdamW', () => {
   const config = AdamWConfigSchema.parse({ beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1 });

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { maskedNllSum } from '../../../training/loss';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 describe('maskedNllSum', () => {
   it('matches a hand computation on a tiny case', () => {

@@ -13,9 +13,9 @@ import { LoraConfigSchema } from '../../../model/lora-config';
 import { encodeState, decodeAnyState } from '../../../model/state';
 import { SftTrainer } from '../../../training/sft';
 import { Prng } from '../../../util/prng';
-import { useWasm } from '../model/helpers';
+import { useBackend } from '../model/helpers';
 
-useWasm();
+useBackend();
 
 const base = loadPretrained('tests/fixtures/pretrained/llama-tied');
 const format = new ChatFormat(base.tokenizer, 'Answer.');

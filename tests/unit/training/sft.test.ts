@@ -4,10 +4,10 @@ import { decodeAll } from '../../../evaluation/decode';
 import type { Policy } from '../../../model/policy';
 import { SftTrainer } from '../../../training/sft';
 import { Prng } from '../../../util/prng';
-import { expectNoLeak, useWasm } from '../model/helpers';
+import { expectNoLeak, useBackend } from '../model/helpers';
 import { reverseExamples, reverseTask, smallConfig } from './toy';
 
-useWasm();
+useBackend();
 
 /** Greedy exact match over the items, decoded as evaluation decodes (evaluation/decode.ts). */
 async function greedyAccuracy(

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../../../util/prng';
-import { useWasm } from './helpers';
+import { Decoder } from '../../../model/decode';
+import { Transformer } from '../../../model/transformer';
+import { tinyConfig, useWasm } from './helpers';
 
 useWasm();
 
@@ -73,5 +75,14 @@ describe('wasm BatchMatMul replacement', () => {
     expect(() => tf.matMul(a, a, true, false).dispose()).not.toThrow();
     expect(() => tf.matMul(a, rand([5, 2]), true, false)).toThrow(/inner shapes/);
     expect(tf.memory().numTensors).toBe(before + 1); // only the operand built inside expect()
+  });
+});
+
+describe('the KV cache on wasm', () => {
+  it('appends (an in-place cache needs the tensorflow backend, and is refused)', () => {
+    const m = new Transformer(tinyConfig(), new Prng(5));
+    expect(() => new Decoder(m, 'inplace')).toThrow(/tensorflow backend/);
+    expect(new Decoder(m).mode).toBe('append');
+    m.dispose();
   });
 });
