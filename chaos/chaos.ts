@@ -20,6 +20,7 @@ export interface Kill {
   detail: string;
   /** Where the killed activity lives, to read its attempts from history afterwards. */
   workflowId: string;
+  runId: string;
   activityId: string;
   /** The activity needed another attempt (from history, once its workflow is done). */
   landed?: boolean;
@@ -104,6 +105,7 @@ export class Chaos {
       activity: held.type,
       detail,
       workflowId: held.workflowId,
+      runId: held.runId,
       activityId: held.activityId,
     });
     await this.pool.killAndReplace(w);

@@ -192,7 +192,7 @@ async function main(stack: StackConfig, env: NodeJS.ProcessEnv, stateDir: string
     );
     await Promise.all(drivers);
     for (const k of c.kills) {
-      const attempt = await finalAttempt(c.client(), k.workflowId, k.activityId).catch(() => undefined);
+      const attempt = await finalAttempt(c.client(), k).catch(() => undefined);
       k.landed = attempt !== undefined && attempt > 1;
     }
     for (const r of runs) if (r.scheduleId) await c.client().schedule.getHandle(r.scheduleId).delete();

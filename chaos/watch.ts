@@ -35,6 +35,8 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined | 
 /** An activity a worker holds right now. */
 export interface Held {
   workflowId: string;
+  /** The run that holds it: a rollout step's id can run again, and a campaign continues as new. */
+  runId: string;
   activityId: string;
   type: string;
   attempt: number;
@@ -60,6 +62,7 @@ export async function heldActivities(client: Client, workflowId: string): Promis
     }
     out.push({
       workflowId,
+      runId: d.runId,
       activityId: p.activityId ?? '',
       type: p.activityType?.name ?? '?',
       attempt: p.attempt ?? 1,
@@ -72,7 +75,7 @@ export async function heldActivities(client: Client, workflowId: string): Promis
 
 /** Whether the activity is still started by the same process. */
 export async function stillHeld(client: Client, h: Held): Promise<boolean> {
-  return (await heldActivities(client, h.workflowId)).some((a) => a.activityId === h.activityId && a.pid === h.pid);
+  return (await heldActivities(client, h.workflowId)).some((a) => a.runId === h.runId && a.activityId === h.activityId && a.pid === h.pid);
 }
 
 /** The running rollout workflows (one per RL step in workers mode) of a campaign. */
@@ -84,13 +87,13 @@ export async function runningRollouts(client: Client, campaignId: string): Promi
 }
 
 /**
- * The attempt that finished an activity, from the workflow's history (ActivityTaskStarted is
- * written with the last attempt): above 1 when a kill cost it an attempt. Undefined if not found.
+ * The attempt that finished an activity, from its run's history (ActivityTaskStarted is written with
+ * the last attempt): above 1 when a kill cost it an attempt. Undefined if not found.
  */
-export async function finalAttempt(client: Client, workflowId: string, activityId: string): Promise<number | undefined> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+export async function finalAttempt(client: Client, h: Pick<Held, 'workflowId' | 'runId' | 'activityId'>): Promise<number | undefined> {
+  const history = await client.workflow.getHandle(h.workflowId, h.runId).fetchHistory();
   const events = history.events ?? [];
-  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityId === activityId);
+  const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityId === h.activityId);
   if (!scheduled?.eventId) return undefined;
   const id = String(scheduled.eventId);
   const started = events.find(

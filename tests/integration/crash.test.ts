@@ -1,7 +1,9 @@
 /**
- * Durability against real failures: a worker killed with SIGKILL during SFT and again during RL,
- * and the S3 server down for 20 s while checkpoints are being committed. The campaign completes,
- * and (same seed) its final checkpoint is bit-identical to an uninterrupted run's.
+ * Durability against real failures: the S3 server down for 20 s while checkpoints are being
+ * committed; and, in one campaign on versioned workers, a worker killed with SIGKILL during SFT, a
+ * rolling upgrade to another build mid-RL and that build's worker killed in the next epoch. The
+ * campaigns complete, and (same seed) the disturbed one's checkpoints are bit-identical to an
+ * uninterrupted run's.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
@@ -40,62 +42,17 @@ async function progress(h: WorkflowHandle): Promise<{ activity: string; step: nu
   return undefined;
 }
 
-/** The uninterrupted run every disturbed one must equal, run once (on the running `worker`, or a worker of its own). */
-let reference: Promise<CampaignResult> | undefined;
-function uninterrupted(): Promise<CampaignResult> {
-  return (reference ??= (async () => {
-    const own = spawnWorker();
-    try {
-      return (await (await start(uniqueCampaign('ref'))).result()) as CampaignResult;
-    } finally {
-      await killHard(own);
-    }
-  })());
+/** The uninterrupted run the disturbed one must equal, on a worker of its own. */
+async function uninterrupted(): Promise<CampaignResult> {
+  const own = spawnWorker();
+  try {
+    return (await (await start(uniqueCampaign('ref'))).result()) as CampaignResult;
+  } finally {
+    await killHard(own);
+  }
 }
 
 describe('crash recovery (worker processes killed with SIGKILL)', () => {
-  it('kill -9 during SFT and during RL: the campaign completes with the same final checkpoint as an uninterrupted run', async () => {
-    const refResult = await uninterrupted();
-    let worker = spawnWorker();
-    const t0 = Date.now();
-    const log = (m: string) => console.log(`[crash +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
-
-    const id = uniqueCampaign('crash');
-    const h = await start(id);
-    // Heartbeats reach the server throttled; the committed intra checkpoints show progress at once.
-    await waitFor('SFT past its first intra checkpoint', async () => !!(await store.manifest(`${id}/sft-s000005`)), 180_000, 50);
-    await killHard(worker);
-    log('killed the worker during SFT');
-    const killedAt = Date.now();
-    worker = spawnWorker();
-    await waitFor('RL past its first intra checkpoint', async () => !!(await store.manifest(`${id}/rl-e0001-s000002`)), 180_000, 50);
-    const detectSeconds = (Date.now() - killedAt) / 1000; // kill during SFT -> the retried SFT finished and RL ran
-    expect(await store.manifest(`${id}/rl-e0001`)).toBeUndefined(); // the kill lands inside the epoch
-    await killHard(worker);
-    log('killed the worker during RL');
-    worker = spawnWorker();
-    try {
-      const result = (await h.result()) as CampaignResult;
-      log('campaign completed');
-      expect(result.checkpoints.final.sha256).toBe(refResult.checkpoints.final.sha256);
-      expect(result.checkpoints.sft.sha256).toBe(refResult.checkpoints.sft.sha256);
-      // Same checkpoints, same evaluation config: every inference-scaling point comes from the S3 cache,
-      // without loading a model or generating a token, and equals the reference's.
-      expect(refResult.scaling.every((p) => !p.cached)).toBe(true);
-      expect(result.scaling.length).toBe(refResult.scaling.length);
-      expect(result.scaling.every((p) => p.cached)).toBe(true);
-      expect(result.scaling.map((p) => p.accuracy)).toEqual(refResult.scaling.map((p) => p.accuracy));
-      // Retries resumed from intra-activity checkpoints instead of starting over.
-      const st = await campaignStatus(h);
-      expect(st.sft!.resumedFromStep).toBeGreaterThanOrEqual(5);
-      expect(st.epochs.some((e) => e.resumedFromStep >= 2)).toBe(true);
-      // The heartbeat timeout handed the SFT activity to the new worker well within a minute.
-      expect(detectSeconds).toBeLessThan(90);
-    } finally {
-      await killHard(worker);
-    }
-  }, 600_000);
-
   it('S3 down for 20 s during checkpoint commits: activities retry, nothing half-written becomes visible, the campaign completes', async () => {
     const worker = spawnWorker();
     try {
@@ -116,21 +73,31 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
     }
   }, 300_000);
 
-  it('Worker Versioning: a campaign started on build A completes unchanged when build B replaces the workers mid-RL', async () => {
+  it('kill -9 during SFT and during RL, and a rolling upgrade from build A to build B mid-RL: the campaign ends on the uninterrupted run’s bits', async () => {
     const refResult = await uninterrupted();
+    const t0 = Date.now();
+    const log = (m: string) => console.log(`[crash +${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
     const deployment = `t1-test-${process.pid}-${Date.now().toString(36)}`;
     const versioned = (build: string, ...args: string[]) =>
       spawnWorker('all', { T1_WORKER_DEPLOYMENT: deployment, T1_BUILD_ID: build }, args);
     // Both builds start at once (B as a new Deployment's pods would, Ready but not yet current).
-    const a = versioned('build-a', '--make-current');
-    const b = versioned('build-b');
+    let a = versioned('build-a', '--make-current');
+    let b = versioned('build-b');
     try {
       await waitFor('build-a to be current', async () => a.output().includes('build-a is now the current version'), 120_000);
       await waitFor('build-b to poll', async () => b.output().includes('[worker] role all'), 120_000);
       expect(a.output()).toContain(`build build-a of deployment ${deployment}`);
-      const id = uniqueCampaign('upgrade');
+      const id = uniqueCampaign('crash');
       const h = await start(id);
+      // Heartbeats reach the server throttled; the committed intra checkpoints show progress at once.
+      await waitFor('SFT past its first intra checkpoint', async () => !!(await store.manifest(`${id}/sft-s000005`)), 180_000, 50);
+      await killHard(a);
+      log('killed build A’s worker during SFT');
+      const killedAt = Date.now();
+      a = versioned('build-a');
       await waitFor('RL past its first intra checkpoint', async () => !!(await store.manifest(`${id}/rl-e0001-s000002`)), 180_000, 50);
+      const detectSeconds = (Date.now() - killedAt) / 1000; // kill during SFT -> the retried SFT finished and RL ran
+      expect(await store.manifest(`${id}/rl-e0001`)).toBeUndefined(); // the upgrade lands inside the epoch
       const before = (await h.describe()).raw.workflowExecutionInfo!.versioningInfo!;
       expect(before.deploymentVersion).toMatchObject({ deploymentName: deployment, buildId: 'build-a' });
       expect(String(before.behavior)).toMatch(/AUTO_UPGRADE|^2$/);
@@ -138,15 +105,40 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
       // its running step is checkpointed and handed over).
       await makeCurrent(client(), 'default', { deployment, buildId: 'build-b' });
       a.kill('SIGTERM');
+      log('build B current, build A stopped (SIGTERM) during RL epoch 1');
+      await waitFor(
+        'RL epoch 2 past its first intra checkpoint',
+        async () => !!(await store.manifest(`${id}/rl-e0002-s000002`)),
+        180_000,
+        50,
+      );
+      expect(await store.manifest(`${id}/rl-e0002`)).toBeUndefined();
+      await killHard(b);
+      log('killed build B’s worker during RL epoch 2');
+      b = versioned('build-b');
       const result = (await h.result()) as CampaignResult;
+      log('campaign completed');
       expect(result.checkpoints.final.sha256).toBe(refResult.checkpoints.final.sha256);
+      expect(result.checkpoints.sft.sha256).toBe(refResult.checkpoints.sft.sha256);
       const after = (await h.describe()).raw.workflowExecutionInfo!.versioningInfo!;
       expect(after.deploymentVersion).toMatchObject({ deploymentName: deployment, buildId: 'build-b' });
+      // Same checkpoints, same evaluation config: every inference-scaling point comes from the S3 cache,
+      // without loading a model or generating a token, and equals the reference's.
+      expect(refResult.scaling.every((p) => !p.cached)).toBe(true);
+      expect(result.scaling.length).toBe(refResult.scaling.length);
+      expect(result.scaling.every((p) => p.cached)).toBe(true);
+      expect(result.scaling.map((p) => p.accuracy)).toEqual(refResult.scaling.map((p) => p.accuracy));
+      // Retries resumed from intra-activity checkpoints instead of starting over.
+      const st = await campaignStatus(h);
+      expect(st.sft!.resumedFromStep).toBeGreaterThanOrEqual(5);
+      expect(st.epochs[1].resumedFromStep).toBeGreaterThanOrEqual(2);
+      // The heartbeat timeout handed the SFT activity to the new worker well within a minute.
+      expect(detectSeconds).toBeLessThan(90);
     } finally {
       await killHard(a);
       await killHard(b);
       // The task queues back to unversioned workers, which the other tests run.
       await client().workflowService.setWorkerDeploymentCurrentVersion({ namespace: 'default', deploymentName: deployment, buildId: '' });
     }
-  }, 400_000);
+  }, 600_000);
 });
