@@ -53,26 +53,6 @@ async function uninterrupted(): Promise<CampaignResult> {
 }
 
 describe('crash recovery (worker processes killed with SIGKILL)', () => {
-  it('S3 down for 20 s during checkpoint commits: activities retry, nothing half-written becomes visible, the campaign completes', async () => {
-    const worker = spawnWorker();
-    try {
-      const id = uniqueCampaign('s3down');
-      const h = await start(id);
-      await waitFor('SFT to start', async () => (await progress(h))?.activity === 'sftTrain', 180_000, 50);
-      await stopService(testStack(), 's3');
-      await new Promise((r) => setTimeout(r, 20_000));
-      await startService(testStack(), 's3');
-      const result = (await h.result()) as CampaignResult;
-      expect(result.status).toBe('completed');
-      // Every visible checkpoint of the campaign is complete and verifies.
-      const ms = await store.list({ campaign: id });
-      expect(ms.length).toBeGreaterThan(3);
-      for (const m of ms) expect((await store.verify(m.id)).ok).toBe(true);
-    } finally {
-      await killHard(worker);
-    }
-  }, 300_000);
-
   it('kill -9 during SFT and during RL, and a rolling upgrade from build A to build B mid-RL: the campaign ends on the uninterrupted run’s bits', async () => {
     const refResult = await uninterrupted();
     const t0 = Date.now();
@@ -141,4 +121,24 @@ describe('crash recovery (worker processes killed with SIGKILL)', () => {
       await client().workflowService.setWorkerDeploymentCurrentVersion({ namespace: 'default', deploymentName: deployment, buildId: '' });
     }
   }, 600_000);
+
+  it('S3 down for 20 s during checkpoint commits: activities retry, nothing half-written becomes visible, the campaign completes', async () => {
+    const worker = spawnWorker();
+    try {
+      const id = uniqueCampaign('s3down');
+      const h = await start(id);
+      await waitFor('SFT to start', async () => (await progress(h))?.activity === 'sftTrain', 180_000, 50);
+      await stopService(testStack(), 's3');
+      await new Promise((r) => setTimeout(r, 20_000));
+      await startService(testStack(), 's3');
+      const result = (await h.result()) as CampaignResult;
+      expect(result.status).toBe('completed');
+      // Every visible checkpoint of the campaign is complete and verifies.
+      const ms = await store.list({ campaign: id });
+      expect(ms.length).toBeGreaterThan(3);
+      for (const m of ms) expect((await store.verify(m.id)).ok).toBe(true);
+    } finally {
+      await killHard(worker);
+    }
+  }, 300_000);
 });
