@@ -121,10 +121,11 @@ async function start(c: Chaos, plan: Plan, config: ReturnType<typeof resolveConf
     async () => (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId,
     60_000,
   );
+  // Its first activity reads the promotion pointer from S3: the outage or a busy pool can hold it for minutes.
   const child = await waitFor(
     'the scheduled run to start its campaign',
     async () => (await c.client().workflow.getHandle(run).describe()).raw.pendingChildren?.[0]?.workflowId ?? undefined,
-    60_000,
+    300_000,
   );
   const campaignId = (await campaignStatus(c.client().workflow.getHandle(child))).campaignId;
   c.log(`schedule ${id} triggered: run ${run}, campaign ${campaignId}`);
